@@ -1,0 +1,179 @@
+"""The ``anomtok`` command line: thin wrappers over the Python API.
+
+Every command maps ``AnomtokError`` to one line on stderr and exit code 2; an unexpected
+failure prints one line and exits 1 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import time
+from typing import Any, Callable
+
+import click
+
+from ._version import __version__
+from .errors import AnomtokError
+
+EXIT_BAD_INPUT = 2
+
+
+def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            return fn(*args, **kwargs)
+        except AnomtokError as exc:
+            if debug:
+                raise
+            click.echo(f"anomtok: error: {exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            click.echo("anomtok: interrupted", err=True)
+            sys.exit(130)
+        except MemoryError:
+            click.echo("anomtok: error: out of memory (try a smaller model or --device cuda)", err=True)
+            sys.exit(1)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - never show a traceback unless asked
+            if debug:
+                raise
+            click.echo(f"anomtok: internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="anomtok")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(debug: bool, verbose: int) -> None:
+    """anomtok: find the blind spots of a language model's vocabulary.
+
+    MODEL is a packaged alias (gemma-3-270m, smollm2-135m, minilm-l6), a .gguf or .safetensors
+    file, a Hugging Face model folder, or a hub id.
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="anomtok: %(levelname)s: %(message)s", stream=sys.stderr)
+
+
+def _progress(enabled: bool) -> Callable[[str], None] | None:
+    if not enabled:
+        return None
+    start = time.perf_counter()
+
+    def report(step: str) -> None:
+        click.echo(f"  {step:<10} {time.perf_counter() - start:6.1f} s", err=True)
+
+    return report
+
+
+def _rank_options(device: str, nn: str, seed: int):
+    from .ranking import RankOptions
+
+    try:
+        return RankOptions(device=device, nn=nn, seed=seed)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+_device = click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("-k", "k", default=50, show_default=True, type=click.IntRange(1, 10_000_000), help="How many tokens.")
+@click.option("--metric", default="centroid_l2", show_default=True,
+              help="centroid_l2, centroid_cos, norm, mean_cos, pc1_removed_cos, unused_ref_cos, score.")
+@click.option("--far", is_flag=True, help="Farthest from the centroid (the other tail) instead of nearest.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--include-padding", is_flag=True, help="Also list embedding rows past the tokenizer's vocabulary.")
+@_device
+@_handle_errors
+def nearest(model: str, k: int, metric: str, far: bool, fmt: str, include_padding: bool, device: str) -> None:
+    """The K tokens nearest to (or with --far farthest from) the embedding centroid.
+
+    \b
+    Examples:
+      anomtok nearest gemma-3-270m -k 20
+      anomtok nearest smollm2-135m --far --format csv > far.csv
+      anomtok nearest ./my-model --metric unused_ref_cos -k 100
+    """
+    from . import api
+    from .export import safe_for_spreadsheet
+
+    frame = api.nearest(model, k=k, metric=metric, far=far, include_padding=include_padding,
+                        options=_rank_options(device, "off", 0))
+    cols = ["token_id", "token", "kind", "script", metric] + [c for c in ("centroid_l2", "centroid_cos", "norm") if c != metric]
+    view = frame.select(["rank"] + cols) if metric == "score" else frame.select(cols)
+    if fmt == "csv":
+        click.echo(safe_for_spreadsheet(view.with_columns(bytes_hex=frame["bytes_hex"])).write_csv(), nl=False)
+    elif fmt == "json":
+        click.echo(json.dumps(view.with_columns(bytes_hex=frame["bytes_hex"]).to_dicts(), ensure_ascii=False, indent=1))
+    else:
+        from .table import format_table
+
+        rows = [[i + 1, *r] for i, r in enumerate(view.iter_rows())]
+        rows = [[r[0], r[1], f"⟨{r[2]}⟩", *r[3:]] for r in rows]
+        headers = ["#", *view.columns]
+        click.echo(format_table(rows, headers, right=[True, True, False, False, False] + [True] * (len(headers) - 5)))
+
+
+@cli.command("rank")
+@click.argument("model")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--nn", type=click.Choice(["auto", "exact", "approx", "off"]), default="auto", show_default=True,
+              help="Nearest-neighbour cosine: exact, approximate, or off; auto picks by size.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the approximate nearest-neighbour sample.")
+@click.option("--top", "show", default=15, show_default=True, type=click.IntRange(0, 1000), help="Rows to print.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@_device
+@_handle_errors
+def rank_cmd(model: str, out_dir: str, nn: str, seed: int, show: int, quiet: bool, device: str) -> None:
+    """Rank every token of MODEL; write ranked.csv, ranked.parquet and meta.json to OUT.
+
+    \b
+    Rank 1 is the most suspicious token by the default score (cosine to the mean of
+    known-unused tokens after removing the first principal component; see the README).
+    Examples:
+      anomtok rank smollm2-135m -o out/smollm2
+      anomtok rank ./model.gguf -o out/m --nn off
+    """
+    from . import api
+    from .loading import load
+    from .table import format_table
+
+    t0 = time.perf_counter()
+    emb = load(model)
+    if not quiet:
+        click.echo(f"loaded {emb!r} in {emb.provenance.seconds:.2f} s", err=True)
+    result = api.rank(emb, out_dir=out_dir, options=_rank_options(device, nn, seed), progress=_progress(not quiet))
+    if quiet:
+        return
+    inv = result.meta["invalid_rows"]["count"]
+    if inv:
+        click.echo(f"warning: {inv} rows are NaN, infinite or zero: kept out of the centroid, ranked first", err=True)
+    sc = result.meta["score"]
+    click.echo(f"score: cosine to the mean of {sc['reference_size']} reference tokens ({sc['reference_source']}) "
+               f"on the {sc['matrix']}", err=True)
+    if show:
+        top = result.frame.head(show)
+        rows = [[r["rank"], r["token_id"], f"⟨{r['token']}⟩", r["kind"], r["script"], r["score"], r["norm"]]
+                for r in top.iter_rows(named=True)]
+        click.echo(format_table(rows, ["rank", "token_id", "token", "kind", "script", "score", "norm"],
+                                right=[True, True, False, False, False, True, True]))
+    click.echo(f"wrote {out_dir}/ranked.csv, ranked.parquet, meta.json ({time.perf_counter() - t0:.1f} s)", err=True)
+
+
+def main() -> None:
+    cli(prog_name="anomtok")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,77 @@
+"""Writing and reading ranked tables: CSV safe to open in a spreadsheet, parquet, meta.json.
+
+The ``token`` column is the display form (control, bidi and invalid bytes escaped) with cells
+that a spreadsheet would read as a formula prefixed by ``'``; ``bytes_hex`` keeps the exact bytes.
+``read_table`` gives back every id and byte string exactly. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from .cache import atomic_path, atomic_write_text
+from .errors import InputError
+from .text import spreadsheet_safe
+
+__all__ = ["safe_for_spreadsheet", "write_csv", "write_ranking", "read_table", "token_bytes", "write_json"]
+
+TEXT_COLUMNS = ("token",)
+
+
+def safe_for_spreadsheet(frame: pl.DataFrame, columns: tuple[str, ...] = TEXT_COLUMNS) -> pl.DataFrame:
+    cols = [c for c in columns if c in frame.columns]
+    if not cols:
+        return frame
+    return frame.with_columns(
+        [pl.col(c).map_elements(spreadsheet_safe, return_dtype=pl.String) for c in cols]
+    )
+
+
+def write_csv(frame: pl.DataFrame, path: str | os.PathLike) -> Path:
+    """Atomic, spreadsheet-safe CSV (UTF-8, every field that needs it quoted)."""
+    target = Path(path)
+    with atomic_path(target) as tmp:
+        safe_for_spreadsheet(frame).write_csv(tmp)
+    return target
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> Path:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    return Path(path)
+
+
+def write_ranking(ranking: Any, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """``ranked.csv``, ``ranked.parquet`` and ``meta.json`` in ``out_dir``."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out / "ranked.csv", "parquet": out / "ranked.parquet", "meta": out / "meta.json"}
+    write_csv(ranking.frame, paths["csv"])
+    with atomic_path(paths["parquet"]) as tmp:
+        ranking.frame.write_parquet(tmp)
+    write_json(ranking.meta, paths["meta"])
+    return paths
+
+
+def read_table(path: str | os.PathLike) -> pl.DataFrame:
+    """Read a ranked CSV or parquet back (``token_id`` as int, ``bytes_hex`` as text)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    try:
+        if p.suffix == ".parquet":
+            return pl.read_parquet(p)
+        return pl.read_csv(p, schema_overrides={"bytes_hex": pl.String, "token": pl.String}, infer_schema_length=10000)
+    except Exception as exc:  # noqa: BLE001 - polars raises several types
+        raise InputError(f"{p}: not a readable table ({exc.__class__.__name__})") from None
+
+
+def token_bytes(frame: pl.DataFrame) -> list[bytes]:
+    """Exact token bytes from the ``bytes_hex`` column (empty cells read as b"")."""
+    return [bytes.fromhex(h or "") for h in frame["bytes_hex"].to_list()]

@@ -1,0 +1,289 @@
+"""Embeddings from Hugging Face checkpoints: a folder, a ``.safetensors`` file, a sharded folder
+with its index, or (only as ``weights_only=True``) a ``.bin`` checkpoint.
+
+The embedding's parameter name comes from a weightless (meta-device) model skeleton built from
+``config.json``; only the shard holding that tensor is opened and only that tensor is read.
+When no skeleton can be built (unknown architecture, no config), 2-D tensors whose shape and
+name look like an embedding are used, and provenance says so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..cache import file_sha256
+from ..embeddings import FileInfo, ModelEmbeddings, Provenance
+from ..errors import LoadError
+from ..tokens import TokenTable
+
+__all__ = ["load_hf_folder", "load_safetensors_file", "load_tokenizer_table"]
+
+log = logging.getLogger(__name__)
+
+_EMBED_NAME = re.compile(r"(embed_tokens|word_embeddings|wte|tok_embeddings|embed_in|token_embd|shared|embeddings?)\.weight$")
+_OUTPUT_NAME = re.compile(r"(lm_head|embed_out|output|ff_out)\.weight$")
+
+
+# ---------------------------------------------------------------- checkpoint index
+def _safetensors_keys(path: Path) -> dict[str, tuple[list[int], str]]:
+    """name -> (shape, dtype) from a safetensors header, without reading tensor data."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise LoadError(f"{path}: truncated safetensors file (no header)")
+            n = int.from_bytes(head, "little")
+            size = path.stat().st_size
+            if n <= 0 or n > size - 8:
+                raise LoadError(f"{path}: corrupt or truncated safetensors file (header length {n} > file size {size})")
+            header = json.loads(f.read(n))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise LoadError(f"{path}: not a readable safetensors file ({exc})") from None
+    out: dict[str, tuple[list[int], str]] = {}
+    data_len = size - 8 - n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            begin, end = info["data_offsets"]
+            if end > data_len or begin > end:
+                raise LoadError(f"{path}: truncated safetensors file (tensor {name} ends at {end}, data has {data_len} bytes)")
+            out[name] = (list(info["shape"]), str(info["dtype"]))
+        except (KeyError, TypeError, ValueError):
+            raise LoadError(f"{path}: corrupt safetensors header entry {name!r}") from None
+    return out
+
+
+def _checkpoint_map(folder: Path) -> tuple[dict[str, Path], str]:
+    """Tensor name -> file holding it, and the format ("safetensors" or "pytorch-bin")."""
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        try:
+            wm = json.loads(index.read_text("utf-8"))["weight_map"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise LoadError(f"{index}: unreadable index ({exc})") from None
+        return {k: folder / v for k, v in wm.items()}, "safetensors"
+    files = sorted(folder.glob("*.safetensors"))
+    if files:
+        return {k: f for f in files for k in _safetensors_keys(f)}, "safetensors"
+    bindex = folder / "pytorch_model.bin.index.json"
+    if bindex.exists():
+        wm = json.loads(bindex.read_text("utf-8"))["weight_map"]
+        return {k: folder / v for k, v in wm.items()}, "pytorch-bin"
+    if (folder / "pytorch_model.bin").exists():
+        return {"*": folder / "pytorch_model.bin"}, "pytorch-bin"
+    raise LoadError(f"{folder}: no model weights found (no *.safetensors, safetensors index or pytorch_model.bin)")
+
+
+# ---------------------------------------------------------------- locating the embedding
+def _skeleton_names(config: Any) -> tuple[str | None, str | None, bool]:
+    """(input name, output name, tied) from a meta-device model skeleton; (None, None, tied) on failure."""
+    import transformers
+
+    text_cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+    tied = bool(getattr(text_cfg, "tie_word_embeddings", getattr(config, "tie_word_embeddings", True)))
+    classes = []
+    for arch in getattr(config, "architectures", None) or []:
+        cls = getattr(transformers, arch, None)
+        if cls is not None:
+            classes.append(cls)
+    classes += [transformers.AutoModelForCausalLM, transformers.AutoModel]
+    for cls in classes:
+        try:
+            with torch.device("meta"):
+                model = cls.from_config(config) if cls.__name__.startswith("Auto") else cls(config)
+        except Exception as exc:  # noqa: BLE001 - any failure means: try the next class
+            log.debug("skeleton %s failed: %s", getattr(cls, "__name__", cls), exc)
+            continue
+        names = {id(p): n for n, p in model.named_parameters(remove_duplicate=False)}
+        inp = model.get_input_embeddings()
+        outm = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        in_name = names.get(id(inp.weight)) if inp is not None else None
+        out_name = names.get(id(outm.weight)) if outm is not None and getattr(outm, "weight", None) is not None else None
+        if in_name:
+            return in_name, out_name, tied
+    return None, None, tied
+
+
+def _match_key(name: str, keys: list[str]) -> str | None:
+    """The checkpoint key for a skeleton parameter name, allowing a different module prefix."""
+    if name in keys:
+        return name
+    parts = name.split(".")
+    for cut in range(len(parts)):
+        suffix = ".".join(parts[cut:])
+        hits = [k for k in keys if k == suffix or k.endswith("." + suffix)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            return None
+    return None
+
+
+def _heuristic_names(shapes: dict[str, list[int]], vocab: int | None) -> tuple[str | None, str | None]:
+    two_d = {k: s for k, s in shapes.items() if len(s) == 2}
+    emb = [k for k in two_d if _EMBED_NAME.search(k) and (vocab is None or two_d[k][0] >= vocab)]
+    emb = [k for k in emb if "position" not in k and "type" not in k]
+    out = [k for k in two_d if _OUTPUT_NAME.search(k) and (vocab is None or two_d[k][0] >= vocab)]
+    return (emb[0] if len(emb) == 1 else None), (out[0] if len(out) == 1 else None)
+
+
+def _read(path: Path, key: str, fmt: str) -> torch.Tensor:
+    if fmt == "safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                t = f.get_tensor(key)
+        except (SafetensorError, OSError, RuntimeError) as exc:
+            raise LoadError(f"{path}: cannot read tensor {key} ({exc})") from None
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for bad pickles
+            raise LoadError(f"{path}: cannot read checkpoint with weights_only=True ({exc.__class__.__name__})") from None
+        if key not in state:
+            raise LoadError(f"{path}: no tensor {key}")
+        t = state[key]
+    return t.detach().to(torch.float32).contiguous()
+
+
+# ---------------------------------------------------------------- tokenizer
+def load_tokenizer_table(folder: Path) -> TokenTable | None:
+    """Token table from ``tokenizer.json``; else from a transformers fast tokenizer converted
+    from the folder's files (no remote code); None when the folder has no tokenizer."""
+    tj = folder / "tokenizer.json"
+    if tj.exists():
+        return TokenTable.from_tokenizer_json(tj)
+    if not any((folder / n).exists() for n in ("tokenizer_config.json", "vocab.txt", "tokenizer.model", "vocab.json", "spiece.model")):
+        return None
+    try:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+        spec = json.loads(tok.backend_tokenizer.to_str())
+    except Exception as exc:  # noqa: BLE001
+        raise LoadError(f"{folder}: has tokenizer files but no tokenizer could be built ({exc.__class__.__name__}: {exc})") from None
+    return TokenTable.from_tokenizer_json(spec)
+
+
+# ---------------------------------------------------------------- entry points
+def load_hf_folder(folder: Path, source: str, *, hash_files: bool = True) -> ModelEmbeddings:
+    t0 = time.perf_counter()
+    keymap, fmt = _checkpoint_map(folder)
+    config = None
+    raw_cfg: dict[str, Any] = {}
+    if (folder / "config.json").exists():
+        try:
+            raw_cfg = json.loads((folder / "config.json").read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise LoadError(f"{folder / 'config.json'}: unreadable ({exc})") from None
+        try:
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
+        except Exception as exc:  # noqa: BLE001 - unknown model_type etc.
+            log.info("AutoConfig failed (%s); falling back to name heuristics", exc)
+    notes: list[str] = []
+    in_name = out_name = None
+    tied = bool(raw_cfg.get("tie_word_embeddings", True))
+    method = "meta skeleton from config.json"
+    if config is not None:
+        sk_in, sk_out, tied = _skeleton_names(config)
+        keys = list(keymap)
+        if sk_in:
+            in_name = _match_key(sk_in, keys) if "*" not in keymap else sk_in
+        if sk_out and not tied:
+            out_name = _match_key(sk_out, keys) if "*" not in keymap else sk_out
+    if in_name is None:
+        if "*" in keymap:
+            raise LoadError(f"{folder}: cannot locate the embedding in pytorch_model.bin without a usable config.json")
+        shapes = _shapes(keymap, fmt)
+        vocab = raw_cfg.get("vocab_size")
+        in_name, h_out = _heuristic_names(shapes, vocab)
+        if in_name is None:
+            raise LoadError(f"{folder}: no input embedding found among the checkpoint tensors")
+        method = "name/shape heuristics (no usable config skeleton)"
+        if out_name is None and h_out and not raw_cfg.get("tie_word_embeddings", False) is True:
+            out_name = h_out
+    path = keymap.get(in_name, keymap.get("*"))
+    E = _read(path, in_name, fmt)
+    out = None
+    out_path = None
+    if out_name is not None and (out_name in keymap or "*" in keymap):
+        out_path = keymap.get(out_name, keymap.get("*"))
+        out = _read(out_path, out_name, fmt)
+        if out.shape == E.shape and torch.equal(out, E):
+            notes.append(f"{out_name} equals {in_name}: treated as tied")
+            out, out_name, out_path = None, None, None
+        elif out.ndim != 2 or out.shape[1] != E.shape[1]:
+            raise LoadError(f"{folder}: output matrix {out_name} has shape {tuple(out.shape)}, input {tuple(E.shape)}")
+    elif out_name is not None:
+        notes.append(f"config says untied but {out_name} is not in the checkpoint: treated as tied")
+        out_name = None
+    if E.ndim != 2:
+        raise LoadError(f"{folder}: tensor {in_name} is not a matrix (shape {tuple(E.shape)})")
+    tokens = load_tokenizer_table(folder)
+    if tokens is None:
+        notes.append("no tokenizer found: tokens are ids only")
+        tokens = TokenTable.from_pieces([f"<id {i}>" for i in range(E.shape[0])], scheme="plain")
+    tokens = tokens.with_rows(E.shape[0])
+    used = sorted({p for p in (path, out_path) if p is not None})
+    files = tuple(FileInfo(str(p), p.stat().st_size, file_sha256(p) if hash_files else None) for p in used)
+    dtype = _dtype_of(path, in_name, fmt)
+    prov = Provenance(
+        source=source, format=fmt, files=files, input_tensor=in_name, output_tensor=out_name,
+        dtype=dtype, method=method, notes=tuple(notes), seconds=time.perf_counter() - t0,
+        bytes_read=int(E.numel() * _itemsize(dtype) + (out.numel() * _itemsize(dtype) if out is not None else 0)),
+    )
+    cfg = {
+        "architecture": (raw_cfg.get("architectures") or [raw_cfg.get("model_type", "unknown")])[0],
+        "model_type": raw_cfg.get("model_type"),
+        "hidden_size": int(E.shape[1]),
+        "token_scheme": tokens.scheme,
+        "causal": _is_causal(raw_cfg),
+    }
+    return ModelEmbeddings(input=E, output=out, tokens=tokens, provenance=prov, config=cfg)
+
+
+def load_safetensors_file(path: Path, source: str, *, hash_files: bool = True) -> ModelEmbeddings:
+    """A single ``.safetensors`` file: its folder supplies config and tokenizer when present."""
+    folder = path.parent
+    others = [p for p in folder.glob("*.safetensors") if p != path]
+    if (folder / "model.safetensors.index.json").exists() or not others:
+        return load_hf_folder(folder, source, hash_files=hash_files)
+    raise LoadError(f"{path}: its folder holds other safetensors files without an index; pass the folder instead")
+
+
+def _shapes(keymap: dict[str, Path], fmt: str) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    if fmt != "safetensors":
+        return out
+    for f in sorted(set(keymap.values())):
+        out.update({k: v[0] for k, v in _safetensors_keys(f).items()})
+    return out
+
+
+def _dtype_of(path: Path, key: str, fmt: str) -> str:
+    if fmt == "safetensors":
+        info = _safetensors_keys(path).get(key)
+        return info[1] if info else "unknown"
+    return "torch"
+
+
+def _itemsize(dtype: str) -> int:
+    return {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I8": 1, "U8": 1}.get(dtype, 4)
+
+
+def _is_causal(cfg: dict[str, Any]) -> bool:
+    archs = " ".join(cfg.get("architectures") or [])
+    if "CausalLM" in archs or "LMHead" in archs:
+        return True
+    return cfg.get("model_type") not in ("bert", "roberta", "xlm-roberta", "distilbert", "electra", "mpnet", "deberta-v2", "t5", None) and not cfg.get("is_encoder_decoder", False)

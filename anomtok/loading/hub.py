@@ -1,0 +1,61 @@
+"""Hub ids: fetch config, tokenizer and only the weight shard(s) holding the embeddings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import LoadError
+
+__all__ = ["download_embedding_files"]
+
+_SMALL = ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+          "tokenizer.model", "vocab.json", "merges.txt", "vocab.txt", "model.safetensors.index.json",
+          "generation_config.json"]
+
+
+def download_embedding_files(repo_id: str, revision: str | None = None) -> Path:
+    """Download the small files of ``repo_id`` plus the safetensors shard(s) that hold the
+    embedding tensors (found through the index and the config skeleton). Returns the local folder."""
+    try:
+        from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+        from huggingface_hub.utils import HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError as exc:  # pragma: no cover - transformers depends on it
+        raise LoadError(f"huggingface_hub is needed for hub ids ({exc})") from None
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=_SMALL))
+        index = folder / "model.safetensors.index.json"
+        if index.exists():
+            from .hf_loader import _skeleton_names, _match_key  # noqa: PLC0415
+
+            weight_map = json.loads(index.read_text("utf-8"))["weight_map"]
+            wanted = set()
+            try:
+                from transformers import AutoConfig
+
+                cfg = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
+                names = _skeleton_names(cfg)
+                for n in names[:2]:
+                    if n:
+                        key = _match_key(n, list(weight_map))
+                        if key:
+                            wanted.add(weight_map[key])
+            except Exception:  # noqa: BLE001 - fall back to all shards
+                wanted = set(weight_map.values())
+            for shard in sorted(wanted or set(weight_map.values())):
+                hf_hub_download(repo_id, shard, revision=revision)
+        else:
+            files = HfApi().list_repo_files(repo_id, revision=revision)
+            st = [f for f in files if f.endswith(".safetensors") and "/" not in f]
+            if not st:
+                raise LoadError(f"{repo_id}: the repository has no top-level safetensors weights")
+            snapshot_download(repo_id, revision=revision, allow_patterns=st)
+        return folder
+    except LoadError:
+        raise
+    except LocalEntryNotFoundError:
+        raise LoadError(f"{repo_id}: not in the local Hugging Face cache and the hub cannot be reached (offline?)") from None
+    except HfHubHTTPError as exc:
+        raise LoadError(f"{repo_id}: hub error: {str(exc).splitlines()[0]}") from None
+    except OSError as exc:
+        raise LoadError(f"{repo_id}: cannot download ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None

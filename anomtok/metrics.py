@@ -1,0 +1,192 @@
+"""Pure, vectorised per-token metrics over an embedding matrix.
+
+Every function takes ``E``, a float tensor of shape ``(V, D)`` (one row per token, on any
+device), plus a boolean ``valid`` mask of shape ``(V,)`` marking the rows that are finite and
+non-zero. Rows outside ``valid`` never enter a centroid, a principal component or a mean; their
+outputs are NaN. Nothing here touches files.
+
+Worked example (the centroid of rows [1,0], [0,1], [1,1], [0,0]-excluded is [2/3, 2/3])::
+
+    >>> E = torch.tensor([[1., 0.], [0., 1.], [1., 1.], [0., 0.]])
+    >>> valid = valid_rows(E)
+    >>> valid.tolist()
+    [True, True, True, False]
+    >>> centroid(E, valid).tolist()
+    [0.6666666865348816, 0.6666666865348816]
+    >>> [round(x, 3) for x in centroid_cosine(E, valid)[:3].tolist()]
+    [0.707, 0.707, 1.0]
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "valid_rows",
+    "row_norms",
+    "centroid",
+    "centroid_l2",
+    "centroid_cosine",
+    "mean_cosine",
+    "first_pc",
+    "remove_first_pc",
+    "pc1_removed_centroid_cosine",
+    "cosine_to",
+    "reference_cosine",
+    "nearest_neighbor_cosine",
+]
+
+_EPS = 1e-12
+
+
+def valid_rows(E: torch.Tensor) -> torch.Tensor:
+    """``(V,)`` bool: rows whose entries are all finite and whose norm is not zero."""
+    norms = torch.linalg.vector_norm(E, dim=1)  # NaN or inf as soon as one entry is
+    return torch.isfinite(norms) & (norms > 0)
+
+
+def _nan_outside(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    return torch.where(valid, values, torch.full_like(values, math.nan))
+
+
+def _clean(E: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """E with invalid rows zeroed, so they drop out of sums without NaN poisoning."""
+    if bool(valid.all()):
+        return E
+    return torch.where(valid[:, None], E, torch.zeros((), dtype=E.dtype, device=E.device))
+
+
+def row_norms(E: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``(V,)`` L2 norm of every row (NaN for invalid rows; a zero row is invalid)."""
+    return _nan_outside(torch.linalg.vector_norm(_clean(E, valid), dim=1), valid)
+
+
+def centroid(E: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``(D,)`` mean of the valid rows."""
+    n = int(valid.sum())
+    if n == 0:
+        raise ValueError("no valid (finite, non-zero) rows")
+    return _clean(E, valid).sum(dim=0) / n
+
+
+def centroid_l2(E: torch.Tensor, valid: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+    """``(V,)`` Euclidean distance of each row to the centroid."""
+    c = centroid(E, valid) if c is None else c
+    return _nan_outside(torch.linalg.vector_norm(_clean(E, valid) - c, dim=1), valid)
+
+
+def cosine_to(E: torch.Tensor, v: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``(V,)`` cosine similarity of each row to the vector ``v`` of shape ``(D,)``."""
+    X = _clean(E, valid)
+    num = X @ v
+    den = torch.linalg.vector_norm(X, dim=1) * torch.linalg.vector_norm(v)
+    return _nan_outside(num / den.clamp_min(_EPS), valid)
+
+
+def centroid_cosine(E: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``(V,)`` cosine similarity of each row to the centroid."""
+    return cosine_to(E, centroid(E, valid), valid)
+
+
+def _unit_rows(X: torch.Tensor) -> torch.Tensor:
+    return X / torch.linalg.vector_norm(X, dim=1, keepdim=True).clamp_min(_EPS)
+
+
+def mean_cosine(E: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``(V,)`` mean cosine similarity of each row to every *other* valid row.
+
+    Uses ``mean_j cos(i, j) = (u_i . sum_j u_j - 1) / (n - 1)`` with unit rows ``u``: O(V D)
+    time and memory, no V x V matrix.
+    """
+    n = int(valid.sum())
+    if n < 2:
+        return torch.full((E.shape[0],), math.nan, dtype=E.dtype, device=E.device)
+    U = _unit_rows(_clean(E, valid))
+    s = U.sum(dim=0)
+    return _nan_outside((U @ s - 1.0) / (n - 1), valid)
+
+
+def first_pc(E: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``(D,)`` unit vector of the first principal component of the valid rows (centred).
+
+    Computed from the ``D x D`` covariance (``X^T X - n mu mu^T``), so no centred copy of E is
+    made. The sign is fixed so that the centroid has a non-negative projection.
+    """
+    X = _clean(E, valid)
+    n = int(valid.sum())
+    mu = X.sum(dim=0, dtype=torch.float64) / n
+    cov = (X.T @ X).to(torch.float64) - n * torch.outer(mu, mu)
+    _, vecs = torch.linalg.eigh(cov)
+    pc = vecs[:, -1]
+    if float(pc @ mu) < 0:
+        pc = -pc
+    return pc.to(E.dtype)
+
+
+def pc1_removed_centroid_cosine(X: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``(V,)`` cosine to the centroid of ``X``, where ``X`` already had its first PC removed."""
+    return cosine_to(X, centroid(X, valid), valid)
+
+
+def remove_first_pc(E: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """``(V, D)`` rows with their component along the first principal component removed."""
+    pc = first_pc(E, valid)
+    X = _clean(E, valid)
+    return X - torch.outer(X @ pc, pc)
+
+
+def reference_cosine(E: torch.Tensor, valid: torch.Tensor, reference: torch.Tensor,
+                     drop_first_pc: bool = True, pc_removed: torch.Tensor | None = None) -> torch.Tensor:
+    """``(V,)`` the under-trained indicator of Land & Bartolo (2024, "Fishing for Magikarp").
+
+    Cosine similarity of each row to the mean of the ``reference`` rows (tokens known never to
+    be trained), after the first principal component is removed from all rows. High means the
+    token looks like the never-trained ones. ``reference`` is a ``(V,)`` bool mask; invalid
+    reference rows are ignored. Pass ``pc_removed`` (from ``remove_first_pc``) to reuse it.
+    """
+    ref = reference & valid
+    if int(ref.sum()) == 0:
+        raise ValueError("the reference set has no valid rows")
+    if pc_removed is not None:
+        X = pc_removed
+    else:
+        X = remove_first_pc(E, valid) if drop_first_pc else _clean(E, valid)
+    target = X[ref].mean(dim=0)
+    return cosine_to(X, target, valid)
+
+
+def nearest_neighbor_cosine(
+    E: torch.Tensor,
+    valid: torch.Tensor,
+    rows: torch.Tensor | None = None,
+    against: torch.Tensor | None = None,
+    block: int = 512,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine similarity to the nearest other valid row, blockwise (never a V x V matrix).
+
+    ``rows``: optional ``(R,)`` long tensor of row indices to compute (default: all).
+    ``against``: optional ``(A,)`` long tensor of candidate neighbour indices (default: all
+    valid rows); with a subset the result is a lower bound of the exact value.
+    Returns ``(values, neighbours)``, both ``(V,)``: NaN / -1 where not computed or invalid.
+    """
+    V = E.shape[0]
+    U = _unit_rows(_clean(E, valid))
+    cand = torch.nonzero(valid).squeeze(1) if against is None else against[valid[against]]
+    C = U[cand]
+    out = torch.full((V,), math.nan, dtype=E.dtype, device=E.device)
+    idx_out = torch.full((V,), -1, dtype=torch.long, device=E.device)
+    pos = torch.full((V,), -1, dtype=torch.long, device=E.device)
+    pos[cand] = torch.arange(cand.numel(), device=E.device)
+    todo = torch.nonzero(valid).squeeze(1) if rows is None else rows[valid[rows]]
+    for start in range(0, todo.numel(), block):
+        r = todo[start:start + block]
+        sims = U[r] @ C.T  # (b, A)
+        own = pos[r]
+        hit = torch.nonzero(own >= 0).squeeze(1)
+        sims[hit, own[hit]] = -math.inf  # a row is not its own neighbour
+        best, arg = sims.max(dim=1)
+        out[r] = best
+        idx_out[r] = cand[arg]
+    return out, idx_out

@@ -1,0 +1,272 @@
+"""The token table: for every id, its exact bytes, a printable form, its kind and its script.
+
+One table is built from whichever description of the vocabulary a source has: a Hugging Face
+``tokenizer.json`` (BPE, WordPiece, Unigram; byte-level or SentencePiece-style) or the
+``tokenizer.ggml.*`` metadata of a GGUF file. Rows of the embedding matrix past the tokenizer's
+vocabulary are appended as ``padding`` rows, never dropped.
+
+Kinds:
+    normal   an ordinary vocabulary piece
+    byte     a byte-fallback piece ``<0xNN>`` or a single-byte piece of a byte-level BPE
+    special  a control / special token (``<bos>``, ``[CLS]``, ``<|im_start|>``)
+    unused   a reserved placeholder (``<unused12>``, ``[unused3]``, ``<|reserved_special_token_5|>``,
+             or a GGUF token of type UNUSED): known never to occur in training data
+    added    a user-added, non-special token
+    unknown  the tokenizer's unknown token
+    padding  an embedding row with no token (past the tokenizer's vocabulary)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import LoadError
+from .text import byte_level_decoder, display, is_partial_utf8, token_script
+
+__all__ = ["TokenTable", "KINDS", "INVALID_UTF8_BYTES"]
+
+KINDS = ("normal", "byte", "special", "unused", "added", "unknown", "padding")
+
+# Byte values that never occur anywhere in valid UTF-8 (RFC 3629): a token made only of one of
+# these can never be produced from real text.
+INVALID_UTF8_BYTES = frozenset([0xC0, 0xC1, *range(0xF5, 0x100)])
+
+# The naming convention tokenizers use for reserved placeholders. A convention, not a list.
+_UNUSED_RE = re.compile(r"^(<\|?|\[)\s*(unused|reserved)[\w\-]*?\d*\s*(\|?>|\])$", re.IGNORECASE)
+_BYTE_PIECE_RE = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+
+# Kinds whose surface string is a name, not text: they get script "none".
+_NOT_TEXT = frozenset(["special", "unused", "unknown", "padding"])
+
+# GGUF token types (llama.cpp's llama_token_type).
+_GGUF_NORMAL, _GGUF_UNKNOWN, _GGUF_CONTROL, _GGUF_USER, _GGUF_UNUSED, _GGUF_BYTE = 1, 2, 3, 4, 5, 6
+
+
+@dataclass
+class TokenTable:
+    """Per-token facts, one entry per embedding row (``len(table) == rows``).
+
+    ``n_vocab`` counts the rows that are real tokenizer entries; rows ``n_vocab..`` are padding.
+    """
+
+    pieces: list[str]
+    bytes: list[bytes]
+    kinds: list[str]
+    n_vocab: int
+    scheme: str  # "byte-level", "sentencepiece", "wordpiece", "plain"
+    displays: list[str] = field(default_factory=list)
+    scripts: list[str] = field(default_factory=list)
+    partial: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+
+    def __post_init__(self) -> None:
+        if not (len(self.pieces) == len(self.bytes) == len(self.kinds)):
+            raise ValueError("pieces, bytes and kinds must have one entry per token")
+        if not self.displays:
+            self.displays = [display(b) for b in self.bytes]
+        if not self.scripts:
+            self.scripts = [
+                "none" if k in _NOT_TEXT else token_script(b.decode("utf-8", errors="ignore"))
+                for b, k in zip(self.bytes, self.kinds)
+            ]
+        if len(self.partial) != len(self.pieces):
+            self.partial = np.fromiter((is_partial_utf8(b) for b in self.bytes), bool, len(self.bytes))
+
+    def __len__(self) -> int:
+        return len(self.pieces)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pieces(
+        cls,
+        pieces: Sequence[str],
+        *,
+        scheme: str,
+        special: Sequence[bool] | None = None,
+        gguf_types: Sequence[int] | None = None,
+        unk_piece: str | None = None,
+        added: Sequence[bool] | None = None,
+        wordpiece_prefix: str = "##",
+        byte_fallback: bool = True,
+    ) -> "TokenTable":
+        """Build a table from raw vocabulary pieces (index = token id) and the encoding scheme."""
+        n = len(pieces)
+        if n == 0:
+            raise LoadError("the tokenizer has an empty vocabulary")
+        bl = byte_level_decoder() if scheme == "byte-level" else None
+        out_bytes: list[bytes] = []
+        kinds: list[str] = []
+        for i, piece in enumerate(pieces):
+            is_special = bool(special[i]) if special is not None else False
+            gtype = int(gguf_types[i]) if gguf_types is not None else None
+            kind = "normal"
+            if gtype is not None:
+                kind = {
+                    _GGUF_UNKNOWN: "unknown", _GGUF_CONTROL: "special", _GGUF_USER: "added",
+                    _GGUF_UNUSED: "unused", _GGUF_BYTE: "byte",
+                }.get(gtype, "normal")
+            elif is_special:
+                kind = "special"
+            elif added is not None and added[i]:
+                kind = "added"
+            if unk_piece is not None and piece == unk_piece and kind in ("normal", "special"):
+                kind = "unknown"
+            if kind in ("special", "added", "normal") and _UNUSED_RE.match(piece):
+                kind = "unused"
+            data = _piece_bytes(piece, kind, scheme, bl, wordpiece_prefix, byte_fallback)
+            if kind == "normal" and data is not None and len(data) == 1 and (
+                scheme == "byte-level" or _BYTE_PIECE_RE.match(piece)
+            ):
+                kind = "byte"
+            if data is None:  # <0xNN> in a byte-fallback vocabulary
+                m = _BYTE_PIECE_RE.match(piece)
+                data = bytes([int(m.group(1), 16)]) if m else piece.encode("utf-8", "surrogateescape")
+                kind = "byte" if kind in ("normal", "byte") else kind
+            out_bytes.append(data)
+            kinds.append(kind)
+        return cls(pieces=list(pieces), bytes=out_bytes, kinds=kinds, n_vocab=n, scheme=scheme)
+
+    @classmethod
+    def from_tokenizer_json(cls, source: str | Path | dict[str, Any]) -> "TokenTable":
+        """Build from a Hugging Face ``tokenizer.json`` (path or parsed dict)."""
+        if isinstance(source, dict):
+            spec = source
+        else:
+            path = Path(source)
+            try:
+                spec = json.loads(path.read_text(encoding="utf-8"))
+            except FileNotFoundError:
+                raise LoadError(f"{path}: no such tokenizer file") from None
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise LoadError(f"{path}: not a readable tokenizer.json ({exc.__class__.__name__}: {exc})") from None
+        model = spec.get("model") if isinstance(spec, dict) else None
+        if not isinstance(model, dict) or "vocab" not in model:
+            raise LoadError("tokenizer.json has no model.vocab: not a Hugging Face tokenizers file")
+        vocab = model["vocab"]
+        mtype = model.get("type") or ("Unigram" if isinstance(vocab, list) else "BPE")
+        if isinstance(vocab, list):  # Unigram: [[piece, score], ...]
+            id_to_piece = {i: entry[0] for i, entry in enumerate(vocab)}
+        else:
+            id_to_piece = {int(i): p for p, i in vocab.items()}
+        added_special: dict[int, bool] = {}
+        for tok in spec.get("added_tokens") or []:
+            id_to_piece[int(tok["id"])] = tok["content"]
+            added_special[int(tok["id"])] = bool(tok.get("special", False))
+        if not id_to_piece:
+            raise LoadError("the tokenizer has an empty vocabulary")
+        n = max(id_to_piece) + 1
+        pieces = [id_to_piece.get(i, "") for i in range(n)]
+        holes = [i for i in range(n) if i not in id_to_piece]
+        scheme = _scheme_of(spec, mtype)
+        special = [added_special.get(i, False) for i in range(n)]
+        added = [i in added_special and not added_special[i] for i in range(n)]
+        unk = model.get("unk_token")
+        if mtype == "Unigram" and isinstance(model.get("unk_id"), int):
+            unk = pieces[model["unk_id"]]
+        table = cls.from_pieces(
+            pieces, scheme=scheme, special=special, added=added, unk_piece=unk,
+            wordpiece_prefix=model.get("continuing_subword_prefix") or "##",
+            byte_fallback=bool(model.get("byte_fallback", mtype == "Unigram")) or scheme == "sentencepiece",
+        )
+        for i in holes:  # ids missing from the vocabulary: rows with no token
+            table.kinds[i] = "padding"
+            table.scripts[i] = "none"
+        return table
+
+    @classmethod
+    def from_gguf_metadata(cls, md: dict[str, Any]) -> "TokenTable":
+        """Build from the ``tokenizer.ggml.*`` keys of a GGUF file."""
+        tokens = md.get("tokenizer.ggml.tokens")
+        if not tokens:
+            raise LoadError("the GGUF file has no tokenizer.ggml.tokens: no vocabulary to rank")
+        model = str(md.get("tokenizer.ggml.model", "llama"))
+        scheme = {"gpt2": "byte-level", "bert": "wordpiece-gguf", "llama": "sentencepiece",
+                  "t5": "sentencepiece", "gemma": "sentencepiece"}.get(model, "plain")
+        types = md.get("tokenizer.ggml.token_type")
+        if types is not None and len(types) != len(tokens):
+            types = None
+        return cls.from_pieces(list(tokens), scheme=scheme, gguf_types=types)
+
+    def with_rows(self, rows: int) -> "TokenTable":
+        """Return a table with exactly ``rows`` entries: extra embedding rows become ``padding``.
+
+        Raises LoadError when the tokenizer has more tokens than the matrix has rows.
+        """
+        n = len(self)
+        if rows < n:
+            raise LoadError(
+                f"vocabulary/embedding size mismatch: the tokenizer has {n} tokens but the embedding has only {rows} rows"
+            )
+        if rows == n:
+            return self
+        extra = rows - n
+        return TokenTable(
+            pieces=self.pieces + [""] * extra,
+            bytes=self.bytes + [b""] * extra,
+            kinds=self.kinds + ["padding"] * extra,
+            n_vocab=self.n_vocab,
+            scheme=self.scheme,
+            displays=self.displays + [f"<row {i}>" for i in range(n, rows)],
+            scripts=self.scripts + ["none"] * extra,
+            partial=np.concatenate([self.partial, np.zeros(extra, bool)]),
+        )
+
+    # ------------------------------------------------------------------ queries
+    def kind_array(self) -> np.ndarray:
+        return np.asarray(self.kinds)
+
+    def reference_mask(self) -> np.ndarray:
+        """Tokens known never to occur in training: unused/reserved tokens, single bytes that are
+        invalid anywhere in UTF-8, and padding rows. Used as the reference set of the
+        under-trained indicator; derived from the table alone, never from a per-model list."""
+        out = np.zeros(len(self), bool)
+        for i, (k, b) in enumerate(zip(self.kinds, self.bytes)):
+            if k in ("unused", "padding") or (k == "byte" and len(b) == 1 and b[0] in INVALID_UTF8_BYTES):
+                out[i] = True
+        return out
+
+    def kind_counts(self) -> dict[str, int]:
+        counts = {k: 0 for k in KINDS}
+        for k in self.kinds:
+            counts[k] += 1
+        return {k: v for k, v in counts.items() if v}
+
+
+def _scheme_of(spec: dict[str, Any], mtype: str) -> str:
+    blob = json.dumps([spec.get("pre_tokenizer"), spec.get("decoder")])
+    if mtype == "WordPiece":
+        return "wordpiece"
+    if '"ByteLevel"' in blob:
+        return "byte-level"
+    if "\u2581" in blob or "\\u2581" in blob or '"Metaspace"' in blob or mtype == "Unigram":
+        return "sentencepiece"
+    return "plain"
+
+
+def _piece_bytes(piece: str, kind: str, scheme: str, bl: dict[str, int] | None,
+                 wp_prefix: str, byte_fallback: bool) -> bytes | None:
+    """Exact bytes a piece stands for; None for a ``<0xNN>`` byte-fallback piece (caller decodes)."""
+    if kind in ("special", "unused", "unknown", "added"):
+        if kind == "added" and bl is not None and all(c in bl for c in piece):
+            return bytes(bl[c] for c in piece)
+        return piece.encode("utf-8", "surrogateescape")
+    if scheme == "byte-level" and bl is not None:
+        if piece and all(c in bl for c in piece):
+            return bytes(bl[c] for c in piece)
+        return piece.encode("utf-8", "surrogateescape")
+    if scheme == "sentencepiece":
+        if (byte_fallback or kind == "byte") and _BYTE_PIECE_RE.match(piece):
+            return None
+        return piece.replace("\u2581", " ").encode("utf-8", "surrogateescape")
+    if scheme == "wordpiece":
+        if piece.startswith(wp_prefix) and len(piece) > len(wp_prefix):
+            return piece[len(wp_prefix):].encode("utf-8", "surrogateescape")
+        return piece.encode("utf-8", "surrogateescape")
+    if scheme == "wordpiece-gguf":  # llama.cpp writes word starts as "▁word" and drops "##"
+        return piece.replace("\u2581", " ").encode("utf-8", "surrogateescape")
+    return piece.encode("utf-8", "surrogateescape")

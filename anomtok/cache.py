@@ -39,6 +39,9 @@ class atomic_path:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files
             os.replace(self.tmp, self.target)
         else:
             self.tmp.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import click
 
 from ._version import __version__
+from .device import resolve_device
 from .errors import AnomtokError
 
 EXIT_BAD_INPUT = 2
@@ -150,10 +151,12 @@ def rank_cmd(model: str, out_dir: str, nn: str, seed: int, show: int, quiet: boo
     from .table import format_table
 
     t0 = time.perf_counter()
+    options = _rank_options(device, nn, seed)
+    resolve_device(device)  # fail on a bad device before the slow part
     emb = load(model)
     if not quiet:
         click.echo(f"loaded {emb!r} in {emb.provenance.seconds:.2f} s", err=True)
-    result = api.rank(emb, out_dir=out_dir, options=_rank_options(device, nn, seed), progress=_progress(not quiet))
+    result = api.rank(emb, out_dir=out_dir, options=options, progress=_progress(not quiet))
     if quiet:
         return
     inv = result.meta["invalid_rows"]["count"]

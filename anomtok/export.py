@@ -66,10 +66,16 @@ def read_table(path: str | os.PathLike) -> pl.DataFrame:
         raise InputError(f"{p}: no such file")
     try:
         if p.suffix == ".parquet":
-            return pl.read_parquet(p)
-        return pl.read_csv(p, schema_overrides={"bytes_hex": pl.String, "token": pl.String}, infer_schema_length=10000)
+            frame = pl.read_parquet(p)
+        else:
+            frame = pl.read_csv(p, schema_overrides={"bytes_hex": pl.String, "token": pl.String},
+                                infer_schema_length=10000)
     except Exception as exc:  # noqa: BLE001 - polars raises several types
         raise InputError(f"{p}: not a readable table ({exc.__class__.__name__})") from None
+    missing = [c for c in ("token_id", "bytes_hex") if c not in frame.columns]
+    if missing:
+        raise InputError(f"{p}: not an anomtok table (no {', '.join(missing)} column)")
+    return frame
 
 
 def token_bytes(frame: pl.DataFrame) -> list[bytes]:

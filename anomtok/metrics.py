@@ -38,13 +38,17 @@ __all__ = [
     "nearest_neighbor_cosine",
 ]
 
-_EPS = 1e-12
 
 
 def valid_rows(E: torch.Tensor) -> torch.Tensor:
     """``(V,)`` bool: rows whose entries are all finite and whose norm is not zero."""
     norms = torch.linalg.vector_norm(E, dim=1)  # NaN or inf as soon as one entry is
-    return torch.isfinite(norms) & (norms > 0)
+    ok = torch.isfinite(norms) & (norms > 0)
+    doubt = torch.nonzero(~ok).squeeze(1)  # overflow/underflow of the norm: decide entry-wise
+    if doubt.numel():
+        rows = E[doubt]
+        ok[doubt] = torch.isfinite(rows).all(dim=1) & (rows != 0).any(dim=1)
+    return ok
 
 
 def _nan_outside(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -80,9 +84,10 @@ def centroid_l2(E: torch.Tensor, valid: torch.Tensor, c: torch.Tensor | None = N
 def cosine_to(E: torch.Tensor, v: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """``(V,)`` cosine similarity of each row to the vector ``v`` of shape ``(D,)``."""
     X = _clean(E, valid)
-    num = X @ v
-    den = torch.linalg.vector_norm(X, dim=1) * torch.linalg.vector_norm(v)
-    return _nan_outside(num / den.clamp_min(_EPS), valid)
+    vn = torch.linalg.vector_norm(v)
+    if not bool(vn > 0):
+        return torch.full((E.shape[0],), math.nan, dtype=E.dtype, device=E.device)
+    return _nan_outside((X @ (v / vn)) / _safe_norm(X), valid)
 
 
 def centroid_cosine(E: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -90,8 +95,15 @@ def centroid_cosine(E: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return cosine_to(E, centroid(E, valid), valid)
 
 
+def _safe_norm(X: torch.Tensor, dim: int = 1, keepdim: bool = False) -> torch.Tensor:
+    """Row norms with zeros replaced by 1 (zero rows are invalid anyway), so tiny valid rows keep
+    their direction instead of being divided by an epsilon."""
+    n = torch.linalg.vector_norm(X, dim=dim, keepdim=keepdim)
+    return torch.where(n > 0, n, torch.ones_like(n))
+
+
 def _unit_rows(X: torch.Tensor) -> torch.Tensor:
-    return X / torch.linalg.vector_norm(X, dim=1, keepdim=True).clamp_min(_EPS)
+    return X / _safe_norm(X, keepdim=True)
 
 
 def mean_cosine(E: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -173,7 +185,7 @@ def nearest_neighbor_cosine(
     """
     V = E.shape[0]
     U = _unit_rows(_clean(E, valid))
-    cand = torch.nonzero(valid).squeeze(1) if against is None else against[valid[against]]
+    cand = torch.nonzero(valid).squeeze(1) if against is None else torch.unique(against[valid[against]])
     C = U[cand]
     out = torch.full((V,), math.nan, dtype=E.dtype, device=E.device)
     idx_out = torch.full((V,), -1, dtype=torch.long, device=E.device)
@@ -187,6 +199,7 @@ def nearest_neighbor_cosine(
         hit = torch.nonzero(own >= 0).squeeze(1)
         sims[hit, own[hit]] = -math.inf  # a row is not its own neighbour
         best, arg = sims.max(dim=1)
-        out[r] = best
-        idx_out[r] = cand[arg]
+        found = torch.isfinite(best)  # -inf: the only candidate was the row itself
+        out[r] = torch.where(found, best, torch.full_like(best, math.nan))
+        idx_out[r] = torch.where(found, cand[arg], torch.full_like(arg, -1))
     return out, idx_out

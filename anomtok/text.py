@@ -67,6 +67,9 @@ def _display_char(ch: str) -> str:
     return ch
 
 
+_NEEDS_ESCAPE = regex.compile(r"[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Co}\p{Cn}\p{Cs}\ufffd]")
+
+
 def display(data: bytes) -> str:
     """A one-line, printable, non-reordering rendering of arbitrary token bytes.
 
@@ -74,6 +77,8 @@ def display(data: bytes) -> str:
     and unassigned characters become ``\\n``, ``\\xNN``, ``\\uNNNN``. Everything else is kept.
     """
     text = data.decode("utf-8", errors="surrogateescape")
+    if _NEEDS_ESCAPE.search(text) is None:
+        return text
     return "".join(_display_char(ch) for ch in text)
 
 
@@ -98,6 +103,7 @@ SCRIPTS = (
 )
 _SCRIPT_RE = regex.compile("|".join(f"(?P<{s}>\\p{{Script={s}}})" for s in SCRIPTS))
 _INHERITED_RE = regex.compile(r"\p{Script=Inherited}")
+_COMMON_RE = regex.compile(r"\p{Script=Common}")
 
 
 @functools.lru_cache(maxsize=200_000)
@@ -108,6 +114,8 @@ def char_script(ch: str) -> str:
         return m.lastgroup or "Other"
     if _INHERITED_RE.match(ch):
         return "Inherited"
+    if _COMMON_RE.match(ch):  # includes letters of no script: ー, µ, ℓ
+        return "Common"
     cat = unicodedata.category(ch)
     if cat[0] in "LM":  # a letter of a script we do not list
         return "Other"
@@ -123,6 +131,8 @@ def token_script(text: str) -> str:
     """
     if not text:
         return "none"
+    if text.isascii():
+        return "Latin" if _ASCII_LETTER.search(text) else "Common"
     found: set[str] = set()
     for ch in text:
         s = char_script(ch)
@@ -134,6 +144,8 @@ def token_script(text: str) -> str:
         return found.pop()
     return "mixed"
 
+
+_ASCII_LETTER = regex.compile(r"[A-Za-z]")
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "|")
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -48,37 +47,57 @@ _NOT_TEXT = frozenset(["special", "unused", "unknown", "padding"])
 _GGUF_NORMAL, _GGUF_UNKNOWN, _GGUF_CONTROL, _GGUF_USER, _GGUF_UNUSED, _GGUF_BYTE = 1, 2, 3, 4, 5, 6
 
 
-@dataclass
 class TokenTable:
     """Per-token facts, one entry per embedding row (``len(table) == rows``).
 
     ``n_vocab`` counts the rows that are real tokenizer entries; rows ``n_vocab..`` are padding.
+    ``displays``, ``scripts`` and ``partial`` are derived from the bytes on first use (cached),
+    so loading a 262k-token vocabulary costs only the bytes and kinds.
     """
 
-    pieces: list[str]
-    bytes: list[bytes]
-    kinds: list[str]
-    n_vocab: int
-    scheme: str  # "byte-level", "sentencepiece", "wordpiece", "plain"
-    displays: list[str] = field(default_factory=list)
-    scripts: list[str] = field(default_factory=list)
-    partial: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-
-    def __post_init__(self) -> None:
-        if not (len(self.pieces) == len(self.bytes) == len(self.kinds)):
+    def __init__(self, pieces: list[str], bytes: list[bytes], kinds: list[str], n_vocab: int, scheme: str,
+                 displays: list[str] | None = None, scripts: list[str] | None = None,
+                 partial: np.ndarray | None = None) -> None:
+        if not (len(pieces) == len(bytes) == len(kinds)):
             raise ValueError("pieces, bytes and kinds must have one entry per token")
-        if not self.displays:
-            self.displays = [display(b) for b in self.bytes]
-        if not self.scripts:
-            self.scripts = [
+        self.pieces = pieces
+        self.bytes = bytes
+        self.kinds = kinds
+        self.n_vocab = n_vocab
+        self.scheme = scheme
+        self._displays = displays
+        self._scripts = scripts
+        self._partial = partial
+
+    @property
+    def displays(self) -> list[str]:
+        """Printable form of every token (see ``anomtok.text.display``)."""
+        if self._displays is None:
+            self._displays = [display(b) for b in self.bytes]
+        return self._displays
+
+    @property
+    def scripts(self) -> list[str]:
+        """Unicode script of every token; ``none`` for special, unused, unknown and padding rows."""
+        if self._scripts is None:
+            self._scripts = [
                 "none" if k in _NOT_TEXT else token_script(b.decode("utf-8", errors="ignore"))
                 for b, k in zip(self.bytes, self.kinds)
             ]
-        if len(self.partial) != len(self.pieces):
-            self.partial = np.fromiter((is_partial_utf8(b) for b in self.bytes), bool, len(self.bytes))
+        return self._scripts
+
+    @property
+    def partial(self) -> np.ndarray:
+        """``(V,)`` bool: the token's bytes are not valid UTF-8 on their own."""
+        if self._partial is None:
+            self._partial = np.fromiter((is_partial_utf8(b) for b in self.bytes), bool, len(self.bytes))
+        return self._partial
 
     def __len__(self) -> int:
         return len(self.pieces)
+
+    def __repr__(self) -> str:
+        return f"TokenTable({len(self)} rows, {self.n_vocab} tokens, {self.scheme}, {self.kind_counts()})"
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -95,41 +114,43 @@ class TokenTable:
         byte_fallback: bool = True,
     ) -> "TokenTable":
         """Build a table from raw vocabulary pieces (index = token id) and the encoding scheme."""
+        pieces = list(pieces)
         n = len(pieces)
         if n == 0:
             raise LoadError("the tokenizer has an empty vocabulary")
-        bl = byte_level_decoder() if scheme == "byte-level" else None
-        out_bytes: list[bytes] = []
-        kinds: list[str] = []
+        if gguf_types is not None:
+            names = np.array(["normal"] * 8, dtype=object)
+            names[[_GGUF_UNKNOWN, _GGUF_CONTROL, _GGUF_USER, _GGUF_UNUSED, _GGUF_BYTE]] = [
+                "unknown", "special", "added", "unused", "byte"]
+            t = np.asarray(gguf_types, dtype=np.int64)
+            kinds = names[np.where((t >= 0) & (t < 8), t, 1)].tolist()
+        else:
+            kinds = ["normal"] * n
+            for i in range(n):
+                if special is not None and special[i]:
+                    kinds[i] = "special"
+                elif added is not None and added[i]:
+                    kinds[i] = "added"
+        if unk_piece is not None:
+            for i, piece in enumerate(pieces):
+                if piece == unk_piece and kinds[i] in ("normal", "special"):
+                    kinds[i] = "unknown"
+        out_bytes = _all_piece_bytes(pieces, kinds, scheme, wordpiece_prefix)
         for i, piece in enumerate(pieces):
-            is_special = bool(special[i]) if special is not None else False
-            gtype = int(gguf_types[i]) if gguf_types is not None else None
-            kind = "normal"
-            if gtype is not None:
-                kind = {
-                    _GGUF_UNKNOWN: "unknown", _GGUF_CONTROL: "special", _GGUF_USER: "added",
-                    _GGUF_UNUSED: "unused", _GGUF_BYTE: "byte",
-                }.get(gtype, "normal")
-            elif is_special:
-                kind = "special"
-            elif added is not None and added[i]:
-                kind = "added"
-            if unk_piece is not None and piece == unk_piece and kind in ("normal", "special"):
-                kind = "unknown"
-            if kind in ("special", "added", "normal") and _UNUSED_RE.match(piece):
-                kind = "unused"
-            data = _piece_bytes(piece, kind, scheme, bl, wordpiece_prefix, byte_fallback)
-            if kind == "normal" and data is not None and len(data) == 1 and (
-                scheme == "byte-level" or _BYTE_PIECE_RE.match(piece)
-            ):
-                kind = "byte"
-            if data is None:  # <0xNN> in a byte-fallback vocabulary
+            if not piece.startswith(("<", "[")):
+                continue
+            if kinds[i] in ("special", "added", "normal") and _UNUSED_RE.match(piece):
+                kinds[i] = "unused"
+            elif kinds[i] in ("normal", "byte") and (byte_fallback or kinds[i] == "byte"):
                 m = _BYTE_PIECE_RE.match(piece)
-                data = bytes([int(m.group(1), 16)]) if m else piece.encode("utf-8", "surrogateescape")
-                kind = "byte" if kind in ("normal", "byte") else kind
-            out_bytes.append(data)
-            kinds.append(kind)
-        return cls(pieces=list(pieces), bytes=out_bytes, kinds=kinds, n_vocab=n, scheme=scheme)
+                if m and scheme != "byte-level":
+                    out_bytes[i] = bytes([int(m.group(1), 16)])
+                    kinds[i] = "byte"
+        if scheme == "byte-level":
+            for i, data in enumerate(out_bytes):
+                if len(data) == 1 and kinds[i] == "normal":
+                    kinds[i] = "byte"
+        return cls(pieces=pieces, bytes=out_bytes, kinds=kinds, n_vocab=n, scheme=scheme)
 
     @classmethod
     def from_tokenizer_json(cls, source: str | Path | dict[str, Any]) -> "TokenTable":
@@ -175,7 +196,6 @@ class TokenTable:
         )
         for i in holes:  # ids missing from the vocabulary: rows with no token
             table.kinds[i] = "padding"
-            table.scripts[i] = "none"
         return table
 
     @classmethod
@@ -248,25 +268,28 @@ def _scheme_of(spec: dict[str, Any], mtype: str) -> str:
     return "plain"
 
 
-def _piece_bytes(piece: str, kind: str, scheme: str, bl: dict[str, int] | None,
-                 wp_prefix: str, byte_fallback: bool) -> bytes | None:
-    """Exact bytes a piece stands for; None for a ``<0xNN>`` byte-fallback piece (caller decodes)."""
-    if kind in ("special", "unused", "unknown", "added"):
-        if kind == "added" and bl is not None and all(c in bl for c in piece):
-            return bytes(bl[c] for c in piece)
-        return piece.encode("utf-8", "surrogateescape")
-    if scheme == "byte-level" and bl is not None:
-        if piece and all(c in bl for c in piece):
-            return bytes(bl[c] for c in piece)
-        return piece.encode("utf-8", "surrogateescape")
-    if scheme == "sentencepiece":
-        if (byte_fallback or kind == "byte") and _BYTE_PIECE_RE.match(piece):
-            return None
-        return piece.replace("\u2581", " ").encode("utf-8", "surrogateescape")
+def _all_piece_bytes(pieces: list[str], kinds: list[str], scheme: str, wp_prefix: str) -> list[bytes]:
+    """Exact bytes each piece stands for (byte-fallback ``<0xNN>`` pieces are fixed up by the caller).
+
+    Names of special/unused/unknown tokens are kept as their UTF-8 text."""
+    enc = "utf-8"
+    if scheme == "byte-level":
+        table = {ord(c): chr(b) for c, b in byte_level_decoder().items()}
+        out = []
+        for piece, kind in zip(pieces, kinds):
+            if kind in ("special", "unknown", "added"):  # literal text, not byte-level characters
+                out.append(piece.encode(enc, "surrogateescape"))
+                continue
+            try:  # every char is a byte-level char: translate to latin-1 code points, encode
+                out.append(piece.translate(table).encode("latin-1"))
+            except UnicodeEncodeError:
+                out.append(piece.encode(enc, "surrogateescape"))
+        return out
+    if scheme in ("sentencepiece", "wordpiece-gguf"):
+        return [p.encode(enc, "surrogateescape") if k in ("special", "unknown", "unused")
+                else p.replace("\u2581", " ").encode(enc, "surrogateescape") for p, k in zip(pieces, kinds)]
     if scheme == "wordpiece":
-        if piece.startswith(wp_prefix) and len(piece) > len(wp_prefix):
-            return piece[len(wp_prefix):].encode("utf-8", "surrogateescape")
-        return piece.encode("utf-8", "surrogateescape")
-    if scheme == "wordpiece-gguf":  # llama.cpp writes word starts as "▁word" and drops "##"
-        return piece.replace("\u2581", " ").encode("utf-8", "surrogateescape")
-    return piece.encode("utf-8", "surrogateescape")
+        n = len(wp_prefix)
+        return [p[n:].encode(enc, "surrogateescape") if k == "normal" and p.startswith(wp_prefix) and len(p) > n
+                else p.encode(enc, "surrogateescape") for p, k in zip(pieces, kinds)]
+    return [p.encode(enc, "surrogateescape") for p in pieces]

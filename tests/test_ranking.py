@@ -1,0 +1,131 @@
+"""The ranking finds the tokens a tiny real model never saw, and ranks by any metric both ways."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+import anomtok
+from anomtok.embeddings import ModelEmbeddings, Provenance
+from anomtok.errors import InputError
+from anomtok.tokens import TokenTable
+
+
+def _auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Probability that a random positive outscores a random negative (ties count half)."""
+    pos, neg = scores[positive], scores[~positive]
+    order = np.argsort(np.concatenate([pos, neg]), kind="stable")
+    ranks = np.empty(order.size)
+    ranks[order] = np.arange(1, order.size + 1)
+    return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
+
+
+def _evaluate(model, frame: pl.DataFrame) -> tuple[float, float]:
+    """(AUC, precision@|unseen|) of the score separating unseen from seen ordinary tokens."""
+    f = frame.filter(pl.col("token_id").is_in(list(model.unseen_ids) + list(model.seen_ids))).sort("rank")
+    unseen = np.isin(f["token_id"].to_numpy(), model.unseen_ids)
+    auc = _auc(f["score"].to_numpy(), unseen)
+    k = int(unseen.sum())
+    return auc, float(unseen[:k].mean())
+
+
+@pytest.mark.parametrize("fixture", ["tiny_model", "tiny_model_untied", "tiny_model_noref"])
+def test_never_seen_tokens_rank_on_top(fixture, request):
+    model = request.getfixturevalue(fixture)
+    r = anomtok.rank(anomtok.load(model.hf_dir), options=anomtok.RankOptions(nn="off"))
+    auc, prec = _evaluate(model, r.frame)
+    assert auc > 0.97, f"{fixture}: AUC {auc:.3f}"
+    assert prec > 0.85, f"{fixture}: precision@|unseen| {prec:.3f}"
+
+
+def test_reference_set_comes_from_the_token_table(tiny_model, tiny_model_noref):
+    r = anomtok.rank(anomtok.load(tiny_model.hf_dir), options=anomtok.RankOptions(nn="off"))
+    ref = set(r.frame.filter(pl.col("is_reference"))["token_id"].to_list())
+    assert set(tiny_model.unused_ids) <= ref
+    assert set(tiny_model.padding_ids) <= ref
+    assert r.meta["score"]["reference_source"] == "token table"
+    r2 = anomtok.rank(anomtok.load(tiny_model_noref.hf_dir), options=anomtok.RankOptions(nn="off"))
+    # the byte-level vocabulary has the 13 bytes invalid in UTF-8: they are the reference
+    assert r2.meta["score"]["reference_kinds"] == {"byte": 13, "padding": len(tiny_model_noref.padding_ids)}
+
+
+def test_fallback_reference_when_table_has_none(tiny_model_noref):
+    emb = anomtok.load(tiny_model_noref.hf_dir)
+    # drop every reference row from the table's view: no unused tokens, no invalid bytes, no padding
+    keep = emb.tokens.n_vocab
+    t = emb.tokens
+    kinds = ["normal" if k == "byte" else k for k in t.kinds[:keep]]
+    table = TokenTable(pieces=t.pieces[:keep], bytes=t.bytes[:keep], kinds=kinds, n_vocab=keep, scheme=t.scheme)
+    bare = ModelEmbeddings(input=emb.input[:keep], output=None, tokens=table, provenance=emb.provenance)
+    r = anomtok.rank(bare, options=anomtok.RankOptions(nn="off"))
+    assert r.meta["score"]["reference_source"].startswith("fallback")
+    auc, _ = _evaluate(tiny_model_noref, r.frame)
+    assert auc > 0.9, auc
+
+
+def _synthetic(planted_near: bool, V: int = 400, D: int = 16, n_bad: int = 20, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    E = torch.randn(V, D, generator=g) + 3.0 * torch.ones(D)  # a common offset, like real embeddings
+    c = E.mean(0)
+    bad = torch.arange(n_bad)
+    if planted_near:
+        E[bad] = c + 0.01 * torch.randn(n_bad, D, generator=g)
+    else:
+        E[bad] = c + 20 * torch.randn(n_bad, D, generator=g)
+    pieces = [f"t{i}" for i in range(V)]
+    table = TokenTable.from_pieces(pieces, scheme="plain")
+    prov = Provenance(source="synthetic", format="test", files=(), input_tensor="E", output_tensor=None,
+                      dtype="F32", method="test")
+    return ModelEmbeddings(input=E, output=None, tokens=table, provenance=prov), set(bad.tolist())
+
+
+@pytest.mark.parametrize("near", [True, False])
+def test_both_tails_of_the_centroid_distance(near):
+    emb, bad = _synthetic(planted_near=near)
+    got = anomtok.nearest(emb, k=len(bad), far=not near)
+    assert set(got["token_id"].to_list()) == bad
+
+
+def test_rank_by_any_metric(tiny_model):
+    r = anomtok.rank(anomtok.load(tiny_model.hf_dir), options=anomtok.RankOptions(nn="exact"))
+    for metric in anomtok.ranking.METRICS:
+        top = r.top(5, metric=metric)
+        vals = top[metric].to_list()
+        desc = anomtok.ranking.DIRECTIONS[metric]
+        assert vals == sorted(vals, reverse=desc)
+        far = r.top(5, metric=metric, far=True)[metric].to_list()
+        assert far == sorted(far, reverse=not desc)
+    with pytest.raises(InputError, match="unknown metric"):
+        r.top(5, metric="bytes_hex")
+
+
+def test_rank_is_a_permutation_and_columns_present(tiny_model):
+    r = anomtok.rank(anomtok.load(tiny_model.hf_dir), options=anomtok.RankOptions(nn="exact"))
+    f = r.frame
+    assert sorted(f["rank"].to_list()) == list(range(1, len(f) + 1))
+    for col in ["rank", "token_id", "token", "bytes_hex", "kind", "script", "norm", "centroid_l2",
+                "centroid_cos", "mean_cos", "pc1_removed_cos", "unused_ref_cos", "nn_cos", "score"]:
+        assert col in f.columns
+    assert f["score"].is_sorted(descending=True, nulls_last=True) or f["score"].drop_nulls().is_sorted(descending=True)
+    assert r.meta["nn_mode"] == "exact"
+
+
+def test_approximate_nn_is_a_lower_bound_and_exact_on_top(tiny_model):
+    emb = anomtok.load(tiny_model.hf_dir)
+    exact = anomtok.rank(emb, options=anomtok.RankOptions(nn="exact")).frame.sort("token_id")
+    approx = anomtok.rank(emb, options=anomtok.RankOptions(nn="approx", nn_top=50, nn_sample=100)).frame.sort("token_id")
+    e, a = exact["nn_cos"].to_numpy(), approx["nn_cos"].to_numpy()
+    ok = np.isfinite(e) & np.isfinite(a)
+    assert np.all(a[ok] <= e[ok] + 1e-6)
+    flagged = approx["nn_exact"].to_numpy()
+    assert flagged.sum() == 50
+    np.testing.assert_allclose(a[flagged], e[flagged], atol=1e-6)
+
+
+def test_bad_options():
+    with pytest.raises(InputError, match="nn must be one of"):
+        anomtok.RankOptions(nn="fast")
+    with pytest.raises(InputError, match="device"):
+        anomtok.rank(_synthetic(True)[0], options=anomtok.RankOptions(device="tpu"))

@@ -22,7 +22,7 @@ from .errors import AnomtokError
 EXIT_BAD_INPUT = 2
 
 
-def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = click.get_current_context().find_root().params.get("debug", False)
@@ -84,7 +84,7 @@ def _rank_options(device: str, nn: str, seed: int):
         raise click.BadParameter(str(exc)) from None
 
 
-_device = click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+device_option = click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 
 
 @cli.command()
@@ -95,8 +95,8 @@ _device = click.option("--device", default="auto", show_default=True, help="auto
 @click.option("--far", is_flag=True, help="Farthest from the centroid (the other tail) instead of nearest.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--include-padding", is_flag=True, help="Also list embedding rows past the tokenizer's vocabulary.")
-@_device
-@_handle_errors
+@device_option
+@handle_errors
 def nearest(model: str, k: int, metric: str, far: bool, fmt: str, include_padding: bool, device: str) -> None:
     """The K tokens nearest to (or with --far farthest from) the embedding centroid.
 
@@ -134,8 +134,8 @@ def nearest(model: str, k: int, metric: str, far: bool, fmt: str, include_paddin
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the approximate nearest-neighbour sample.")
 @click.option("--top", "show", default=15, show_default=True, type=click.IntRange(0, 1000), help="Rows to print.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
-@_device
-@_handle_errors
+@device_option
+@handle_errors
 def rank_cmd(model: str, out_dir: str, nn: str, seed: int, show: int, quiet: bool, device: str) -> None:
     """Rank every token of MODEL; write ranked.csv, ranked.parquet and meta.json to OUT.
 
@@ -166,12 +166,24 @@ def rank_cmd(model: str, out_dir: str, nn: str, seed: int, show: int, quiet: boo
     click.echo(f"score: cosine to the mean of {sc['reference_size']} reference tokens ({sc['reference_source']}) "
                f"on the {sc['matrix']}", err=True)
     if show:
-        top = result.frame.head(show)
+        import polars as pl
+
+        top = result.frame.filter(~pl.col("is_reference")).head(show)
+        click.echo(f"top {show} tokens outside the reference set (every token is in ranked.csv):", err=True)
         rows = [[r["rank"], r["token_id"], f"⟨{r['token']}⟩", r["kind"], r["script"], r["score"], r["norm"]]
                 for r in top.iter_rows(named=True)]
         click.echo(format_table(rows, ["rank", "token_id", "token", "kind", "script", "score", "norm"],
                                 right=[True, True, False, False, False, True, True]))
     click.echo(f"wrote {out_dir}/ranked.csv, ranked.parquet, meta.json ({time.perf_counter() - t0:.1f} s)", err=True)
+
+
+def _register_commands() -> None:
+    from .commands import register
+
+    register(cli)
+
+
+_register_commands()
 
 
 def main() -> None:

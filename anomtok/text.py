@@ -117,7 +117,14 @@ def char_script(ch: str) -> str:
     if _COMMON_RE.match(ch):  # includes letters of no script: ー, µ, ℓ
         return "Common"
     cat = unicodedata.category(ch)
-    if cat[0] in "LM":  # a letter of a script we do not list
+    if cat[0] in "LMN":  # a letter of a script we do not list: Unicode's name usually starts with it
+        word = unicodedata.name(ch, "").split(" ")[0].capitalize()
+        if word and word.isalpha():
+            try:
+                if regex.match(rf"\p{{Script={word}}}", ch):
+                    return word
+            except regex.error:  # not a script name
+                pass
         return "Other"
     return "Common"
 

@@ -1,0 +1,275 @@
+"""Fonts for plot labels: every script a glitch token may be in, or a readable escape.
+
+Token labels come in any script. matplotlib (>= 3.6) takes a *list* of font families and, glyph by
+glyph, uses the first one that has the glyph; a glyph none of them has is drawn as an empty box and
+warned about ("Glyph ... missing from font(s)"). This module
+
+1. finds the font files that anomtok's font dependencies install (by their package folders,
+   without importing those packages: ``matplotlib_fontja`` and ``koreanize_matplotlib`` change
+   matplotlib's global settings when imported),
+2. registers them with matplotlib's font manager, lazily, on the first call (never at import),
+3. builds the fallback chain (``families()``) and reads each font's character map, so that
+4. ``label_text()`` can replace every character no font of the chain has with an escape that reads
+   the same as ``anomtok.text.display`` (``\\u0f00``): a label never shows an empty box.
+
+>>> label_text("東京")                     # covered: kept
+'東京'
+>>> label_text(" the")                     # spaces made visible
+'␣the'
+>>> label_text("\\u0f00")                 # Tibetan: no font of the chain has it
+'\\\\u0f00'
+
+Nothing here changes ``matplotlib.rcParams``: plots pass ``font_properties()`` to each text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.util
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+__all__ = [
+    "FontSpec", "FONT_SPECS", "BASE_FAMILY", "available_fonts", "families", "font_properties",
+    "coverage", "missing_chars", "is_covered", "escape_char", "label_text", "scripts_covered",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FontSpec:
+    """One font of the chain: the pip package that installs it and the file inside that package."""
+
+    package: str  # pip name (what pyproject.toml lists)
+    module: str  # top-level import name: its folder is found without importing it
+    file: str  # path inside the module folder
+    family: str  # the family name matplotlib reads from the file
+    scripts: tuple[str, ...]  # what it is in the chain for (documentation and ``scripts_covered``)
+
+
+# The chain, in fallback order. Bundled by PyPI packages (project dependencies) so that every
+# machine, CI included, renders the same labels. Noto Sans CJK comes last among the CJK fonts: it
+# is a variable font whose default instance is thin, so it only supplies the Han characters that
+# IPAexGothic and NanumGothic lack.
+FONT_SPECS: tuple[FontSpec, ...] = (
+    FontSpec("matplotlib-fontja", "matplotlib_fontja", "fonts/ipaexg.ttf", "IPAexGothic",
+             ("Hiragana", "Katakana", "Han")),
+    FontSpec("koreanize-matplotlib", "koreanize_matplotlib", "fonts/NanumGothic.ttf", "NanumGothic",
+             ("Hangul",)),
+    FontSpec("manimgx-fonts", "manimgx_fonts", "NotoSans[wght].ttf", "Noto Sans", ("Latin", "Greek", "Cyrillic")),
+    *(
+        FontSpec("manimgx-fonts", "manimgx_fonts", f"NotoSans{s}[wght].ttf", f"Noto Sans {s}", (s,))
+        for s in ("Arabic", "Hebrew", "Devanagari", "Bengali", "Gurmukhi", "Gujarati", "Oriya", "Tamil",
+                  "Telugu", "Kannada", "Malayalam", "Sinhala", "Thai", "Lao", "Khmer", "Myanmar",
+                  "Georgian", "Armenian", "Ethiopic")
+    ),
+    FontSpec("manimgx-fonts", "manimgx_fonts", "NotoSansSymbols[wght].ttf", "Noto Sans Symbols", ()),
+    FontSpec("manimgx-fonts-cjk", "manimgx_fonts_cjk", "NotoSansCJK-VF.otf.ttc", "Noto Sans CJK JP",
+             ("Han", "Hangul", "Bopomofo")),
+    FontSpec("manimgx-fonts", "manimgx_fonts", "NotoEmoji[wght].ttf", "Noto Emoji", ()),
+)
+
+# matplotlib's own default font, always present: first in the chain so plots keep its look.
+BASE_FAMILY = "DejaVu Sans"
+
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class _Font:
+    family: str
+    path: str
+    index: int  # face index in a collection (.ttc)
+
+
+def _module_dir(module: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _register(spec: FontSpec, path: Path) -> _Font | None:
+    """Add one face of ``path`` to matplotlib's font manager (as a regular-weight face, whatever
+    the default instance of a variable font says, so that matching never warns about weights)."""
+    from matplotlib import font_manager as fm
+    from matplotlib import ft2font
+
+    try:
+        faces = ft2font.FT2Font(str(path)).num_faces
+        for index in range(faces):
+            face = ft2font.FT2Font(str(path), face_index=index)
+            entry = fm.ttfFontProperty(face)
+            if entry.name != spec.family:
+                continue
+            entry = dataclasses.replace(entry, weight=400, style="normal")
+            if not any(e.fname == entry.fname and e.index == entry.index for e in fm.fontManager.ttflist):
+                fm.fontManager.ttflist.append(entry)
+                fm.fontManager._findfont_cached.cache_clear()  # noqa: SLF001 - as FontManager.addfont does
+            return _Font(spec.family, str(path), index)
+    except (OSError, RuntimeError, ValueError) as exc:
+        log.warning("font %s (%s) could not be read: %s", spec.family, path, exc)
+        return None
+    log.warning("font %s: no face named %r in %s", spec.package, spec.family, path)
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def available_fonts() -> tuple[_Font, ...]:
+    """The fonts of the chain that are installed, registered with matplotlib (first call only),
+    in fallback order, the base family first. Missing packages are logged once and skipped."""
+    from matplotlib import font_manager as fm
+
+    with _lock:
+        out = [_Font(BASE_FAMILY, fm.findfont(fm.FontProperties(family=BASE_FAMILY), fallback_to_default=True), 0)]
+        missing: set[str] = set()
+        for spec in FONT_SPECS:
+            folder = _module_dir(spec.module)
+            path = folder / spec.file if folder is not None else None
+            if path is None or not path.exists():
+                missing.add(spec.package)
+                continue
+            font = _register(spec, path)
+            if font is not None:
+                out.append(font)
+        if missing:
+            log.warning("font packages not installed (labels in their scripts are escaped): %s; "
+                        "pip install %s", ", ".join(sorted(missing)), " ".join(sorted(missing)))
+        return tuple(out)
+
+
+def families() -> list[str]:
+    """Family names for matplotlib's per-glyph fallback, in order (``FontProperties(family=...)``)."""
+    seen: list[str] = []
+    for f in available_fonts():
+        if f.family not in seen:
+            seen.append(f.family)
+    return seen
+
+
+def font_properties(size: float | None = None, weight: str = "normal"):
+    """A ``FontProperties`` with the whole fallback chain; pass it as ``fontproperties=`` to a text."""
+    from matplotlib.font_manager import FontProperties
+
+    return FontProperties(family=families(), size=size, weight=weight)
+
+
+@functools.lru_cache(maxsize=1)
+def coverage() -> frozenset[int]:
+    """Every code point at least one font of the chain has a glyph for (from each font's cmap)."""
+    from matplotlib import ft2font
+
+    cps: set[int] = set()
+    for f in available_fonts():
+        try:
+            face = ft2font.FT2Font(f.path, face_index=f.index)
+        except (OSError, RuntimeError, ValueError):
+            continue
+        cps.update(cp for cp, glyph in face.get_charmap().items() if glyph)
+    return frozenset(cps)
+
+
+def _needs_no_glyph(ch: str) -> bool:
+    # Line breaks and the like are never drawn by a one-line label; matplotlib skips them.
+    return ch in "\n\r"
+
+
+def missing_chars(text: str) -> list[str]:
+    """The distinct characters of ``text`` that no font of the chain can draw, in order."""
+    cov = coverage()
+    out: list[str] = []
+    for ch in text:
+        if ord(ch) not in cov and not _needs_no_glyph(ch) and ch not in out:
+            out.append(ch)
+    return out
+
+
+def is_covered(text: str) -> bool:
+    return not missing_chars(text)
+
+
+def escape_char(ch: str) -> str:
+    """``\\u0c95``-style escape of one character, as ``anomtok.text.display`` writes them."""
+    cp = ord(ch)
+    if cp < 0x100:
+        return f"\\x{cp:02x}"
+    return f"\\u{cp:04x}" if cp < 0x10000 else f"\\U{cp:08x}"
+
+
+def label_text(text: str, max_chars: int = 28, visible_spaces: bool = True) -> str:
+    """A label that every font chain can draw: uncovered characters become escapes, spaces become
+    ``␣`` (a leading space is often the whole difference between two tokens), and a long label
+    is cut to ``max_chars`` with ``…``."""
+    cov = coverage()
+    parts: list[str] = []
+    for ch in text:
+        if ch == " " and visible_spaces and 0x2423 in cov:
+            parts.append("\u2423")
+        elif ch in "\n\r\t":
+            parts.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}[ch])
+        elif ord(ch) in cov:
+            parts.append(ch)
+        else:
+            parts.append(escape_char(ch))
+    out = "".join(parts)
+    if len(out) > max_chars:
+        out = out[: max(1, max_chars - 1)] + "\u2026"
+    return out
+
+
+def scripts_covered(scripts: Iterable[str] | None = None) -> dict[str, bool]:
+    """For each Unicode script name (default: ``anomtok.text.SCRIPTS``), whether the chain has a
+    glyph for most of its letters (sampled from the Unicode block, checked against the cmaps)."""
+    import unicodedata
+
+    import regex
+
+    from .text import SCRIPTS
+
+    cov = coverage()
+    out: dict[str, bool] = {}
+    names = list(scripts) if scripts is not None else list(SCRIPTS)
+    for name in names:
+        try:
+            pat = regex.compile(rf"\p{{Script={name}}}")
+        except regex.error:
+            out[name] = False
+            continue
+        letters = [cp for cp in _candidate_range(name)
+                   if pat.match(chr(cp)) and unicodedata.category(chr(cp))[0] in "LS"]
+        if not letters:
+            out[name] = False
+            continue
+        hit = sum(cp in cov for cp in letters)
+        out[name] = hit >= 0.9 * len(letters)
+    return out
+
+
+def _candidate_range(script: str) -> range:
+    # The main block of each script (enough to judge coverage); Han: the unified ideographs.
+    blocks = {
+        "Latin": (0x41, 0x24F), "Greek": (0x370, 0x3FF), "Cyrillic": (0x400, 0x4FF),
+        "Armenian": (0x530, 0x58F), "Hebrew": (0x590, 0x5FF), "Arabic": (0x600, 0x6FF),
+        "Syriac": (0x700, 0x74F), "Thaana": (0x780, 0x7BF), "Nko": (0x7C0, 0x7FF),
+        "Devanagari": (0x900, 0x97F), "Bengali": (0x980, 0x9FF), "Gurmukhi": (0xA00, 0xA7F),
+        "Gujarati": (0xA80, 0xAFF), "Oriya": (0xB00, 0xB7F), "Tamil": (0xB80, 0xBFF),
+        "Telugu": (0xC00, 0xC7F), "Kannada": (0xC80, 0xCFF), "Malayalam": (0xD00, 0xD7F),
+        "Sinhala": (0xD80, 0xDFF), "Thai": (0xE00, 0xE7F), "Lao": (0xE80, 0xEFF),
+        "Tibetan": (0xF00, 0xFFF), "Myanmar": (0x1000, 0x109F), "Georgian": (0x10A0, 0x10FF),
+        "Hangul": (0xAC00, 0xD7A3), "Ethiopic": (0x1200, 0x137F), "Cherokee": (0x13A0, 0x13FF),
+        "Canadian_Aboriginal": (0x1400, 0x167F), "Khmer": (0x1780, 0x17FF), "Mongolian": (0x1800, 0x18AF),
+        "Hiragana": (0x3041, 0x309F), "Katakana": (0x30A0, 0x30FF), "Bopomofo": (0x3100, 0x312F),
+        "Han": (0x4E00, 0x9FFF), "Yi": (0xA000, 0xA48F), "Vai": (0xA500, 0xA63F),
+        "Javanese": (0xA980, 0xA9DF), "Balinese": (0x1B00, 0x1B7F), "Tifinagh": (0x2D30, 0x2D7F),
+        "Ol_Chiki": (0x1C50, 0x1C7F), "Adlam": (0x1E900, 0x1E95F), "Braille": (0x2800, 0x28FF),
+    }
+    lo, hi = blocks.get(script, (0, -1))
+    return range(lo, hi + 1)

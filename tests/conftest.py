@@ -1,0 +1,75 @@
+"""Shared fixtures: three real tiny models (built once per session), seeded RNGs, isolated caches."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+try:  # tests/ as a package or as a plain rootdir folder
+    from .tinymodel import TinyModel, build_tiny_model
+except ImportError:
+    from tinymodel import TinyModel, build_tiny_model
+
+_CACHE_VARS = {"HF_HOME": "hf", "XDG_CACHE_HOME": "xdg", "ANOMTOK_CACHE": "anomtok"}
+_OFFLINE_VARS = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+_session_cache_root: Path | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # huggingface_hub reads HF_HOME and HF_HUB_OFFLINE when it is imported, which happens while test
+    # modules are collected, before any fixture runs: so the session-wide values are set here.
+    global _session_cache_root
+    _session_cache_root = Path(tempfile.mkdtemp(prefix="anomtok-tests-"))
+    for var, sub in _CACHE_VARS.items():
+        os.environ[var] = str(_session_cache_root / sub)
+    os.environ.update(_OFFLINE_VARS)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _session_cache_root is not None:
+        shutil.rmtree(_session_cache_root, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_caches(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test gets empty caches of its own, and no network through the Hugging Face libraries."""
+    root = tmp_path_factory.mktemp("cache")
+    for var, sub in _CACHE_VARS.items():
+        monkeypatch.setenv(var, str(root / sub))
+    for var, value in _OFFLINE_VARS.items():
+        monkeypatch.setenv(var, value)
+
+
+@pytest.fixture(autouse=True)
+def _seeded_rngs() -> None:
+    random.seed(0)
+    np.random.seed(0)
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
+    """Tied embeddings, 16 added ``<unusedN>`` special tokens."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_tied"), tied=True, n_unused=16)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_untied(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
+    """Separate ``lm_head``, 16 added ``<unusedN>`` special tokens."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_untied"), tied=False, n_unused=16)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_noref(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
+    """Tied, and no ``<unusedN>`` tokens: no ready-made reference set of never-trained tokens."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_noref"), tied=True, n_unused=0)

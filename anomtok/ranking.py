@@ -22,6 +22,11 @@ that centroid points along), and ``meta["score"]["reference_source"]`` says so. 
 lowest input norms first (the paper's indicator for untied models): on SmolLM2 it picks frequent
 first names, so it is not used.
 
+``flagged`` marks the tokens outside the reference set whose score reaches the 10th percentile
+(``flag_quantile``) of the reference tokens' own scores: they look at least as never-trained as
+90% of the tokens known never to be trained. The threshold adapts to each model; nothing is tuned
+to one model.
+
 Rows that are NaN, infinite or all-zero are kept out of every centroid and mean, reported, and
 ranked first: a token whose embedding is broken or was never initialised is the most suspect.
 """
@@ -68,6 +73,7 @@ class RankOptions:
     nn_top: int = 1024
     nn_sample: int = 2048
     min_reference: int = 3
+    flag_quantile: float = 0.1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -76,6 +82,8 @@ class RankOptions:
         for name in ("nn_top", "nn_sample", "min_reference"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1")
+        if not 0.0 <= self.flag_quantile <= 1.0:
+            raise InputError("flag_quantile must be in [0, 1]")
 
 
 @dataclass
@@ -190,6 +198,12 @@ def rank(emb: ModelEmbeddings, options: RankOptions | None = None, progress: Any
         nn_exact[top] = valid[top]
     tick("nn_cos")
 
+    # --- flagged: outside the reference set, yet scoring like the known-unused tokens do
+    ref_scores = score[ref & torch.isfinite(score)]
+    threshold = float(torch.quantile(ref_scores.double(), opt.flag_quantile)) if ref_scores.numel() else math.inf
+    flagged = (~ref) & valid & (torch.nan_to_num(score, nan=-math.inf) >= threshold)
+    flagged &= torch.from_numpy(kinds != "padding").to(dev)
+
     # --- the table
     invalid = ~valid
     order_key = torch.where(invalid, torch.full_like(score, math.inf), torch.nan_to_num(score, nan=-math.inf))
@@ -207,6 +221,7 @@ def rank(emb: ModelEmbeddings, options: RankOptions | None = None, progress: Any
         "partial_utf8": emb.tokens.partial,
         "valid": cpu(valid),
         "is_reference": cpu(ref),
+        "flagged": cpu(flagged),
         "norm": _nan_to_null(cpu(norm)),
         "centroid_l2": _nan_to_null(cpu(l2)),
         "centroid_cos": _nan_to_null(cpu(ccos)),
@@ -235,7 +250,11 @@ def rank(emb: ModelEmbeddings, options: RankOptions | None = None, progress: Any
             "matrix": "output (unembedding)" if on_output else "input embedding",
             "reference_source": ref_source,
             "reference_size": int(ref.sum()),
-            "reference_kinds": {k: int(v) for k, v in zip(*np.unique(kinds[cpu(ref)], return_counts=True))},
+            "reference_kinds": {str(k): int(v) for k, v in zip(*np.unique(kinds[cpu(ref)], return_counts=True))},
+            "flag_threshold": threshold,
+            "flag_rule": (f"not in the reference set and score >= the {opt.flag_quantile:g} quantile "
+                          f"of the reference tokens' scores"),
+            "flagged": int(flagged.sum()),
         },
         "nn_mode": mode if mode != "approx" else (
             f"approx: exact for the top {opt.nn_top} by score, lower bound against {opt.nn_sample} random rows for the rest"),

@@ -129,3 +129,12 @@ def test_bad_options():
         anomtok.RankOptions(nn="fast")
     with pytest.raises(InputError, match="device"):
         anomtok.rank(_synthetic(True)[0], options=anomtok.RankOptions(device="tpu"))
+
+
+def test_flagged_tokens_are_the_never_seen_ones(tiny_model):
+    r = anomtok.rank(anomtok.load(tiny_model.hf_dir), options=anomtok.RankOptions(nn="off"))
+    flagged = set(r.frame.filter(pl.col("flagged"))["token_id"].to_list())
+    assert r.meta["score"]["flagged"] == len(flagged) > 20
+    assert not flagged & set(tiny_model.unused_ids) and not flagged & set(tiny_model.padding_ids)
+    precision = len(flagged & set(tiny_model.unseen_ids)) / len(flagged)
+    assert precision > 0.9, precision

@@ -1,0 +1,57 @@
+"""``anomtok scan MODEL -o DIR``: ranking, audit, negative temperature, verification, maps, report."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from ..cli import device_option, handle_errors
+
+
+@click.command("scan")
+@click.argument("model")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Report folder, e.g. reports/gemma-3-270m.")
+@click.option("--no-generate", is_flag=True, help="Skip negative-temperature generation.")
+@click.option("--no-verify", is_flag=True, help="Skip verification by prompting.")
+@click.option("--no-umap", is_flag=True, help="Skip the UMAP maps (histogram and scatter are still drawn).")
+@click.option("--umap-sample", type=click.IntRange(10, None), default=None,
+              help="Map a stratified sample of N tokens instead of the full vocabulary.")
+@click.option("--prompts-per-language", default=6, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(1, 4096))
+@click.option("-T", "--temperature", default=-0.001, show_default=True, type=float)
+@click.option("--verify-top", default=20, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--svg", is_flag=True, help="Also write SVG plots.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--force", is_flag=True, help="Redo every step even when its outputs are up to date.")
+@device_option
+@handle_errors
+def command(model: str, out_dir: str, no_generate: bool, no_verify: bool, no_umap: bool, umap_sample: int | None,
+            prompts_per_language: int, max_new_tokens: int, temperature: float, verify_top: int, svg: bool,
+            seed: int, force: bool, device: str) -> None:
+    """Scan MODEL end to end into OUT: report.md, glitch.csv, plots and every step's tables.
+
+    Finished steps are reused (an interrupted scan resumes); --force redoes them.
+
+    \b
+    Examples:
+      anomtok scan gemma-3-270m -o reports/gemma-3-270m
+      anomtok scan minilm-l6 -o reports/minilm-l6          # encoder: no generation step
+      anomtok scan ./model.gguf -o out/m --no-umap --no-generate
+    """
+    from ..device import resolve_device
+    from ..scan import ScanOptions, scan
+
+    resolve_device(device)
+    opts = ScanOptions(generate=not no_generate, verify=not no_verify, umap=not no_umap, force=force,
+                       device=device, seed=seed, temperature=temperature, max_new_tokens=max_new_tokens,
+                       prompts_per_language=prompts_per_language, verify_top=verify_top, umap_sample=umap_sample,
+                       formats=("png", "svg") if svg else ("png",))
+    start = time.perf_counter()
+
+    def progress(step: str, msg: str) -> None:
+        click.echo(f"[{time.perf_counter() - start:7.1f} s] {step:<8} {msg}", err=True)
+
+    result = scan(model, out_dir, opts, progress=progress)
+    click.echo(f"wrote {out_dir}/report.md and glitch.csv in {result.seconds:.1f} s", err=True)

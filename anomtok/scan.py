@@ -1,0 +1,241 @@
+"""``anomtok scan``: every step on one model, resumable, into one report folder.
+
+Steps, each writing its files atomically and then a marker ``.steps/<step>.json`` (settings,
+outputs, seconds). A step whose marker matches the current settings and whose outputs exist is
+reused; ``force`` redoes everything. An interrupted scan therefore resumes at the step it was in,
+and a half-written file can never be mistaken for a finished one.
+
+    rank      ranked.csv, ranked.parquet, meta.json
+    audit     audit/audit.csv, audit.json, audit.md
+    negtemp   negtemp/generations.jsonl, negtemp_tokens.csv, crosscheck.json   (causal models)
+    verify    verify/verified.csv, verify.json                                 (causal models)
+    plots     umap.parquet (coordinate cache), plots/*.png|svg
+    report    glitch.csv, report.md
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import polars as pl
+
+from ._version import __version__
+from .errors import InputError
+
+__all__ = ["ScanOptions", "ScanResult", "scan", "STEPS"]
+
+log = logging.getLogger(__name__)
+
+STEPS = ("rank", "audit", "negtemp", "verify", "plots", "report")
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """What a scan does. ``prompts_per_language``: how many prompts of each bundled prompt file
+    (English, Japanese) the negative-temperature step uses."""
+
+    generate: bool = True
+    verify: bool = True
+    umap: bool = True
+    force: bool = False
+    device: str = "auto"
+    seed: int = 0
+    temperature: float = -0.001
+    max_new_tokens: int = 32
+    prompts_per_language: int = 6
+    verify_top: int = 20
+    umap_sample: int | None = None
+    label_top: int = 25
+    formats: tuple[str, ...] = ("png",)
+
+    def __post_init__(self) -> None:
+        if self.prompts_per_language < 1:
+            raise InputError("prompts_per_language must be >= 1")
+        if self.verify_top < 1:
+            raise InputError("verify_top must be >= 1")
+        if self.max_new_tokens < 1:
+            raise InputError("max_new_tokens must be >= 1")
+        if not self.formats or any(f not in ("png", "svg") for f in self.formats):
+            raise InputError("formats must be png and/or svg")
+
+
+@dataclass
+class ScanResult:
+    out_dir: Path
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)  # step -> {"status": ran|reused|skipped, "seconds": s}
+    seconds: float = 0.0
+
+
+class _Steps:
+    """Step markers: a step is done when its marker has the same settings and its outputs exist."""
+
+    def __init__(self, out: Path, force: bool):
+        self.out = out
+        self.dir = out / ".steps"
+        self.force = force
+
+    def done(self, step: str, settings: dict[str, Any]) -> bool:
+        if self.force:
+            return False
+        marker = self.dir / f"{step}.json"
+        try:
+            m = json.loads(marker.read_text("utf-8"))
+        except (OSError, ValueError):
+            return False
+        if m.get("settings") != json.loads(json.dumps(settings, default=str)):
+            return False
+        return all((self.out / p).exists() for p in m.get("outputs", []))
+
+    def mark(self, step: str, settings: dict[str, Any], outputs: list[str], seconds: float) -> None:
+        from .export import write_json
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_json({"settings": settings, "outputs": outputs, "seconds": round(seconds, 2),
+                    "anomtok_version": __version__}, self.dir / f"{step}.json")
+
+    def seconds(self, step: str) -> float | None:
+        try:
+            return float(json.loads((self.dir / f"{step}.json").read_text("utf-8"))["seconds"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+
+def _prompts(n: int) -> tuple[list[str], list[str]]:
+    from .generation import default_prompt_files, read_prompts
+
+    texts: list[str] = []
+    files: list[str] = []
+    for path in default_prompt_files():
+        texts += read_prompts(path)[:n]
+        files.append(path.name)
+    return texts, files
+
+
+def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
+         progress: Callable[[str, str], None] | None = None) -> ScanResult:
+    """Run every step on ``model`` into ``out_dir`` (see the module docstring)."""
+    from . import api
+    from .export import read_table
+    from .loading import load
+    from .ranking import RankOptions, Ranking
+
+    opt = options or ScanOptions()
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    steps = _Steps(out, opt.force)
+    result = ScanResult(out_dir=out)
+    t_all = time.perf_counter()
+    say = progress or (lambda step, msg: None)
+    base = {"model": str(model), "anomtok_version": __version__}
+
+    emb = load(model)  # cheap (embedding only); every step needs the token table or provenance
+    causal = bool(emb.config.get("causal", False))
+
+    def run(step: str, settings: dict[str, Any], outputs: list[str], fn: Callable[[], None]) -> None:
+        settings = base | settings
+        if steps.done(step, settings):
+            result.steps[step] = {"status": "reused", "seconds": steps.seconds(step)}
+            say(step, "reused")
+            return
+        say(step, "running")
+        t = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t
+        steps.mark(step, settings, outputs, dt)
+        result.steps[step] = {"status": "ran", "seconds": round(dt, 2)}
+        say(step, f"done in {dt:.1f} s")
+
+    rank_opts = RankOptions(device=opt.device, seed=opt.seed)
+    run("rank", {"options": asdict(rank_opts)}, ["ranked.parquet", "ranked.csv", "meta.json"],
+        lambda: api.rank(emb, out_dir=out, options=rank_opts))
+    frame = read_table(out / "ranked.parquet")
+    ranking = Ranking(frame=frame, meta=json.loads((out / "meta.json").read_text("utf-8")))
+
+    def do_audit() -> None:
+        from .audit import audit
+
+        audit(model, out_dir=out / "audit", ranking=ranking)
+
+    run("audit", {}, ["audit/audit.json", "audit/audit.md", "audit/audit.csv"], do_audit)
+
+    if opt.generate and causal:
+        def do_negtemp() -> None:
+            from .generation import negtemp
+            from .generation.sampler import SamplerConfig
+
+            texts, files = _prompts(opt.prompts_per_language)
+            negtemp(model, texts, SamplerConfig(temperature=opt.temperature), max_new_tokens=opt.max_new_tokens,
+                    seed=opt.seed, device=opt.device, ranking=ranking, embeddings=emb, out_dir=out / "negtemp",
+                    progress=True, prompt_files=files)
+
+        run("negtemp", {"T": opt.temperature, "max_new_tokens": opt.max_new_tokens, "seed": opt.seed,
+                        "prompts_per_language": opt.prompts_per_language},
+            ["negtemp/generations.jsonl", "negtemp/negtemp_tokens.csv", "negtemp/crosscheck.json"], do_negtemp)
+    else:
+        result.steps["negtemp"] = {"status": "skipped", "why": "not a causal LM" if not causal else "--no-generate"}
+        say("negtemp", "skipped")
+
+    if opt.verify and causal:
+        def do_verify() -> None:
+            from .verify import verify
+
+            verify(model, ranking, top=opt.verify_top, seed=opt.seed, device=opt.device, embeddings=emb,
+                   out_dir=out / "verify", progress=True)
+
+        run("verify", {"top": opt.verify_top, "seed": opt.seed}, ["verify/verified.csv"], do_verify)
+    else:
+        result.steps["verify"] = {"status": "skipped", "why": "not a causal LM" if not causal else "--no-verify"}
+        say("verify", "skipped")
+
+    def do_plots() -> None:
+        from .plots import render_all
+        from .umap_map import MapOptions, compute_map
+
+        marks = _negtemp_ids(out)
+        mres = None
+        if opt.umap:
+            mopts = MapOptions(sample=opt.umap_sample, seed=opt.seed)
+            mres = compute_map(emb.input.numpy(), frame, mopts, cache=out / "umap.parquet",
+                               source=emb.provenance.to_dict(), extra_ids=marks)
+        render_all(frame, out / "plots", mres, title=_title(emb), label_top=opt.label_top, mark_ids=marks,
+                   mark_name="negative-temperature tokens", formats=opt.formats)
+
+    plot_outputs = ["plots/centroid_hist.png" if "png" in opt.formats else "plots/centroid_hist.svg"]
+    run("plots", {"umap": opt.umap, "sample": opt.umap_sample, "seed": opt.seed, "label_top": opt.label_top,
+                  "formats": list(opt.formats), "negtemp": (out / "negtemp" / "negtemp_tokens.csv").exists()},
+        plot_outputs, do_plots)
+
+    # the report is cheap: always rewritten so it reflects every step's current outputs
+    say("report", "running")
+    t = time.perf_counter()
+    result.seconds = time.perf_counter() - t_all
+    from .report import write_report
+
+    write_report(out, step_status=result.steps, total_seconds=result.seconds)
+    result.steps["report"] = {"status": "ran", "seconds": round(time.perf_counter() - t, 2)}
+    result.seconds = time.perf_counter() - t_all
+    say("report", "done")
+    return result
+
+
+def _negtemp_ids(out: Path) -> list[int]:
+    path = out / "negtemp" / "negtemp_tokens.csv"
+    if not path.exists():
+        return []
+    try:
+        return pl.read_csv(path, columns=["token_id"])["token_id"].to_list()
+    except Exception:  # noqa: BLE001 - a damaged optional input only loses the marks
+        log.warning("could not read %s; maps will not mark negative-temperature tokens", path)
+        return []
+
+
+def _title(emb: Any) -> str:
+    name = emb.config.get("name") or emb.provenance.source
+    return f"{name} — {emb.shape[0]:,} × {emb.shape[1]}"

@@ -129,6 +129,8 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.rglob(".*.tmp"):  # temporary files of a writer that was killed mid-write
+        stale.unlink(missing_ok=True)
     steps = _Steps(out, opt.force)
     result = ScanResult(out_dir=out)
     t_all = time.perf_counter()

@@ -28,7 +28,6 @@ How each source becomes a ``tokenizers.Tokenizer``:
 from __future__ import annotations
 
 import json
-import logging
 import os
 import struct
 from dataclasses import dataclass, field
@@ -39,8 +38,6 @@ from .errors import LoadError
 from .tokens import TokenTable
 
 __all__ = ["LoadedTokenizer", "load_tokenizer", "read_sentencepiece_model"]
-
-log = logging.getLogger(__name__)
 
 _SPM_NAMES = ("tokenizer.model", "sentencepiece.bpe.model", "spiece.model")
 _WEIGHT_GLOBS = ("*.safetensors", "pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -360,8 +357,8 @@ def _from_spm(path: Path, spec: str) -> LoadedTokenizer:
         tok.normalizer = normalizers.Sequence(steps)
     scheme = "always" if m["add_dummy_prefix"] else "never"
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme=scheme, split=True)
-    tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse(),
-                                     decoders.Metaspace(replacement="\u2581", prepend_scheme=scheme, split=True)])
+    steps = [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()]
+    tok.decoder = decoders.Sequence(steps + ([decoders.Strip(" ", 1, 0)] if m["add_dummy_prefix"] else []))
     control = [AddedToken(p, special=True, normalized=False) for p, t in zip(pieces, types) if t == 3]
     user = [AddedToken(p, special=False, normalized=False) for p, t in zip(pieces, types) if t == 4]
     if control:

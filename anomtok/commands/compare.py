@@ -1,0 +1,35 @@
+"""``anomtok compare DIR DIR ...``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..cli import handle_errors
+
+
+@click.command("compare")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--top", default=25, show_default=True, type=click.IntRange(1, 10000), help="Shared tokens to list.")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
+@click.option("-o", "--out", "out_file", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+@handle_errors
+def command(folders: tuple[str, ...], top: int, fmt: str, out_file: str | None) -> None:
+    """Compare report folders: shared glitch tokens (Jaccard) for models that share a tokenizer,
+    and a side-by-side summary for all.
+
+    \b
+    Example:
+      anomtok compare reports/gemma-3-270m reports/smollm2-135m reports/minilm-l6
+    """
+    from ..cache import atomic_write_text
+    from ..compare import compare
+
+    res = compare(list(folders), top=top)
+    text = res.markdown if fmt == "markdown" else json.dumps(
+        {"summary": res.summary.to_dicts(), "pairs": res.pairs}, ensure_ascii=False, indent=1)
+    if out_file:
+        atomic_write_text(out_file, text + "\n")
+    else:
+        click.echo(text)

@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Iterable
 
 __all__ = [
-    "FontSpec", "FONT_SPECS", "BASE_FAMILY", "available_fonts", "families", "font_properties",
+    "FontSpec", "FONT_SPECS", "BASE_FAMILY", "available_fonts", "families", "families_for",
+    "font_properties", "font_properties_for",
     "coverage", "missing_chars", "is_covered", "escape_char", "label_text", "scripts_covered",
 ]
 
@@ -97,16 +98,26 @@ def _module_dir(module: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def _open_face(path: str, index: int = 0):
+    from matplotlib import ft2font
+
+    try:
+        return ft2font.FT2Font(path, face_index=index)
+    except TypeError:  # matplotlib < 3.10 reads only the first face of a collection
+        if index:
+            raise ValueError("this matplotlib cannot open a face of a font collection") from None
+        return ft2font.FT2Font(path)
+
+
 def _register(spec: FontSpec, path: Path) -> _Font | None:
     """Add one face of ``path`` to matplotlib's font manager (as a regular-weight face, whatever
     the default instance of a variable font says, so that matching never warns about weights)."""
     from matplotlib import font_manager as fm
-    from matplotlib import ft2font
 
     try:
-        faces = ft2font.FT2Font(str(path)).num_faces
+        faces = getattr(_open_face(str(path)), "num_faces", 1)
         for index in range(faces):
-            face = ft2font.FT2Font(str(path), face_index=index)
+            face = _open_face(str(path), index)
             entry = fm.ttfFontProperty(face)
             if entry.name != spec.family:
                 continue
@@ -162,19 +173,56 @@ def font_properties(size: float | None = None, weight: str = "normal"):
     return FontProperties(family=families(), size=size, weight=weight)
 
 
-@functools.lru_cache(maxsize=1)
-def coverage() -> frozenset[int]:
-    """Every code point at least one font of the chain has a glyph for (from each font's cmap)."""
-    from matplotlib import ft2font
+def font_properties_for(text: str, size: float | None = None, weight: str = "normal"):
+    """The smallest ``FontProperties`` that draws ``text`` exactly as the whole chain would: the
+    families, in chain order, that matplotlib's per-glyph fallback would pick for its characters.
+    Much faster to lay out than the full chain (matplotlib looks up every family of the list for
+    every text). Characters nobody covers are ignored: pass the text through ``label_text`` first."""
+    from matplotlib.font_manager import FontProperties
 
-    cps: set[int] = set()
+    return FontProperties(family=families_for(text), size=size, weight=weight)
+
+
+def families_for(text: str) -> list[str]:
+    """Families of the chain that ``text`` needs, in chain order, the base family always first."""
+    fams = families()
+    need = {0}
+    for ch in set(text):
+        i = _first_font_with(ord(ch))
+        if i is not None:
+            need.add(i)
+    return [fams[i] for i in sorted(need)]
+
+
+@functools.lru_cache(maxsize=65536)
+def _first_font_with(cp: int) -> int | None:
+    for i, cps in enumerate(_family_coverages()):
+        if cp in cps:
+            return i
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _family_coverages() -> tuple[frozenset[int], ...]:
+    """Code points of each family of ``families()``, in the same order (from the fonts' cmaps)."""
+    by_family: dict[str, set[int]] = {}
     for f in available_fonts():
+        cps = by_family.setdefault(f.family, set())
         try:
-            face = ft2font.FT2Font(f.path, face_index=f.index)
+            face = _open_face(f.path, f.index)
         except (OSError, RuntimeError, ValueError):
             continue
         cps.update(cp for cp, glyph in face.get_charmap().items() if glyph)
-    return frozenset(cps)
+    return tuple(frozenset(by_family[name]) for name in families())
+
+
+@functools.lru_cache(maxsize=1)
+def coverage() -> frozenset[int]:
+    """Every code point at least one font of the chain has a glyph for (from each font's cmap)."""
+    out: set[int] = set()
+    for cps in _family_coverages():
+        out |= cps
+    return frozenset(out)
 
 
 def _needs_no_glyph(ch: str) -> bool:

@@ -48,7 +48,8 @@ from .text import char_script
 
 __all__ = [
     "MapOptions", "MapSettings", "Selection", "MapResult", "CACHE_NAME", "CACHE_VERSION",
-    "japanese_class", "select_rows", "umap_coords", "matrix_digest", "source_fingerprint",
+    "japanese_class", "required_reasons", "select_rows", "umap_coords", "matrix_digest",
+    "source_fingerprint", "source_matches",
     "write_map", "read_map", "cache_matches", "load_map", "compute_map",
 ]
 
@@ -353,6 +354,22 @@ def source_fingerprint(source: Mapping[str, Any] | None) -> list[list[Any]] | No
     return out or None
 
 
+def source_matches(spec: str | os.PathLike, source: Mapping[str, Any] | None) -> bool:
+    """True when ``source`` (a provenance dict, e.g. ``meta.json["source"]``) was made from what
+    ``spec`` names now: the same spec and the same files, unchanged. Lets a re-render trust
+    cached tables without loading the model."""
+    if not source:
+        return False
+    stored = str(source.get("source", ""))
+    same_spec = stored == str(spec)
+    if not same_spec:
+        try:
+            same_spec = Path(stored).expanduser().resolve() == Path(spec).expanduser().resolve()
+        except (OSError, ValueError):
+            same_spec = False
+    return same_spec and _files_unchanged(source_fingerprint(source))
+
+
 def _files_unchanged(fingerprint: list[list[Any]] | None) -> bool:
     """The files of a fingerprint are still there with the same size and sha256 (hashes are
     cached by path, size and mtime, so this is cheap after the first time)."""
@@ -441,7 +458,7 @@ def load_map(path: str | os.PathLike, settings: MapSettings, frame: pl.DataFrame
 def compute_map(matrix: np.ndarray, frame: pl.DataFrame, options: MapOptions | None = None, *,
                 cache: str | os.PathLike | None = None, source: Mapping[str, Any] | None = None,
                 extra_ids: Iterable[int] = (), progress: Callable[[str], None] | None = None) -> MapResult:
-    """The map of ``matrix`` (``(V, D)``, rows = ``frame["token_id"]`` ids), from ``cache`` when it
+    """The map of ``matrix`` (``(V, D)``, row i = token id i; ``frame`` in any order), from ``cache`` when it
     holds a reusable one, else computed (and written to ``cache`` when given).
 
     ``source`` is the model's provenance dict, stored so that a later call without the matrix
@@ -451,9 +468,14 @@ def compute_map(matrix: np.ndarray, frame: pl.DataFrame, options: MapOptions | N
     if M.ndim != 2 or M.shape[0] != frame.height:
         raise InputError(f"the matrix has shape {M.shape} but the table has {frame.height} rows")
     extra = [int(i) for i in extra_ids]
-    valid = frame["valid"].to_numpy().astype(bool) if "valid" in frame.columns else None
-    if valid is None:
-        valid = np.isfinite(M).all(axis=1) & (np.abs(M).sum(axis=1) > 0)
+    ids = frame["token_id"].to_numpy()
+    if ids.size and (ids.min() < 0 or ids.max() >= M.shape[0] or np.unique(ids).size != ids.size):
+        raise InputError("the table's token_id column must hold each row index of the matrix once")
+    if "valid" in frame.columns:
+        valid = frame["valid"].to_numpy().astype(bool)
+    else:  # rows in token-id order, like the matrix
+        valid_by_id = np.isfinite(M).all(axis=1) & (np.abs(M).sum(axis=1) > 0)
+        valid = valid_by_id[ids]
         frame = frame.with_columns(valid=pl.Series(valid))
     settings = MapSettings.make(opt, int(valid.sum()), int(M.shape[0]), int(M.shape[1]))
     t0 = time.perf_counter()
@@ -467,10 +489,8 @@ def compute_map(matrix: np.ndarray, frame: pl.DataFrame, options: MapOptions | N
             return hit
     sel = select_rows(frame, settings.sample if settings.mode == "sample" else None,
                       flag_top=opt.flag_top, seed=opt.seed, extra_ids=extra)
-    row_of = {int(t): r for r, t in enumerate(frame["token_id"].to_list())}
-    rows = np.array([row_of[int(i)] for i in sel.ids], dtype=np.int64)
     t1 = time.perf_counter()
-    xy = umap_coords(M[rows], seed=opt.seed, n_neighbors=opt.n_neighbors, min_dist=opt.min_dist,
+    xy = umap_coords(M[sel.ids],  # the matrix row of a token is its id seed=opt.seed, n_neighbors=opt.n_neighbors, min_dist=opt.min_dist,
                      n_epochs=opt.n_epochs, metric=opt.metric)
     seconds = time.perf_counter() - t1
     coords = pl.DataFrame({"token_id": sel.ids, "x": xy[:, 0], "y": xy[:, 1], "why": sel.why})

@@ -1,0 +1,354 @@
+"""Load a causal language model, with its tokenizer, for any source ``anomtok.load`` accepts.
+
+* Hugging Face folder or hub id: ``AutoModelForCausalLM.from_pretrained`` with
+  ``trust_remote_code=False`` and safetensors only (no pickles).
+* GGUF file, or a packaged alias shipping one (chunked packages are joined once by
+  ``materialize_gguf``): transformers dequantizes it (``from_pretrained(gguf_file=...)``, ~45 s
+  for SmolLM2-135M, ~75 s for Gemma 3 270M on 2 cores, plus up to 50 s for the tokenizer). The
+  dequantized float32 model and its tokenizer are then saved as safetensors under
+  ``anomtok.cache.cache_dir()/dequantized/<name>-<sha256 prefix>/`` so every later load takes
+  about a second. The cache entry is keyed by the GGUF's sha256 and written atomically (a
+  temporary folder renamed into place).
+* Encoder-only models (BERT, ...) and encoder-decoders raise ``InputError``: "not a causal LM".
+
+``dtype``: ``auto`` is float32 on CPU and bfloat16 on CUDA; or ``float32``, ``bfloat16``,
+``float16``. ``device``: ``auto|cpu|cuda[:N]``; ``device_map="auto"`` spreads a model that does
+not fit one GPU over all of them (needs the ``accelerate`` package).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..cache import atomic_write_text, cache_dir, file_sha256
+from ..device import resolve_device
+from ..errors import InputError, LoadError
+
+__all__ = ["CausalLM", "load_causal_lm", "DTYPES", "resolve_dtype"]
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_CACHE_FORMAT = 1  # bump when the layout of a cache entry changes
+_ENCODER_ONLY = frozenset([
+    "bert", "roberta", "xlm-roberta", "distilbert", "electra", "mpnet", "deberta", "deberta-v2", "albert",
+    "camembert", "ernie", "modernbert", "xlm", "flaubert", "mobilebert", "squeezebert", "convbert", "funnel",
+    "layoutlm", "rembert", "nomic_bert", "jina_bert",
+])
+_ENCODER_GGUF_ARCHS = frozenset(["bert", "nomic-bert", "jina-bert-v2", "t5encoder", "t5", "modern-bert"])
+
+
+@dataclass
+class CausalLM:
+    """A causal LM ready for ``anomtok.generation.loop.generate``.
+
+    ``n_vocab`` is the tokenizer's vocabulary size (for a GGUF source, at most the GGUF's own token
+    list: transformers' converter may append an ``<|endoftext|>`` the model never had): logit
+    columns past it (the padding rows real checkpoints round their matrices up with) belong to no
+    token and are masked when generating.
+    ``input_device`` is where input ids go (the embedding's device under ``device_map="auto"``).
+    """
+
+    model: Any
+    tokenizer: Any
+    source: str
+    format: str
+    device: torch.device
+    dtype: torch.dtype
+    n_vocab: int
+    eos_ids: tuple[int, ...]
+    pad_id: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        """Width of the logits (the output matrix's rows)."""
+        out = self.model.get_output_embeddings()
+        return int(out.weight.shape[0]) if out is not None else int(self.model.config.vocab_size)
+
+    @property
+    def input_device(self) -> torch.device:
+        return self.model.get_input_embeddings().weight.device
+
+    @property
+    def max_positions(self) -> int | None:
+        cfg = getattr(self.model.config, "get_text_config", lambda: self.model.config)()
+        n = getattr(cfg, "max_position_embeddings", None)
+        return int(n) if isinstance(n, int) and n > 0 else None
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of ``text`` as the model expects a prompt (the tokenizer's own BOS rule)."""
+        return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+    def describe(self) -> dict[str, Any]:
+        return {"source": self.source, "format": self.format, "device": str(self.device),
+                "dtype": str(self.dtype).replace("torch.", ""), "n_vocab": self.n_vocab, "rows": self.rows,
+                "eos_ids": list(self.eos_ids), "architecture": type(self.model).__name__, **self.info}
+
+
+def resolve_dtype(name: str | torch.dtype, device: torch.device) -> torch.dtype:
+    if isinstance(name, torch.dtype):
+        if name not in DTYPES.values():
+            raise InputError(f"dtype must be one of auto, {', '.join(DTYPES)}, not {name}")
+        return name
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if name not in DTYPES:
+        raise InputError(f"--dtype must be auto, {', '.join(DTYPES)}, not {name!r}")
+    return DTYPES[name]
+
+
+def _check_causal_config(raw: dict[str, Any], where: str) -> None:
+    mtype = raw.get("model_type")
+    archs = " ".join(raw.get("architectures") or [])
+    if raw.get("is_encoder_decoder"):
+        raise InputError(f"{where}: is an encoder-decoder model ({mtype}), not a causal LM: negative-temperature "
+                         "generation needs a decoder-only model")
+    if "CausalLM" in archs or ("LMHeadModel" in archs and mtype not in _ENCODER_ONLY):
+        return
+    if mtype in _ENCODER_ONLY and not raw.get("is_decoder"):
+        raise InputError(f"{where}: is an encoder-only model ({mtype}, {archs or 'no architectures'}), not a causal LM: "
+                         "it has no output head to generate with")
+    try:
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    except ImportError:  # pragma: no cover
+        return
+    if mtype is not None and mtype not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise InputError(f"{where}: model type {mtype!r} is not a causal LM that transformers can generate with")
+
+
+def _gguf_file(spec: str) -> tuple[Path, str]:
+    """The single GGUF file of a spec and the kind of spec ("alias" or "file")."""
+    from ..loading import resolve_source
+    from ..loading.packaged import materialize_gguf, packaged_models
+
+    kind, paths = resolve_source(spec)
+    if spec in packaged_models():
+        model = packaged_models()[spec]
+        if not model.causal or model.tokenizer_only:
+            raise InputError(f"{spec}: is not a causal LM ({model.description}): it cannot generate text")
+        if kind == "gguf":
+            return materialize_gguf(spec), "alias"
+        return paths[0], "alias"
+    return paths[0], "file"
+
+
+def _gguf_facts(path: Path) -> tuple[str, int | None]:
+    """(architecture, number of tokens in the GGUF's own vocabulary)."""
+    from ..loading.gguf_reader import GGUFFile
+
+    try:
+        md = GGUFFile([path]).metadata
+    except Exception as exc:  # noqa: BLE001
+        raise LoadError(f"{path}: not a readable GGUF file ({exc.__class__.__name__}: {exc})") from None
+    tokens = md.get("tokenizer.ggml.tokens")
+    return str(md.get("general.architecture", "unknown")), (len(tokens) if tokens else None)
+
+
+def _from_pretrained(loader: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return loader.from_pretrained(*args, **kwargs)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise LoadError(f"{args[0]}: transformers could not load it ({exc.__class__.__name__}: {msg})") from None
+
+
+def _clear_quantizer(model: Any) -> None:
+    """A GGUF-loaded model carries a non-serializable quantizer although its weights are plain
+    float tensors: drop it so ``save_pretrained`` works (MODELS.md)."""
+    model.hf_quantizer = None
+    for cfg in (model.config, getattr(model.config, "get_text_config", lambda: None)()):
+        if cfg is not None and hasattr(cfg, "quantization_config"):
+            try:
+                delattr(cfg, "quantization_config")
+            except AttributeError:
+                pass
+    if hasattr(model, "is_quantized"):
+        try:
+            model.is_quantized = False
+        except (AttributeError, TypeError):
+            pass
+
+
+def _dequantized_folder(gguf: Path, use_cache: bool) -> tuple[Path, dict[str, Any]]:
+    """The cached safetensors copy of a GGUF model (built on first use)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    digest = file_sha256(gguf)
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in gguf.stem)[:60]
+    target = cache_dir() / "dequantized" / f"{name}-{digest[:16]}"
+    stamp = target / "anomtok-dequantized.json"
+    info: dict[str, Any] = {"gguf": str(gguf), "gguf_sha256": digest, "cache": str(target)}
+    if use_cache and stamp.exists():
+        try:
+            facts = json.loads(stamp.read_text("utf-8"))
+        except (OSError, ValueError):
+            log.info("unreadable cache stamp %s: rebuilding", stamp)
+        else:
+            if facts.get("tokens") is None:  # an entry from before the token count was recorded
+                facts["tokens"] = _gguf_facts(gguf)[1]
+                try:
+                    atomic_write_text(stamp, json.dumps(facts, indent=1) + "\n")
+                except OSError:
+                    pass
+            info["gguf_tokens"] = facts["tokens"]
+            info["cache_hit"] = True
+            return target, info
+    arch, n_tokens = _gguf_facts(gguf)
+    info["gguf_tokens"] = n_tokens
+    if arch in _ENCODER_GGUF_ARCHS:
+        raise InputError(f"{gguf}: is an encoder-only model (GGUF architecture {arch}), not a causal LM")
+    t0 = time.perf_counter()
+    log.info("dequantizing %s with transformers (once; cached in %s)", gguf, target)
+    tok = _from_pretrained(AutoTokenizer, str(gguf.parent), gguf_file=gguf.name)
+    if importlib.util.find_spec("accelerate") is not None:
+        model = _from_pretrained(AutoModelForCausalLM, str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    else:
+        model = dequantize_without_accelerate(gguf)
+    info["dequantize_seconds"] = round(time.perf_counter() - t0, 2)
+    _clear_quantizer(model)
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        (tmp / stamp.name).write_text(json.dumps({"format": _CACHE_FORMAT, "gguf": str(gguf), "sha256": digest,
+                                                  "architecture": arch, "tokens": n_tokens}, indent=1) + "\n")
+        if target.exists():  # a stale or concurrent entry: replace it
+            shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if stamp.exists():  # another process won the race
+            return target, info
+        raise LoadError(f"could not write the dequantized model to {target}: {exc}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    info["cache_hit"] = False
+    return target, info
+
+
+def dequantize_without_accelerate(gguf: Path) -> Any:
+    """The same float32 model as ``from_pretrained(gguf_file=...)``, which insists on the
+    ``accelerate`` package: config from the GGUF metadata, an empty model, then transformers' own
+    GGUF tensor mapping (``load_gguf_checkpoint``) loaded into it."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+    config = _from_pretrained(AutoConfig, str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    try:
+        tensors = load_gguf_checkpoint(str(gguf), return_tensors=True, model_to_load=model)["tensors"]
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise LoadError(f"{gguf}: transformers could not read its tensors ({exc.__class__.__name__}: {exc})") from None
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if getattr(config, "tie_word_embeddings", False):
+        model.tie_weights()
+        missing = [k for k in missing if k != "lm_head.weight"]
+    missing = [k for k in missing if "rotary" not in k]
+    if missing:
+        raise LoadError(f"{gguf}: tensors missing after conversion: {', '.join(missing[:5])}")
+    return model
+
+
+def _eos_ids(model: Any, tok: Any) -> tuple[int, ...]:
+    ids: list[int] = []
+    for src in (getattr(model, "generation_config", None), model.config, tok):
+        v = getattr(src, "eos_token_id", None) if src is not None else None
+        if v is None:
+            continue
+        for i in (v if isinstance(v, (list, tuple)) else [v]):
+            if isinstance(i, int) and i >= 0 and i not in ids:
+                ids.append(i)
+    return tuple(ids)
+
+
+def load_causal_lm(spec: str | os.PathLike, *, device: str = "auto", dtype: str | torch.dtype = "auto",
+                   device_map: str | None = None, use_cache: bool = True) -> CausalLM:
+    """Load model and tokenizer for generation (see the module docstring)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    t0 = time.perf_counter()
+    text = str(spec)
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    if device_map not in (None, "auto"):
+        raise InputError(f"device_map must be None or 'auto', not {device_map!r}")
+    from ..loading import resolve_source
+
+    kind, paths = resolve_source(text)
+    info: dict[str, Any] = {}
+    if kind == "tokenizer":
+        raise InputError(f"{text}: is a tokenizer only, with no weights: it cannot generate text")
+    if kind == "safetensors":
+        kind, paths = "folder", [paths[0].parent]
+    if kind == "folder":
+        folder = paths[0]
+        ggufs = sorted(folder.glob("*.gguf"))
+        if not (folder / "config.json").exists() and len(ggufs) == 1:
+            kind, paths = "gguf", ggufs
+    if kind == "gguf" or text in _packaged():
+        gguf, _ = _gguf_file(text) if text in _packaged() else (paths[0], "file")
+        if gguf.is_dir():  # a packaged HF folder (not causal ones are refused above)
+            kind, folder = "folder", gguf
+        else:
+            folder, info = _dequantized_folder(gguf, use_cache)
+            kind = "gguf"
+    elif kind == "hub":
+        folder = None
+    else:
+        folder = paths[0]
+    where = str(folder) if folder is not None else text
+    if folder is not None:
+        cfg_path = folder / "config.json"
+        if not cfg_path.exists():
+            raise LoadError(f"{folder}: no config.json: not a Hugging Face model folder")
+        try:
+            raw = json.loads(cfg_path.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise LoadError(f"{cfg_path}: unreadable ({exc})") from None
+        _check_causal_config(raw, text)
+    else:
+        from transformers import AutoConfig
+
+        cfg = _from_pretrained(AutoConfig, text, trust_remote_code=False)
+        _check_causal_config(cfg.to_dict(), text)
+    kwargs: dict[str, Any] = {"trust_remote_code": False, "use_safetensors": True, "dtype": dt}
+    if device_map == "auto":
+        kwargs["device_map"] = "auto"
+    model = _from_pretrained(AutoModelForCausalLM, where, **kwargs)
+    tok = _from_pretrained(AutoTokenizer, where, trust_remote_code=False)
+    if device_map is None:
+        model = model.to(dev)
+    model.eval()
+    n_vocab = len(tok)
+    if info.get("gguf_tokens"):  # transformers' GGUF tokenizer may add tokens the model never had
+        n_vocab = min(n_vocab, int(info["gguf_tokens"]))
+    eos = _eos_ids(model, tok)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else (eos[0] if eos else 0)
+    lm = CausalLM(model=model, tokenizer=tok, source=text, format=kind, device=dev if device_map is None else
+                  model.get_input_embeddings().weight.device, dtype=dt, n_vocab=n_vocab, eos_ids=eos,
+                  pad_id=int(pad), info=info)
+    if n_vocab > lm.rows:
+        raise LoadError(f"{text}: the tokenizer has {n_vocab} tokens but the model's output has only {lm.rows} rows")
+    lm.info["load_seconds"] = round(time.perf_counter() - t0, 2)
+    return lm
+
+
+def _packaged() -> dict[str, Any]:
+    from ..loading.packaged import packaged_models
+
+    return packaged_models()

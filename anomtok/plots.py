@@ -1,0 +1,349 @@
+"""Plots of a ranking and its map: matplotlib ``Figure`` objects (Agg), no pyplot, no global state.
+
+Maps (from ``anomtok.umap_map``), each saying how many points it shows and how they were chosen:
+
+* ``map_score``     coloured by the under-trained score, top tokens labelled
+* ``map_kind``      coloured by token kind (normal, byte, special, unused, ...)
+* ``map_script``    coloured by Unicode script (the most frequent ones, the rest grey)
+* ``map_japanese``  hiragana, katakana, kanji and mixed Japanese tokens over the rest in grey,
+                    the top Japanese tokens by score labelled
+
+and two plots of the ranking alone: ``centroid_hist`` (distance to the centroid, both tails marked,
+the reference tokens overlaid) and ``score_norm`` (score against norm). Tokens given as
+``mark_ids`` (e.g. what negative-temperature sampling produced) are drawn as crosses on each.
+
+Labels go through ``anomtok.fonts``: the fallback chain draws every covered script and the rest is
+escaped, so no label shows an empty box; a greedy placer keeps labels from piling up.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import polars as pl
+
+from . import fonts
+from .cache import atomic_path
+from .errors import InputError
+from .umap_map import MapResult, japanese_class
+
+__all__ = [
+    "FORMATS", "MAP_VIEWS", "KIND_COLORS", "join_map", "map_figure", "centroid_histogram",
+    "score_vs_norm", "place_labels", "save_figure", "render_all",
+]
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("png", "svg")
+MAP_VIEWS = ("score", "kind", "script", "japanese")
+KIND_COLORS = {"normal": "#c8c8c8", "byte": "#1f77b4", "special": "#2ca02c", "unused": "#d62728",
+               "added": "#9467bd", "unknown": "#8c564b", "padding": "#e377c2"}
+JAPANESE_COLORS = {"hiragana": "#e6550d", "katakana": "#3182bd", "kanji": "#31a354", "mixed": "#756bb1"}
+_SCRIPT_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                   "#17becf", "#bcbd22")
+_NOT_LABELLED = ("unused", "padding")  # thousands of look-alike placeholders: coloured, not labelled
+_MARK_STYLE = {"marker": "x", "c": "black", "linewidths": 0.9, "zorder": 6}
+
+
+def _figure(w: float = 9.0, h: float = 7.5):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w, h), layout=None)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _text(s: str) -> str:
+    return fonts.label_text(s, max_chars=10_000, visible_spaces=False)
+
+
+def join_map(frame: pl.DataFrame, coords: pl.DataFrame) -> pl.DataFrame:
+    """The ranking's rows that are on the map, with their ``x, y, why``."""
+    return coords.join(frame, on="token_id", how="inner")
+
+
+def _point_size(n: int) -> float:
+    return float(np.clip(15000.0 / max(n, 1), 0.15, 14.0))
+
+
+def _label_candidates(data: pl.DataFrame, k: int, japanese_only: bool = False) -> pl.DataFrame:
+    f = data.filter(~pl.col("kind").is_in(_NOT_LABELLED)) if "kind" in data.columns else data
+    if japanese_only:
+        f = f.filter(pl.col("_ja").is_not_null())
+    if "score" in f.columns:
+        f = f.sort("score", descending=True, nulls_last=True)
+    return f.head(k)
+
+
+def place_labels(ax, items: Sequence[tuple[float, float, str]], *, fontsize: float = 7.0,
+                 avoid: Iterable[Any] = ()) -> tuple[int, int]:
+    """Greedy label placement in display space: each ``(x, y, text)`` in order tries offsets at
+    growing distances around its point and takes the first whose box overlaps no placed label and
+    stays inside the axes; one that fits nowhere is left out. Returns (placed, dropped)."""
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    ax_box = ax.get_window_extent(renderer)
+    taken: list[Any] = list(avoid)
+    pts = ax.transData.transform(np.array([(x, y) for x, y, _ in items], dtype=float).reshape(-1, 2))
+    for px, py in pts:  # the labelled points themselves stay visible
+        taken.append(Bbox.from_extents(px - 2, py - 2, px + 2, py + 2))
+    directions = [(1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1)]
+    placed = dropped = 0
+    scale = fig.dpi / 72.0
+    box_style = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.75}
+    for (x, y, label), (px, py) in zip(items, pts):
+        prop = fonts.font_properties_for(label, size=fontsize)
+        probe = ax.annotate(label, xy=(x, y), xytext=(0, 0), textcoords="offset points", fontproperties=prop,
+                            parse_math=False, bbox=box_style)
+        found = None
+        for r in (5, 12, 22, 36, 54):
+            for dx, dy in directions:
+                ha, va = {1: "left", -1: "right", 0: "center"}[dx], {1: "bottom", -1: "top", 0: "center"}[dy]
+                probe.set_position((dx * r, dy * r))
+                probe.set_ha(ha)
+                probe.set_va(va)
+                box = probe.get_window_extent(renderer).padded(1.5 * scale)
+                inside = (ax_box.x0 <= box.x0 and box.x1 <= ax_box.x1 and ax_box.y0 <= box.y0 and box.y1 <= ax_box.y1)
+                if inside and not any(box.overlaps(b) for b in taken):
+                    found = (dx * r, dy * r, ha, va, r)
+                    taken.append(box)
+                    break
+            if found:
+                break
+        probe.remove()
+        if found is None:
+            dropped += 1
+            continue
+        ox, oy, ha, va, r = found
+        arrow = {"arrowstyle": "-", "lw": 0.5, "color": "#555555", "shrinkA": 0, "shrinkB": 1} if r > 5 else None
+        ax.annotate(label, xy=(x, y), xytext=(ox, oy), textcoords="offset points", ha=ha, va=va,
+                    fontproperties=prop, parse_math=False, zorder=8, arrowprops=arrow, bbox=box_style)
+        placed += 1
+    return placed, dropped
+
+
+def _marks(frame: pl.DataFrame, mark_ids: Iterable[int] | None) -> pl.DataFrame | None:
+    if not mark_ids:
+        return None
+    ids = sorted({int(i) for i in mark_ids})
+    return frame.filter(pl.col("token_id").is_in(ids))
+
+
+def _props(text: str, size: float):
+    return fonts.font_properties_for(text, size=size)
+
+
+def _legend(fig, handles: list, x: float, **kw: Any) -> None:
+    if handles:
+        labels = "".join(h.get_label() for h in handles)
+        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(x, 0.92), frameon=False,
+                   prop=_props(labels, 8), **kw)
+
+
+def _title(ax, text: str) -> None:
+    t = _text(text)
+    ax.set_title(t, fontproperties=_props(t, 11))
+
+
+def _footnote(fig, lines: Sequence[str]) -> None:
+    text = "\n".join(_text(s) for s in lines if s)
+    fig.text(0.01, 0.01, text, color="#333333", ha="left", va="bottom", parse_math=False,
+             fontproperties=_props(text, 7))
+
+
+def map_figure(frame: pl.DataFrame, result: MapResult, view: str = "score", *, title: str = "",
+               label_top: int = 25, mark_ids: Iterable[int] | None = None, mark_name: str = "marked tokens"):
+    """One map (``view``: score, kind, script or japanese) as a ``Figure``."""
+    if view not in MAP_VIEWS:
+        raise InputError(f"view must be one of {', '.join(MAP_VIEWS)}, not {view!r}")
+    data = join_map(frame, result.coords)
+    tokens = data["token"].to_list() if "token" in data.columns else [""] * data.height
+    data = data.with_columns(_ja=pl.Series([japanese_class(t or "") for t in tokens], dtype=pl.String))
+    n = data.height
+    s = _point_size(n)
+    fig = _figure(10.0, 7.5)
+    ax = fig.add_axes((0.03, 0.11, 0.66, 0.81))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    handles = []
+    if view == "score":
+        d = data.sort("score", nulls_last=False)
+        sc = ax.scatter(d["x"].to_numpy(), d["y"].to_numpy(), c=d["score"].fill_null(np.nan).to_numpy(),
+                        cmap="viridis", s=s, linewidths=0, rasterized=True)
+        cax = fig.add_axes((0.71, 0.25, 0.02, 0.5))
+        fig.colorbar(sc, cax=cax, label="score (cosine to the reference mean)")
+    else:
+        if view == "kind":
+            groups = [(k, KIND_COLORS.get(k, "#777777"), pl.col("kind") == k)
+                      for k in KIND_COLORS if k in set(data["kind"].to_list())]
+        elif view == "script":
+            counts = data.filter(~pl.col("script").is_in(["none", "Common"]))["script"].value_counts(sort=True)
+            top = counts["script"].to_list()[: len(_SCRIPT_PALETTE)]
+            groups = [("other scripts, digits, symbols, no text", "#d0d0d0", ~pl.col("script").is_in(top))]
+            groups += [(sname, col, pl.col("script") == sname) for sname, col in zip(top, _SCRIPT_PALETTE)]
+        else:
+            groups = [("not Japanese", "#d0d0d0", pl.col("_ja").is_null())]
+            groups += [(k, col, pl.col("_ja") == k) for k, col in JAPANESE_COLORS.items()]
+        for name, col, cond in groups:
+            d = data.filter(cond)
+            if d.height == 0:
+                continue
+            grey = col in ("#c8c8c8", "#d0d0d0")
+            h = ax.scatter(d["x"].to_numpy(), d["y"].to_numpy(), c=col, s=s if grey else max(1.5, min(2.5 * s, 20.0)),
+                           linewidths=0, rasterized=True, zorder=1 if grey else 3,
+                           label=_text(f"{name} ({d.height:,})"))
+            handles.append(h)
+    marked = _marks(data, mark_ids)
+    if marked is not None and marked.height:
+        handles.append(ax.scatter(marked["x"].to_numpy(), marked["y"].to_numpy(), s=max(4 * s, 14),
+                                  label=_text(f"{mark_name} ({marked.height:,})"), **_MARK_STYLE))
+    ax.autoscale_view()
+    ax.set_xlim(ax.get_xlim())
+    ax.set_ylim(ax.get_ylim())
+    _legend(fig, handles, 0.70, markerscale=max(1.0, 6.0 / math.sqrt(max(s, 0.1))))
+    cand = _label_candidates(data, label_top, japanese_only=(view == "japanese"))
+    items = [(float(r["x"]), float(r["y"]), fonts.label_text(r["token"] or "")) for r in cand.iter_rows(named=True)]
+    placed, dropped = place_labels(ax, items)
+    what = {"score": "by under-trained score", "kind": "by token kind", "script": "by Unicode script",
+            "japanese": "Japanese tokens (hiragana, katakana, kanji)"}[view]
+    _title(ax, f"{title}: embedding map {what}" if title else f"Embedding map {what}")
+    st = result.meta.get("settings", {})
+    lab = "Japanese tokens" if view == "japanese" else "tokens (unused/padding rows aside)"
+    _footnote(fig, [
+        result.description or f"{n:,} points",
+        f"UMAP of the input embedding, {st.get('metric', 'cosine')}, n_neighbors={st.get('n_neighbors')}, "
+        f"min_dist={st.get('min_dist')}, seed={st.get('seed')}. Labels: the top {len(items)} {lab} by score"
+        + (f" ({dropped} left out for lack of room)" if dropped else "") + ".",
+    ])
+    return fig
+
+
+def centroid_histogram(frame: pl.DataFrame, *, title: str = "", tail: float = 0.01, list_n: int = 6,
+                       mark_ids: Iterable[int] | None = None, mark_name: str = "marked tokens"):
+    """Histogram of the distance to the centroid; both ``tail`` fractions shaded and named."""
+    f = frame.filter(pl.col("centroid_l2").is_not_null())
+    if "kind" in f.columns:
+        f = f.filter(pl.col("kind") != "padding")
+    if f.height == 0:
+        raise InputError("no finite centroid distances to plot")
+    d = f["centroid_l2"].to_numpy()
+    lo, hi = np.quantile(d, [tail, 1 - tail])
+    fig = _figure(9.0, 5.5)
+    ax = fig.add_axes((0.08, 0.2, 0.88, 0.7))
+    bins = np.linspace(d.min(), d.max(), 161) if d.max() > d.min() else 10
+    ax.hist(d, bins=bins, color="#8a8a8a", label=f"all tokens ({d.size:,})")
+    if "is_reference" in f.columns and f["is_reference"].any():
+        r = f.filter(pl.col("is_reference"))["centroid_l2"].to_numpy()
+        ax.hist(r, bins=bins, histtype="step", color="#d62728", lw=1.2, label=f"reference / unused ({r.size:,})")
+    marked = _marks(f, mark_ids)
+    if marked is not None and marked.height:
+        ax.hist(marked["centroid_l2"].to_numpy(), bins=bins, histtype="step", color="black", lw=1.2,
+                label=_text(f"{mark_name} ({marked.height:,})"))
+    ax.set_yscale("log")
+    ax.axvspan(d.min(), lo, color="#3182bd", alpha=0.15)
+    ax.axvspan(hi, d.max(), color="#e6550d", alpha=0.15)
+    n_lo, n_hi = int((d <= lo).sum()), int((d >= hi).sum())
+    for side, thr, n_side, frame_side, x, ha, col in (
+        ("nearest", lo, n_lo, f.sort("centroid_l2").head(list_n), 0.01, "left", "#3182bd"),
+        ("farthest", hi, n_hi, f.sort("centroid_l2", descending=True).head(list_n), 0.99, "right", "#e6550d"),
+    ):
+        names = ", ".join(fonts.label_text(t or "", max_chars=16) for t in frame_side["token"].to_list())
+        box = f"{side} {tail:.0%}: {n_side:,} tokens ({'≤' if side == 'nearest' else '≥'} {thr:.3g})\n{names}"
+        ax.text(x, 0.97, box, transform=ax.transAxes, ha=ha, va="top", fontproperties=_props(box, 7), color=col,
+                parse_math=False,
+                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": col, "alpha": 0.85})
+    ax.set_xlabel("L2 distance to the centroid of the input embedding")
+    ax.set_ylabel("tokens (log)")
+    labels = "".join(ax.get_legend_handles_labels()[1])
+    ax.legend(loc="center right", frameon=False, prop=_props(labels, 8))
+    _title(ax, f"{title}: distance to the centroid" if title else "Distance to the centroid")
+    _footnote(fig, [f"{d.size:,} tokens with a finite vector (padding rows aside); shaded: the nearest and "
+                    f"farthest {tail:.0%}, where under-trained tokens gather (near, for most tied models)."])
+    return fig
+
+
+def score_vs_norm(frame: pl.DataFrame, *, title: str = "", label_top: int = 15,
+                  mark_ids: Iterable[int] | None = None, mark_name: str = "marked tokens"):
+    """The under-trained score against the embedding norm, coloured by kind, top tokens labelled."""
+    f = frame.filter(pl.col("score").is_not_null() & pl.col("norm").is_not_null())
+    if f.height == 0:
+        raise InputError("no rows with both a score and a norm")
+    s = _point_size(f.height) * 1.5
+    fig = _figure(10.0, 6.5)
+    ax = fig.add_axes((0.08, 0.15, 0.62, 0.77))
+    ax.margins(0.08)
+    handles = []
+    for kind, col in KIND_COLORS.items():
+        d = f.filter(pl.col("kind") == kind)
+        if d.height:
+            handles.append(ax.scatter(d["norm"].to_numpy(), d["score"].to_numpy(), c=col, s=s, linewidths=0,
+                                      rasterized=True, zorder=1 if kind == "normal" else 3,
+                                      label=f"{kind} ({d.height:,})"))
+    marked = _marks(f, mark_ids)
+    if marked is not None and marked.height:
+        handles.append(ax.scatter(marked["norm"].to_numpy(), marked["score"].to_numpy(), s=max(4 * s, 14),
+                                  label=_text(f"{mark_name} ({marked.height:,})"), **_MARK_STYLE))
+    ax.autoscale_view()
+    ax.set_xlim(ax.get_xlim())
+    ax.set_ylim(ax.get_ylim())
+    ax.set_xlabel("L2 norm of the input embedding")
+    ax.set_ylabel("score (under-trained indicator)")
+    _legend(fig, handles, 0.72)
+    cand = _label_candidates(f, label_top)
+    items = [(float(r["norm"]), float(r["score"]), fonts.label_text(r["token"] or "")) for r in cand.iter_rows(named=True)]
+    _, dropped = place_labels(ax, items)
+    _title(ax, f"{title}: score against norm" if title else "Score against norm")
+    _footnote(fig, [f"{f.height:,} tokens. Labels: the top {len(items)} by score, unused/padding rows aside"
+                    + (f" ({dropped} left out for lack of room)." if dropped else ".")])
+    return fig
+
+
+def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, dpi: int = 150) -> list[Path]:
+    """Write ``stem.png`` / ``stem.svg`` atomically (SVG text as paths, no date: reproducible)."""
+    import matplotlib
+
+    out = []
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise InputError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        target = Path(f"{stem}.{fmt}")
+        meta = {"Date": None} if fmt == "svg" else {"Software": None}
+        rc = {"svg.hashsalt": "anomtok", "svg.fonttype": "path"} if fmt == "svg" else {}
+        with matplotlib.rc_context(rc), atomic_path(target) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta)
+        out.append(target)
+    return out
+
+
+def render_all(frame: pl.DataFrame, out_dir: str | os.PathLike, result: MapResult | None = None, *,
+               title: str = "", label_top: int = 25, mark_ids: Iterable[int] | None = None,
+               mark_name: str = "marked tokens", formats: Sequence[str] = FORMATS,
+               progress: Any = None) -> dict[str, list[Path]]:
+    """Every plot into ``out_dir``: the four maps when ``result`` is given, the histogram and the
+    score/norm scatter always. Returns {plot name: [files]}."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    marks = sorted({int(i) for i in mark_ids}) if mark_ids else None
+    written: dict[str, list[Path]] = {}
+    jobs: list[tuple[str, Any]] = []
+    if result is not None:
+        for view in MAP_VIEWS:
+            jobs.append((f"map_{view}", lambda v=view: map_figure(frame, result, v, title=title, label_top=label_top,
+                                                                  mark_ids=marks, mark_name=mark_name)))
+    jobs.append(("centroid_hist", lambda: centroid_histogram(frame, title=title, mark_ids=marks, mark_name=mark_name)))
+    jobs.append(("score_norm", lambda: score_vs_norm(frame, title=title, label_top=min(label_top, 15),
+                                                     mark_ids=marks, mark_name=mark_name)))
+    for name, make in jobs:
+        fig = make()
+        written[name] = save_figure(fig, out / name, formats)
+        if progress:
+            progress(name)
+    return written

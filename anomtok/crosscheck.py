@@ -7,8 +7,8 @@ ranking metric (each in its suspicious direction, see ``anomtok.ranking.DIRECTIO
 
 * each produced token's rank and percentile (``100 * rank / N``: 0.1 means "in the top 0.1%";
   a random token averages 50);
-* overlap of the distinct produced tokens with the metric's top K (K = 100, 1000 and the top
-  2%), what random tokens would give (``n_distinct * K / N``), the enrichment (observed /
+* overlap of the distinct produced tokens with the metric's top K (K = 100, 1000, and the top
+  2% and 5% of the population), what random tokens would give (``n_distinct * K / N``), the enrichment (observed /
   expected) and the hypergeometric tail probability of seeing at least that overlap by chance;
   and the share of all produced occurrences (with repeats) that fall in the top K;
 * Spearman rank correlation between production count and the metric (oriented so that > 0
@@ -36,10 +36,10 @@ import regex
 from .errors import InputError
 from .ranking import DIRECTIONS, METRICS, Ranking, order_by
 
-__all__ = ["CrossCheck", "crosscheck", "metric_ranks", "prompt_group", "DEFAULT_KS", "DEFAULT_TOP_FRACTION"]
+__all__ = ["CrossCheck", "crosscheck", "metric_ranks", "prompt_group", "DEFAULT_KS", "DEFAULT_TOP_FRACTIONS"]
 
 DEFAULT_KS = (100, 1000)
-DEFAULT_TOP_FRACTION = 0.02
+DEFAULT_TOP_FRACTIONS = (0.02, 0.05)
 _JA = regex.compile(r"[\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Han}]")
 
 
@@ -92,6 +92,11 @@ def metric_ranks(frame: pl.DataFrame, metrics: Sequence[str] | None = None) -> t
     return out, sizes
 
 
+def _fraction_label(f: float) -> str:
+    """``0.02`` -> ``top2%``."""
+    return f"top{f * 100:g}%"
+
+
 def _hypergeom_sf(overlap: int, population: int, k: int, n: int) -> float:
     """P(X >= overlap) for X ~ Hypergeometric(population, k successes, n draws)."""
     try:
@@ -113,7 +118,7 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
 
 
 def _group_summary(counts: dict[int, int], n_prompts: int, ranks: pl.DataFrame, sizes: dict[str, int],
-                   frame: pl.DataFrame, ks: Sequence[int], top_fraction: float) -> dict[str, Any]:
+                   frame: pl.DataFrame, ks: Sequence[int], top_fractions: Sequence[float]) -> dict[str, Any]:
     distinct = np.array(sorted(counts), dtype=np.int64)
     total = int(sum(counts.values()))
     out: dict[str, Any] = {"n_prompts": n_prompts, "n_generated": total, "n_distinct": int(distinct.size), "metrics": {}}
@@ -136,7 +141,7 @@ def _group_summary(counts: dict[int, int], n_prompts: int, ranks: pl.DataFrame, 
             "random_mean_percentile": round(100.0 * (N + 1) / (2 * N), 4),
             "topk": {},
         }
-        kset = [(str(k), int(k)) for k in ks] + [(f"top{top_fraction * 100:g}%", max(1, math.ceil(top_fraction * N)))]
+        kset = [(str(k), int(k)) for k in ks] + [(_fraction_label(f), max(1, math.ceil(f * N))) for f in top_fractions]
         for label, k in kset:
             k = min(k, N)
             in_top = r <= k
@@ -169,7 +174,7 @@ def _group_summary(counts: dict[int, int], n_prompts: int, ranks: pl.DataFrame, 
 
 
 def crosscheck(produced: Sequence[Sequence[int]], ranking: Any, *, groups: Sequence[str] | None = None,
-               ks: Sequence[int] = DEFAULT_KS, top_fraction: float = DEFAULT_TOP_FRACTION,
+               ks: Sequence[int] = DEFAULT_KS, top_fractions: Sequence[float] = DEFAULT_TOP_FRACTIONS,
                metrics: Sequence[str] | None = None) -> CrossCheck:
     """Cross-check produced tokens (one id list per prompt) against a ranking (see the module
     docstring). ``groups``: one label per prompt (e.g. from ``prompt_group``)."""
@@ -178,8 +183,8 @@ def crosscheck(produced: Sequence[Sequence[int]], ranking: Any, *, groups: Seque
         raise InputError(f"groups must have one label per prompt ({len(produced)}), not {len(groups)}")
     if not all(isinstance(k, int) and k >= 1 for k in ks):
         raise InputError(f"ks must be positive integers, not {list(ks)}")
-    if not 0.0 < top_fraction <= 1.0:
-        raise InputError(f"top_fraction must be in (0, 1], not {top_fraction}")
+    if not all(isinstance(f, (int, float)) and 0.0 < f <= 1.0 for f in top_fractions):
+        raise InputError(f"top_fractions must be in (0, 1], not {list(top_fractions)}")
     labels = list(groups) if groups is not None else ["all"] * len(produced)
     known = set(frame["token_id"].to_list())
     counts: dict[int, int] = {}
@@ -205,13 +210,13 @@ def crosscheck(produced: Sequence[Sequence[int]], ranking: Any, *, groups: Seque
         "metrics": list(sizes),
         "directions": {m: ("high" if DIRECTIONS.get(m, True) else "low") + " is suspicious" for m in sizes},
         "ks": list(ks),
-        "top_fraction": top_fraction,
+        "top_fractions": list(top_fractions),
         "percentile": "100 * rank / N, rank 1 = most suspicious; a random token averages 50",
-        "groups": {"all": _group_summary(counts, len(produced), ranks, sizes, frame, ks, top_fraction)},
+        "groups": {"all": _group_summary(counts, len(produced), ranks, sizes, frame, ks, top_fractions)},
     }
     if groups is not None:
         for g in sorted(by_group):
-            summary["groups"][g] = _group_summary(by_group[g], n_in_group[g], ranks, sizes, frame, ks, top_fraction)
+            summary["groups"][g] = _group_summary(by_group[g], n_in_group[g], ranks, sizes, frame, ks, top_fractions)
     # the per-token table
     ids = sorted(counts, key=lambda t: (-counts[t], t))
     base = pl.DataFrame({

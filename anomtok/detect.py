@@ -45,7 +45,7 @@ from .tokens import INVALID_UTF8_BYTES
 
 __all__ = [
     "GlitchList", "load_glitch_list", "Hit", "DocScan", "GlitchDetector",
-    "LineError", "RecordScan", "SourceSummary", "DetectRun", "NOT_FROM_TEXT",
+    "LineError", "RecordScan", "SourceSummary", "DetectRun", "check_inputs", "NOT_FROM_TEXT",
 ]
 
 log = logging.getLogger(__name__)
@@ -405,7 +405,7 @@ class DetectRun:
         if not field:
             raise InputError("the JSONL field name is empty")
         self.detector = detector
-        self.inputs = [_check_input(i) for i in inputs]
+        self.inputs = check_inputs(inputs)
         self.field, self.jsonl, self.max_rate = field, jsonl, max_rate
         self.batch_chars, self.batch_records, self.max_line_bytes = batch_chars, batch_records, max_line_bytes
         self.progress = progress
@@ -472,6 +472,12 @@ class DetectRun:
             if r.hits:
                 self.found.update(h.token_id for h in r.hits)
             yield RecordScan(name, item[0], r.tokens, r.hits)
+
+
+def check_inputs(inputs: Sequence[Any]) -> list[Any]:
+    """The inputs of a run, checked before any work: each exists, is a file and is readable
+    (``"-"`` and ``(name, stream)`` pairs pass). Raises ``InputError``."""
+    return [_check_input(i) for i in inputs]
 
 
 def _check_input(spec: Any) -> Any:

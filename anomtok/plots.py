@@ -19,7 +19,6 @@ escaped, so no label shows an empty box; a greedy placer keeps labels from pilin
 from __future__ import annotations
 
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -47,7 +46,7 @@ JAPANESE_COLORS = {"hiragana": "#e6550d", "katakana": "#3182bd", "kanji": "#31a3
 _SCRIPT_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                    "#17becf", "#bcbd22")
 _NOT_LABELLED = ("unused", "padding")  # thousands of look-alike placeholders: coloured, not labelled
-_MARK_STYLE = {"marker": "x", "c": "black", "linewidths": 0.9, "zorder": 6}
+_MARK_STYLE = {"marker": "x", "c": "black", "linewidths": 0.9, "zorder": 6, "gid": "marked"}
 
 
 def _figure(w: float = 9.0, h: float = 7.5):
@@ -68,6 +67,18 @@ def join_map(frame: pl.DataFrame, coords: pl.DataFrame) -> pl.DataFrame:
     return coords.join(frame, on="token_id", how="inner")
 
 
+def _with_japanese(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with a ``_ja`` column (``umap_map.japanese_class`` of each token; only tokens of a
+    kana, Han or mixed script can have one), computed once."""
+    if "_ja" in frame.columns:
+        return frame
+    cand = frame["script"].is_in(["Hiragana", "Katakana", "Han", "mixed"]).to_list() if "script" in frame.columns \
+        else [True] * frame.height
+    tokens = frame["token"].to_list() if "token" in frame.columns else [""] * frame.height
+    ja = [japanese_class(t or "") if c else None for t, c in zip(tokens, cand)]
+    return frame.with_columns(_ja=pl.Series(ja, dtype=pl.String))
+
+
 def _point_size(n: int) -> float:
     return float(np.clip(15000.0 / max(n, 1), 0.15, 14.0))
 
@@ -86,45 +97,49 @@ def place_labels(ax, items: Sequence[tuple[float, float, str]], *, fontsize: flo
     """Greedy label placement in display space: each ``(x, y, text)`` in order tries offsets at
     growing distances around its point and takes the first whose box overlaps no placed label and
     stays inside the axes; one that fits nowhere is left out. Returns (placed, dropped)."""
-    from matplotlib.transforms import Bbox
-
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
     ax_box = ax.get_window_extent(renderer)
-    taken: list[Any] = list(avoid)
+    taken = [tuple(b.extents) for b in avoid]
     pts = ax.transData.transform(np.array([(x, y) for x, y, _ in items], dtype=float).reshape(-1, 2))
-    for px, py in pts:  # the labelled points themselves stay visible
-        taken.append(Bbox.from_extents(px - 2, py - 2, px + 2, py + 2))
+    taken += [(px - 2, py - 2, px + 2, py + 2) for px, py in pts]  # the labelled points stay visible
     directions = [(1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1)]
     placed = dropped = 0
     scale = fig.dpi / 72.0
+    pad = 2.0 * scale
     box_style = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.75}
     for (x, y, label), (px, py) in zip(items, pts):
         prop = fonts.font_properties_for(label, size=fontsize)
+        # the text's size, measured once; candidate boxes are then computed, not laid out again
         probe = ax.annotate(label, xy=(x, y), xytext=(0, 0), textcoords="offset points", fontproperties=prop,
-                            parse_math=False, bbox=box_style)
+                            parse_math=False, ha="left", va="bottom")
+        ext = probe.get_window_extent(renderer)
+        probe.remove()
+        w, h = ext.width + 2 * pad, ext.height + 2 * pad
         found = None
+        arr = np.array(taken, dtype=float).reshape(-1, 4)
         for r in (5, 12, 22, 36, 54):
             for dx, dy in directions:
-                ha, va = {1: "left", -1: "right", 0: "center"}[dx], {1: "bottom", -1: "top", 0: "center"}[dy]
-                probe.set_position((dx * r, dy * r))
-                probe.set_ha(ha)
-                probe.set_va(va)
-                box = probe.get_window_extent(renderer).padded(1.5 * scale)
-                inside = (ax_box.x0 <= box.x0 and box.x1 <= ax_box.x1 and ax_box.y0 <= box.y0 and box.y1 <= ax_box.y1)
-                if inside and not any(box.overlaps(b) for b in taken):
-                    found = (dx * r, dy * r, ha, va, r)
-                    taken.append(box)
-                    break
+                axp, ayp = px + dx * r * scale, py + dy * r * scale
+                x0 = axp - pad if dx == 1 else (axp - w + pad if dx == -1 else axp - w / 2)
+                y0 = ayp - pad if dy == 1 else (ayp - h + pad if dy == -1 else ayp - h / 2)
+                x1, y1 = x0 + w, y0 + h
+                if x0 < ax_box.x0 or x1 > ax_box.x1 or y0 < ax_box.y0 or y1 > ax_box.y1:
+                    continue
+                if arr.size and np.any((arr[:, 0] < x1) & (arr[:, 2] > x0) & (arr[:, 1] < y1) & (arr[:, 3] > y0)):
+                    continue
+                found = (dx, dy, r)
+                taken.append((x0, y0, x1, y1))
+                break
             if found:
                 break
-        probe.remove()
         if found is None:
             dropped += 1
             continue
-        ox, oy, ha, va, r = found
+        dx, dy, r = found
+        ha, va = {1: "left", -1: "right", 0: "center"}[dx], {1: "bottom", -1: "top", 0: "center"}[dy]
         arrow = {"arrowstyle": "-", "lw": 0.5, "color": "#555555", "shrinkA": 0, "shrinkB": 1} if r > 5 else None
-        ax.annotate(label, xy=(x, y), xytext=(ox, oy), textcoords="offset points", ha=ha, va=va,
+        ax.annotate(label, xy=(x, y), xytext=(dx * r, dy * r), textcoords="offset points", ha=ha, va=va,
                     fontproperties=prop, parse_math=False, zorder=8, arrowprops=arrow, bbox=box_style)
         placed += 1
     return placed, dropped
@@ -141,11 +156,20 @@ def _props(text: str, size: float):
     return fonts.font_properties_for(text, size=size)
 
 
-def _legend(fig, handles: list, x: float, **kw: Any) -> None:
-    if handles:
-        labels = "".join(h.get_label() for h in handles)
-        fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(x, 0.92), frameon=False,
-                   prop=_props(labels, 8), **kw)
+def _legend(fig, handles: list, x: float) -> None:
+    """A legend of the scatter handles with markers of one readable size, whatever the point size."""
+    from matplotlib.lines import Line2D
+
+    if not handles:
+        return
+    proxies = []
+    for h in handles:
+        marked = h.get_gid() == "marked"
+        color = "black" if marked else h.get_facecolor()[0]
+        proxies.append(Line2D([], [], linestyle="none", marker="x" if marked else "o", markersize=6,
+                              color=color, markeredgewidth=1.2 if marked else 0, label=h.get_label()))
+    labels = "".join(h.get_label() for h in handles)
+    fig.legend(handles=proxies, loc="upper left", bbox_to_anchor=(x, 0.92), frameon=False, prop=_props(labels, 8))
 
 
 def _title(ax, text: str) -> None:
@@ -164,9 +188,7 @@ def map_figure(frame: pl.DataFrame, result: MapResult, view: str = "score", *, t
     """One map (``view``: score, kind, script or japanese) as a ``Figure``."""
     if view not in MAP_VIEWS:
         raise InputError(f"view must be one of {', '.join(MAP_VIEWS)}, not {view!r}")
-    data = join_map(frame, result.coords)
-    tokens = data["token"].to_list() if "token" in data.columns else [""] * data.height
-    data = data.with_columns(_ja=pl.Series([japanese_class(t or "") for t in tokens], dtype=pl.String))
+    data = join_map(_with_japanese(frame), result.coords)
     n = data.height
     s = _point_size(n)
     fig = _figure(10.0, 7.5)
@@ -208,7 +230,7 @@ def map_figure(frame: pl.DataFrame, result: MapResult, view: str = "score", *, t
     ax.autoscale_view()
     ax.set_xlim(ax.get_xlim())
     ax.set_ylim(ax.get_ylim())
-    _legend(fig, handles, 0.70, markerscale=max(1.0, 6.0 / math.sqrt(max(s, 0.1))))
+    _legend(fig, handles, 0.70)
     cand = _label_candidates(data, label_top, japanese_only=(view == "japanese"))
     items = [(float(r["x"]), float(r["y"]), fonts.label_text(r["token"] or "")) for r in cand.iter_rows(named=True)]
     placed, dropped = place_labels(ax, items)
@@ -239,7 +261,7 @@ def centroid_histogram(frame: pl.DataFrame, *, title: str = "", tail: float = 0.
     fig = _figure(9.0, 5.5)
     ax = fig.add_axes((0.08, 0.2, 0.88, 0.7))
     bins = np.linspace(d.min(), d.max(), 161) if d.max() > d.min() else 10
-    ax.hist(d, bins=bins, color="#8a8a8a", label=f"all tokens ({d.size:,})")
+    ax.hist(d, bins=bins, histtype="stepfilled", color="#8a8a8a", label=f"all tokens ({d.size:,})")
     if "is_reference" in f.columns and f["is_reference"].any():
         r = f.filter(pl.col("is_reference"))["centroid_l2"].to_numpy()
         ax.hist(r, bins=bins, histtype="step", color="#d62728", lw=1.2, label=f"reference / unused ({r.size:,})")
@@ -332,6 +354,8 @@ def render_all(frame: pl.DataFrame, out_dir: str | os.PathLike, result: MapResul
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     marks = sorted({int(i) for i in mark_ids}) if mark_ids else None
+    if result is not None:
+        frame = _with_japanese(frame)
     written: dict[str, list[Path]] = {}
     jobs: list[tuple[str, Any]] = []
     if result is not None:

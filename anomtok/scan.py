@@ -48,7 +48,7 @@ class ScanOptions:
     temperature: float = -0.001
     max_new_tokens: int = 32
     prompts_per_language: int = 6
-    verify_top: int = 20
+    verify_top: int = 5
     umap_sample: int | None = None
     label_top: int = 25
     formats: tuple[str, ...] = ("png",)

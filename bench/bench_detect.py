@@ -38,7 +38,6 @@ Markdown table on stdout and, with ``--json``, a JSON file.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random

@@ -40,13 +40,19 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def child_compute(model: str, out: Path, sample: int | None, formats: list[str]) -> dict:
+def _options(sample: int | None, n_epochs: int | None):
+    from anomtok.umap_map import MapOptions
+
+    return MapOptions(sample=sample, n_epochs=n_epochs) if sample else MapOptions(full=True, n_epochs=n_epochs)
+
+
+def child_compute(model: str, out: Path, sample: int | None, formats: list[str], n_epochs: int | None) -> dict:
     t0 = time.perf_counter()
     import numpy as np
 
     import anomtok
     from anomtok.commands.plot import plot_model
-    from anomtok.umap_map import MapOptions, compute_map, umap_coords
+    from anomtok.umap_map import compute_map, umap_coords
 
     r: dict = {"imports_s": round(time.perf_counter() - t0, 2)}
     t = time.perf_counter()
@@ -60,7 +66,7 @@ def child_compute(model: str, out: Path, sample: int | None, formats: list[str])
     # > 4096 rows, so that the nearest-neighbour descent path (pynndescent) is compiled too
     umap_coords(np.random.default_rng(0).normal(size=(5000, 16)).astype(np.float32), n_epochs=5)
     r["numba_warmup_s"] = round(time.perf_counter() - t, 2)
-    opt = MapOptions(sample=sample) if sample else MapOptions(full=True)
+    opt = _options(sample, n_epochs)
     t, c = time.perf_counter(), time.process_time()
     res = compute_map(emb.input.float().numpy(), ranking.frame, opt, cache=out / "umap.parquet",
                       source=emb.provenance.to_dict())
@@ -80,14 +86,13 @@ def child_compute(model: str, out: Path, sample: int | None, formats: list[str])
     return r
 
 
-def child_rerender(model: str, out: Path, sample: int | None, formats: list[str]) -> dict:
+def child_rerender(model: str, out: Path, sample: int | None, formats: list[str], n_epochs: int | None) -> dict:
     t0 = time.perf_counter()
     from anomtok.commands.plot import plot_model
-    from anomtok.umap_map import MapOptions
 
     r: dict = {"imports_s": round(time.perf_counter() - t0, 2)}
     t, c = time.perf_counter(), time.process_time()
-    opt = MapOptions(sample=sample) if sample else MapOptions(full=True)
+    opt = _options(sample, n_epochs)
     pr = plot_model(model, out, map_options=opt, formats=formats)
     r["rerender_s"] = round(time.perf_counter() - t, 2)
     r["rerender_cpu_s"] = round(time.process_time() - c, 2)
@@ -122,6 +127,8 @@ def run_child(step: str, args: argparse.Namespace) -> dict:
            "--format", args.format]
     if args.sample:
         cmd += ["--sample", str(args.sample)]
+    if args.n_epochs:
+        cmd += ["--n-epochs", str(args.n_epochs)]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
     wall = time.perf_counter() - t
@@ -138,6 +145,7 @@ def main() -> None:
     ap.add_argument("--model", default="gemma-3-270m")
     ap.add_argument("--out", type=Path, default=None, help="work folder (default: user cache)")
     ap.add_argument("--sample", type=int, default=None, help="map a stratified sample instead of the full vocabulary")
+    ap.add_argument("--n-epochs", type=int, default=None, help="UMAP epochs (default: UMAP's, 200 for large inputs)")
     ap.add_argument("--format", default="png,svg")
     ap.add_argument("--child", choices=["compute", "rerender"], help=argparse.SUPPRESS)
     ap.add_argument("--skip-compute", action="store_true", help="only the re-render (OUT must hold a map)")
@@ -149,10 +157,10 @@ def main() -> None:
     formats = [f for f in args.format.split(",") if f]
     if args.child:
         fn = child_compute if args.child == "compute" else child_rerender
-        print(json.dumps(fn(args.model, args.out, args.sample, formats)))
+        print(json.dumps(fn(args.model, args.out, args.sample, formats, args.n_epochs)))
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    result: dict = {"model": args.model, "sample": args.sample, "machine": {
+    result: dict = {"model": args.model, "sample": args.sample, "n_epochs": args.n_epochs, "machine": {
         "cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
         "load_average_at_start": os.getloadavg()}}
     if not args.skip_compute:

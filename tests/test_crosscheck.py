@@ -63,6 +63,7 @@ def test_known_answers(frame):
     assert t100["p_value"] == pytest.approx(hypergeom.sf(3, N, 100, 5))
     assert t100["occurrences_in_topk"] == 5 and t100["occurrence_fraction"] == pytest.approx(5 / 6)
     assert sc["topk"]["top2%"]["k"] == 20 and sc["topk"]["top2%"]["overlap"] == 4
+    assert sc["topk"]["top5%"]["k"] == 50 and sc["topk"]["top5%"]["overlap"] == 4
     assert sc["topk"]["1000"]["overlap"] == 5 and sc["topk"]["1000"]["enrichment"] == 1.0
     assert sc["spearman_all"]["rho"] > 0 and sc["spearman_all"]["n"] == N
     nm = a["metrics"]["norm"]
@@ -106,8 +107,8 @@ def test_errors(frame):
         crosscheck([[5000]], frame)
     with pytest.raises(InputError, match="one label per prompt"):
         crosscheck([[1], [2]], frame, groups=["en"])
-    with pytest.raises(InputError, match="top_fraction"):
-        crosscheck([[1]], frame, top_fraction=0.0)
+    with pytest.raises(InputError, match="top_fractions"):
+        crosscheck([[1]], frame, top_fractions=(0.0,))
     with pytest.raises(InputError, match="ks"):
         crosscheck([[1]], frame, ks=(0,))
     with pytest.raises(InputError, match="Ranking"):

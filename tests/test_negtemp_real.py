@@ -51,7 +51,7 @@ def test_negative_temperature_output_and_complete_crosscheck(alias, shared_cache
         assert grp["n_generated"] == N_NEW * (2 if name == "all" else 1)
         assert set(grp["metrics"]) == set(cc["metrics"]) and "score" in cc["metrics"]
         for m in grp["metrics"].values():
-            assert set(m["topk"]) == {"100", "1000", "top2%"}
+            assert set(m["topk"]) == {"100", "1000", "top2%", "top5%"}
             assert m["spearman_all"]["n"] > 40_000 and m["mean_percentile"] is not None
     table = pl.read_csv(out / "negtemp_tokens.csv", schema_overrides={"bytes_hex": pl.String, "prompts": pl.String})
     assert table["count"].sum() == 2 * N_NEW

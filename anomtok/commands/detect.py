@@ -55,8 +55,9 @@ def command(model: str, inputs: tuple[str, ...], glitch: str, field: str | None,
       cat answer.txt | anomtok detect smollm2-135m --glitch ids.txt - > hits.jsonl
     """
     from ..cache import atomic_path
-    from ..detect import DetectRun, GlitchDetector, load_glitch_list
+    from ..detect import DetectRun, GlitchDetector, check_inputs, load_glitch_list
 
+    check_inputs(inputs)  # before the (slow) tokenizer load
     glitch_list = load_glitch_list(glitch, top=top, min_score=min_score, include_special=include_special)
     detector = GlitchDetector(model, glitch_list)
     run = DetectRun(detector, inputs, field=field or "text", jsonl=True if field else None, max_rate=max_rate)
@@ -71,7 +72,7 @@ def command(model: str, inputs: tuple[str, ...], glitch: str, field: str | None,
         run.progress = bar.update
         if out is None or out == "-":
             sys.stdout.flush()
-            _write_events(run, sys.stdout.buffer)
+            _write_events(run, getattr(sys.stdout, "buffer", None) or _TextSink(sys.stdout))
         else:
             with atomic_path(out) as tmp, open(tmp, "wb") as f:
                 _write_events(run, f)
@@ -86,6 +87,19 @@ def command(model: str, inputs: tuple[str, ...], glitch: str, field: str | None,
                    f"{t.docs_over} of {t.documents} documents above) with --max-rate {max_rate:g}: {t.hits} hits in {t.tokens} tokens",
                    err=True)
         sys.exit(EXIT_GLITCH)
+
+
+class _TextSink:
+    """A stdout without a binary buffer (some notebooks, IDEs): write decoded text."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, data: bytes) -> None:
+        self.stream.write(data.decode("utf-8"))
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def _write_events(run: Any, stream: Any) -> None:

@@ -100,10 +100,10 @@ def command(model: str, temperature: float, prompt_files: tuple[str, ...], out_d
         s = g.get("metrics", {}).get("score")
         if not s:
             continue
-        top = next(v for k, v in s["topk"].items() if k.startswith("top"))
+        tops = "; ".join(f"{k}: {v['overlap']} (random {v['expected']:.2f})" for k, v in s["topk"].items()
+                         if k.startswith("top"))
         click.echo(f"{group}: {g['n_prompts']} prompts, {g['n_generated']} tokens, {g['n_distinct']} distinct; score: "
-                   f"mean percentile {s['mean_percentile']} (random 50), top {top['k']}: {top['overlap']} "
-                   f"(random {top['expected']}, x{top['enrichment']})")
+                   f"mean percentile {s['mean_percentile']:.1f} (random 50); {tops}")
     st = res.meta["timings_s"]
     click.echo(f"wrote {out_dir}/generations.jsonl, negtemp_tokens.csv, crosscheck.json, meta.json "
                f"({st['tokens_per_s']} tok/s, {time.perf_counter() - t0:.1f} s)", err=True)

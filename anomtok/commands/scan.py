@@ -21,7 +21,7 @@ from ..cli import device_option, handle_errors
 @click.option("--prompts-per-language", default=6, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(1, 4096))
 @click.option("-T", "--temperature", default=-0.001, show_default=True, type=float)
-@click.option("--verify-top", default=20, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--verify-top", default=5, show_default=True, type=click.IntRange(1, 100000))
 @click.option("--svg", is_flag=True, help="Also write SVG plots.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--force", is_flag=True, help="Redo every step even when its outputs are up to date.")

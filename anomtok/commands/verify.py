@@ -64,5 +64,6 @@ def command(model: str, out_dir: str, ranking: str | None, metrics: tuple[str, .
     click.echo(f"verified {s['n_verified']} of {s['n_candidates']} (max_prob < {s['threshold']}); "
                f"base rate {base['verified']}/{base['n']}")
     for m, p in s["precision"].items():
-        click.echo(f"  {m:<16} precision {p['verified']}/{p['n']} = {p['precision']:.2f}  lift {p['lift']}")
+        lift = f"{p['lift']:.2f}" if p["lift"] is not None else "n/a (base rate 0)"
+        click.echo(f"  {m:<16} precision {p['verified']}/{p['n']} = {p['precision']:.2f}  lift {lift}")
     click.echo(f"wrote {out_dir}/verified.csv, verify.json, meta.json", err=True)

@@ -202,7 +202,7 @@ def negtemp(model: Any, prompts: Any, config: SamplerConfig | None = None, *, ma
             seed: int = 0, batch_size: int = 8, stop_at_eos: bool = False, timeout_s: float | None = None,
             device: str = "auto", dtype: str = "auto", device_map: str | None = None, ranking: Any = None,
             embeddings: Any = None, groups: Sequence[str] | None = None, ks: Sequence[int] = (100, 1000),
-            top_fraction: float = 0.02, out_dir: str | os.PathLike | None = None, progress: bool = False,
+            top_fractions: Sequence[float] = (0.02, 0.05), out_dir: str | os.PathLike | None = None, progress: bool = False,
             prompt_files: Sequence[str] | None = None) -> NegtempResult:
     """Generate at a (negative) temperature and cross-check the produced tokens with the ranking.
 
@@ -231,7 +231,7 @@ def negtemp(model: Any, prompts: Any, config: SamplerConfig | None = None, *, ma
                     stop_at_eos=stop_at_eos, timeout_s=timeout_s, progress=progress)
     t_gen = time.perf_counter()
     rk = ranking_for(emb, ranking, device=device)
-    cc = crosscheck([g.token_ids for g in gens], rk, groups=labels, ks=tuple(ks), top_fraction=top_fraction)
+    cc = crosscheck([g.token_ids for g in gens], rk, groups=labels, ks=tuple(ks), top_fractions=tuple(top_fractions))
     records = _records(gens, texts, labels, emb.tokens)
     n_tok = sum(len(g.token_ids) for g in gens)
     meta = {
@@ -323,8 +323,8 @@ def sweep(model: Any, prompts: Any, temperatures: Sequence[float] = SWEEP_TEMPER
             if g == "all":
                 row["mean_percentile_weighted"] = m["mean_percentile_weighted"] if m else None
                 top = m["topk"] if m else {}
-                label = next((k for k in top if k.startswith("top")), None)
-                row["top2pct_occurrence_fraction"] = top[label]["occurrence_fraction"] if label else None
+                for label, col in (("top2%", "top2pct_occurrence_fraction"), ("top5%", "top5pct_occurrence_fraction")):
+                    row[col] = top[label]["occurrence_fraction"] if label in top else None
         row["seconds"] = round(time.perf_counter() - t1, 2)
         rows.append(row)
         records.extend(_records(gens, texts, labels, emb.tokens, temperature=cfg.temperature))

@@ -63,8 +63,11 @@ def _text(s: str) -> str:
 
 
 def join_map(frame: pl.DataFrame, coords: pl.DataFrame) -> pl.DataFrame:
-    """The ranking's rows that are on the map, with their ``x, y, why``."""
-    return coords.join(frame, on="token_id", how="inner")
+    """The ranking's rows that are on the map, with their ``x, y, why`` (and ``_ja``, the Japanese
+    class of each token). A frame that already has ``x`` and ``y`` is returned as it is."""
+    if {"x", "y", "_ja"} <= set(frame.columns):
+        return frame
+    return coords.join(_with_japanese(frame), on="token_id", how="inner")
 
 
 def _with_japanese(frame: pl.DataFrame) -> pl.DataFrame:
@@ -185,10 +188,11 @@ def _footnote(fig, lines: Sequence[str]) -> None:
 
 def map_figure(frame: pl.DataFrame, result: MapResult, view: str = "score", *, title: str = "",
                label_top: int = 25, mark_ids: Iterable[int] | None = None, mark_name: str = "marked tokens"):
-    """One map (``view``: score, kind, script or japanese) as a ``Figure``."""
+    """One map (``view``: score, kind, script or japanese) as a ``Figure``. ``frame``: the ranking
+    (or its ``join_map`` with the coordinates, to share the join between views)."""
     if view not in MAP_VIEWS:
         raise InputError(f"view must be one of {', '.join(MAP_VIEWS)}, not {view!r}")
-    data = join_map(_with_japanese(frame), result.coords)
+    data = join_map(frame, result.coords)
     n = data.height
     s = _point_size(n)
     fig = _figure(10.0, 7.5)
@@ -354,13 +358,12 @@ def render_all(frame: pl.DataFrame, out_dir: str | os.PathLike, result: MapResul
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     marks = sorted({int(i) for i in mark_ids}) if mark_ids else None
-    if result is not None:
-        frame = _with_japanese(frame)
+    data = join_map(frame, result.coords) if result is not None else None
     written: dict[str, list[Path]] = {}
     jobs: list[tuple[str, Any]] = []
     if result is not None:
         for view in MAP_VIEWS:
-            jobs.append((f"map_{view}", lambda v=view: map_figure(frame, result, v, title=title, label_top=label_top,
+            jobs.append((f"map_{view}", lambda v=view: map_figure(data, result, v, title=title, label_top=label_top,
                                                                   mark_ids=marks, mark_name=mark_name)))
     jobs.append(("centroid_hist", lambda: centroid_histogram(frame, title=title, mark_ids=marks, mark_name=mark_name)))
     jobs.append(("score_norm", lambda: score_vs_norm(frame, title=title, label_top=min(label_top, 15),

@@ -50,6 +50,8 @@ class ScanOptions:
     prompts_per_language: int = 6
     verify_top: int = 5
     umap_sample: int | None = None
+    umap_full: bool = False
+    umap_full_max_rows: int = 100_000
     label_top: int = 25
     formats: tuple[str, ...] = ("png",)
 
@@ -203,14 +205,21 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
         marks = _negtemp_ids(out)
         mres = None
         if opt.umap:
-            mopts = MapOptions(sample=opt.umap_sample, seed=opt.seed)
+            # The full vocabulary up to umap_full_max_rows (seeded UMAP of Gemma's 262k rows takes
+            # ~8 CPU-minutes here); above that a stratified sample that keeps every flagged,
+            # reference and Japanese token, unless umap_full asks for everything.
+            sample = opt.umap_sample
+            if sample is None and not opt.umap_full and emb.shape[0] > opt.umap_full_max_rows:
+                sample = 50_000
+            mopts = MapOptions(full=True if opt.umap_full else None, sample=None if opt.umap_full else sample,
+                               seed=opt.seed)
             mres = compute_map(emb.input.numpy(), frame, mopts, cache=out / "umap.parquet",
                                source=emb.provenance.to_dict(), extra_ids=marks)
         render_all(frame, out / "plots", mres, title=_title(emb), label_top=opt.label_top, mark_ids=marks,
                    mark_name="negative-temperature tokens", formats=opt.formats)
 
     plot_outputs = ["plots/centroid_hist.png" if "png" in opt.formats else "plots/centroid_hist.svg"]
-    run("plots", {"umap": opt.umap, "sample": opt.umap_sample, "seed": opt.seed, "label_top": opt.label_top,
+    run("plots", {"umap": opt.umap, "sample": opt.umap_sample, "full": opt.umap_full, "seed": opt.seed, "label_top": opt.label_top,
                   "formats": list(opt.formats), "negtemp": (out / "negtemp" / "negtemp_tokens.csv").exists()},
         plot_outputs, do_plots)
 

@@ -18,6 +18,8 @@ from ..cli import device_option, handle_errors
 @click.option("--no-umap", is_flag=True, help="Skip the UMAP maps (histogram and scatter are still drawn).")
 @click.option("--umap-sample", type=click.IntRange(10, None), default=None,
               help="Map a stratified sample of N tokens instead of the full vocabulary.")
+@click.option("--full-umap", is_flag=True,
+              help="Map the full vocabulary even above 100,000 tokens (Gemma 3: ~8 CPU-minutes).")
 @click.option("--prompts-per-language", default=6, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(1, 4096))
 @click.option("-T", "--temperature", default=-0.001, show_default=True, type=float)
@@ -28,6 +30,7 @@ from ..cli import device_option, handle_errors
 @device_option
 @handle_errors
 def command(model: str, out_dir: str, no_generate: bool, no_verify: bool, no_umap: bool, umap_sample: int | None,
+            full_umap: bool,
             prompts_per_language: int, max_new_tokens: int, temperature: float, verify_top: int, svg: bool,
             seed: int, force: bool, device: str) -> None:
     """Scan MODEL end to end into OUT: report.md, glitch.csv, plots and every step's tables.
@@ -46,7 +49,7 @@ def command(model: str, out_dir: str, no_generate: bool, no_verify: bool, no_uma
     resolve_device(device)
     opts = ScanOptions(generate=not no_generate, verify=not no_verify, umap=not no_umap, force=force,
                        device=device, seed=seed, temperature=temperature, max_new_tokens=max_new_tokens,
-                       prompts_per_language=prompts_per_language, verify_top=verify_top, umap_sample=umap_sample,
+                       prompts_per_language=prompts_per_language, verify_top=verify_top, umap_sample=umap_sample, umap_full=full_umap,
                        formats=("png", "svg") if svg else ("png",))
     start = time.perf_counter()
 

@@ -149,6 +149,28 @@ def _bin_state(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def _unambiguous_names(keymap: dict[str, Path], fmt: str, cfg: dict[str, Any]) -> tuple[str, str | None] | None:
+    """(input, output-or-None) straight from the safetensors headers when nothing is in doubt:
+    exactly one embedding-named tensor with ``vocab_size`` rows, and either no output-like tensor
+    of that shape or an explicit ``tie_word_embeddings``. Saves building a model skeleton (and
+    importing transformers); anything ambiguous returns None and the skeleton decides."""
+    if fmt != "safetensors":
+        return None
+    vocab = cfg.get("vocab_size")
+    if not isinstance(vocab, int):
+        return None
+    shapes = _shapes(keymap, fmt)
+    h_in, h_out = _heuristic_names(shapes, vocab)
+    if h_in is None or shapes[h_in][0] != vocab:
+        return None
+    outs = [k for k, sh in shapes.items() if len(sh) == 2 and sh[0] == vocab and _OUTPUT_NAME.search(k) and k != h_in]
+    if not outs:
+        return h_in, None
+    if "tie_word_embeddings" in cfg and h_out is not None and len(outs) == 1:
+        return h_in, None if cfg["tie_word_embeddings"] else h_out
+    return None
+
+
 def _read(path: Path, key: str, fmt: str) -> torch.Tensor:
     if fmt == "safetensors":
         from safetensors import SafetensorError, safe_open
@@ -196,6 +218,8 @@ def load_hf_folder(folder: Path, source: str, *, hash_files: bool = True) -> Mod
             raw_cfg = json.loads((folder / "config.json").read_text("utf-8"))
         except (OSError, ValueError) as exc:
             raise LoadError(f"{folder / 'config.json'}: unreadable ({exc})") from None
+    fast = _unambiguous_names(keymap, fmt, raw_cfg) if raw_cfg else None
+    if fast is None and raw_cfg:
         try:
             from transformers import AutoConfig
 
@@ -206,7 +230,10 @@ def load_hf_folder(folder: Path, source: str, *, hash_files: bool = True) -> Mod
     in_name = out_name = None
     tied = bool(raw_cfg.get("tie_word_embeddings", True))
     method = "meta skeleton from config.json"
-    if config is not None:
+    if fast is not None:
+        in_name, out_name = fast
+        method = "safetensors headers: one embedding-shaped tensor; no output head, or tying explicit in config.json"
+    elif config is not None:
         sk_in, sk_out, tied = _skeleton_names(config)
         keys = list(keymap)
         if sk_in:

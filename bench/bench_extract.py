@@ -346,7 +346,25 @@ def _child_stages(spec: dict[str, Any]) -> dict[str, Any]:
             "n_metadata_keys": len(gf.metadata), "n_tensors": len(gf.tensors)}
 
 
+def _child_touch(spec: dict[str, Any]) -> dict[str, Any]:
+    """Machine probe: cost of first-touching fresh memory the size of the Gemma float32 matrix
+    (page faults; in a VM also the host backing the guest's pages), vs writing it again."""
+    import numpy as np
+
+    n = int(spec.get("n_floats", 262144 * 640))
+    t0 = time.perf_counter()
+    a = np.empty(n, dtype=np.float32)
+    a.fill(0)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    a.fill(1)
+    second = time.perf_counter() - t0
+    return {"seconds": first, "first_touch_s": first, "rewrite_s": second, "mib": n * 4 / 2**20,
+            "peak_rss_mb": _peak_rss_mb()}
+
+
 CHILD_FUNCS = {
+    "touch": _child_touch,
     "resolve": _child_resolve,
     "compare": _child_compare,
     "stages": _child_stages,
@@ -668,6 +686,12 @@ def markdown(results: dict[str, Any]) -> str:
                          f"{_ratio(ratio)} | {_fmt(s.get('import_s_median'), 2)} | "
                          f"{'; '.join(notes)} |")
     out = ["\n".join(lines)]
+    probe = (results.get("environment") or {}).get("memory_probe") or {}
+    if probe.get("first_touch_s_median") is not None:
+        out.append(f"Machine probe: first touch of 640 MiB of fresh memory (the size of the Gemma float32 matrix) "
+                   f"takes {probe['first_touch_s_median']:.2f} s median "
+                   f"({', '.join(f'{x:.2f}' for x in probe['first_touch_s_all'])}); rewriting it "
+                   f"{probe['rewrite_s_median']:.2f} s.")
     comp_lines = ["| model | matrices | max abs diff | identical |", "|---|---|---:|---|"]
     for alias, m in results["models"].items():
         for pair, c in (m.get("comparison") or {}).items():
@@ -709,6 +733,15 @@ def parent_main(args: argparse.Namespace) -> int:
         "targets_s": TARGETS_S, "project_reference_s": PROJECT_REFERENCE_S}, "models": {}}
     results["environment"]["loadavg_start"] = _loadavg()
     try:
+        print("== machine probe: first touch of 640 MiB of fresh memory", file=sys.stderr, flush=True)
+        touch = [run_child({"func": "touch"}, tmp_root, f"touch 640 MiB / run {i + 1}") for i in range(args.repeats)]
+        ok = [r for r in touch if r.get("ok")]
+        results["environment"]["memory_probe"] = {
+            "what": "np.empty(262144*640, float32).fill(0) in a fresh process: first touch of 640 MiB, then a rewrite",
+            "first_touch_s_median": _median([r["first_touch_s"] for r in ok]),
+            "first_touch_s_all": [r["first_touch_s"] for r in ok],
+            "rewrite_s_median": _median([r["rewrite_s"] for r in ok]),
+            "runs": touch}
         for alias in models:
             print(f"== {alias}", file=sys.stderr, flush=True)
             kind, methods, files = _methods_for(alias, tmp_root)

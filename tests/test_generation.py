@@ -310,3 +310,17 @@ def test_sweep_cli(tiny_model, tmp_path):
     bad = CliRunner().invoke(cli, ["sweep", str(tiny_model.hf_dir), "--prompts", str(prompts), "--temperatures=a,b",
                                    "-o", str(tmp_path / "s2")])
     assert bad.exit_code == 2 and "comma-separated" in bad.output
+
+
+def test_negtemp_prompt_arguments(lm, tmp_path):
+    f = tmp_path / "p.txt"
+    f.write_text("the cat\n東京\n", encoding="utf-8")
+    res = negtemp(lm, f, max_new_tokens=2, device="cpu")  # a Path is a prompt file; default T = -0.001
+    assert [g["prompt"] for g in res.generations] == ["the cat", "東京"]
+    assert res.meta["settings"]["sampler"]["temperature"] == -0.001
+    with pytest.raises(InputError, match="ambiguous"):
+        negtemp(lm, "the cat", device="cpu")
+    with pytest.raises(InputError, match="empty"):
+        negtemp(lm, ["ok", "  "], device="cpu")
+    with pytest.raises(InputError, match="one label per prompt"):
+        negtemp(lm, ["a", "b"], groups=["en"], device="cpu")

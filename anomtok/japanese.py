@@ -99,13 +99,10 @@ def joyo_kanji() -> tuple[str, ...]:
 
 
 def sample_path(lang: str) -> Path:
-    """``data/sample_{lang}.txt``: from the source tree, or packaged in ``anomtok/data``."""
-    name = f"sample_{lang}.txt"
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "data" / name, here / "data" / name):
-        if candidate.exists():
-            return candidate
-    raise InputError(f"the sample text {name} is not installed (expected in data/ or anomtok/data/)")
+    """The packaged sample text ``anomtok/data/sample_{lang}.txt``."""
+    from .resources import data_file
+
+    return data_file(f"sample_{lang}.txt")
 
 
 def read_sample(lang: str) -> str:
@@ -293,7 +290,7 @@ def render_section(sec: dict, code: Callable[[str], str]) -> list[str]:
     inv, cov = sec["inventory"], sec["coverage"]
     joyo = f"{inv['joyo']:,} more Jōyō kanji (package {inv['joyo_source']})" if inv["joyo_source"] else "no Jōyō list (install `kanji-lists`)"
     lines += ["", f"### Character coverage", "",
-              f"Inventory: {inv['sample']:,} characters of `data/sample_ja.txt` (all but ASCII), {inv['kana']:,} more kana, {joyo}. "
+              f"Inventory: {inv['sample']:,} characters of `anomtok/data/sample_ja.txt` (all but ASCII), {inv['kana']:,} more kana, {joyo}. "
               "A character is *single* when encoding it mid-text gives one token.", "",
               "| characters | count | single token | in vocabulary | mean tokens | byte pieces | tokens: 1 / 2 / 3 / 4+ |",
               "|---|---:|---:|---:|---:|---:|---|"]

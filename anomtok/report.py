@@ -236,7 +236,7 @@ def _audit_section(aj: dict[str, Any]) -> list[str]:
         rows = [[k, _fmt(v.get("chars")), _fmt(v.get("tokens")), _fmt(v.get("tokens_per_char"), 3),
                  _fmt(v.get("byte_piece_tokens"))] for k, v in fert.items() if isinstance(v, dict)]
         if rows:
-            lines += ["Fertility on the bundled samples (`data/sample_ja.txt`, `data/sample_en.txt`):", "",
+            lines += ["Fertility on the bundled samples (`anomtok/data/sample_ja.txt`, `anomtok/data/sample_en.txt`):", "",
                       _table(rows, ["sample", "characters", "tokens", "tokens per character", "byte-piece tokens"]), ""]
         cov = (ja.get("coverage") or {}).get("by_origin") or {}
         rows = [[k, _fmt(v.get("chars")), _fmt(v.get("single_token")), _fmt(v.get("single_token_pct"), 1),

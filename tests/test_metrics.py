@@ -323,7 +323,12 @@ def test_nearest_neighbor_equals_brute_force(block):
     vals, ids = M.nearest_neighbor_cosine(E, valid, block=block)
     ref_vals, ref_ids = _nn_brute(E.numpy(), valid.numpy())
     _close(vals[valid], ref_vals[valid.numpy()], atol=1e-12)
-    assert ids.tolist() == ref_ids.tolist()
+    # 12 and 13 are parallel, so every other row is exactly as close to one as to the other:
+    # which of the two wins is rounding (it changes with the block shape). Either is right.
+    U = E.numpy() / np.linalg.norm(E.numpy(), axis=1, keepdims=True)
+    for i, (got, want) in enumerate(zip(ids.tolist(), ref_ids.tolist())):
+        if got != want:
+            assert {got, want} == {12, 13} and abs(U[i] @ U[got] - U[i] @ U[want]) < 1e-12, i
     assert ids[4] == -1 and ids[8] == -1 and math.isnan(vals[4]) and math.isnan(vals[8])
     assert ids[12] == 13 and ids[13] == 12
     _close(vals[12], 1.0, atol=1e-12)

@@ -50,8 +50,9 @@ def read_prompt_files(files: tuple[str, ...], n_each: int | None = None) -> list
 @click.argument("model")
 @click.option("-T", "--temperature", default=-0.001, show_default=True, type=float,
               help="Any finite T; negative samples the least likely tokens; 0 = greedy.")
-@click.option("--prompts", "prompt_files", multiple=True, required=True, type=click.Path(allow_dash=True),
-              help="Prompt file, one prompt per line (repeatable; - = stdin).")
+@click.option("--prompts", "prompt_files", multiple=True, type=click.Path(allow_dash=True),
+              help="Prompt file, one prompt per line (repeatable; - = stdin; default: the packaged "
+                   "English and Japanese prompts).")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("-n", "--max-new-tokens", default=64, show_default=True, type=int, help="Tokens per prompt (at most 4096).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed; sequence i draws from its own stream.")
@@ -78,14 +79,18 @@ def command(model: str, temperature: float, prompt_files: tuple[str, ...], out_d
     emits its least likely token at every step. Top-k, top-p, min-p, top-n-sigma and the
     repetition penalty are off unless asked for (the pure experiment).
     Examples:
-      anomtok negtemp smollm2-135m -T -0.001 --prompts data/prompts_en.txt -o out/neg
-      anomtok negtemp gemma-3-270m --prompts data/prompts_ja.txt -n 32 --timeout 600 -o out/g
+      anomtok negtemp smollm2-135m -T -0.001 -o out/neg            # the packaged prompts
+      anomtok negtemp gemma-3-270m --prompts prompts_ja.txt -n 32 --timeout 600 -o out/g
     """
     from ..generation import SamplerConfig, negtemp
     from ..text import display
 
     config = SamplerConfig(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                            top_n_sigma=top_n_sigma, repetition_penalty=repeat_penalty)
+    if not prompt_files:
+        from ..generation import default_prompt_files
+
+        prompt_files = tuple(str(p) for p in default_prompt_files())
     prompts = read_prompt_files(prompt_files)
     t0 = time.perf_counter()
     res = negtemp(model, prompts, config, max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,

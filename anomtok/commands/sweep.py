@@ -19,7 +19,7 @@ def _temps(text: str) -> list[float]:
 @click.argument("model")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--prompts", "prompt_files", multiple=True, type=click.Path(allow_dash=True),
-              help="Prompt file(s), one prompt per line (default: data/prompts_en.txt and prompts_ja.txt).")
+              help="Prompt file(s), one prompt per line (default: the packaged English and Japanese prompts).")
 @click.option("--n-prompts", default=4, show_default=True, type=click.IntRange(0, 100_000),
               help="Prompts taken from the start of each file (0 = all).")
 @click.option("--temperatures", "temps", default="-1,-0.1,-0.001,0.001,0.01,1,1.8,20,100", show_default=True,

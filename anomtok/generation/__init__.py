@@ -75,12 +75,11 @@ def read_prompts(path: str | os.PathLike) -> list[str]:
 
 
 def default_prompt_files() -> list[Path]:
-    """``data/prompts_en.txt`` and ``data/prompts_ja.txt`` of a source checkout."""
-    root = Path(__file__).resolve().parents[2] / "data"
-    files = [root / "prompts_en.txt", root / "prompts_ja.txt"]
-    if not all(f.exists() for f in files):
-        raise InputError("no default prompt files here (data/prompts_*.txt of a source checkout): pass --prompts FILE")
-    return files
+    """The packaged prompts ``anomtok/data/prompts_en.txt`` and ``prompts_ja.txt`` (they ship in
+    the wheel, read through ``importlib.resources``)."""
+    from ..resources import data_file
+
+    return [data_file("prompts_en.txt"), data_file("prompts_ja.txt")]
 
 
 def _prompt_list(prompts: Any) -> list[str]:

@@ -6,11 +6,11 @@ import importlib.util
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 from ..cache import cache_dir
 from ..errors import LoadError
+from ..resources import data_file
 
 __all__ = ["PackagedModel", "packaged_models", "resolve_alias", "materialize_gguf"]
 
@@ -28,7 +28,7 @@ class PackagedModel:
 
 @lru_cache(maxsize=1)
 def packaged_models() -> dict[str, PackagedModel]:
-    raw = json.loads(resources.files("anomtok").joinpath("data/packaged_models.json").read_text("utf-8"))
+    raw = json.loads(data_file("packaged_models.json").read_text("utf-8"))
     return {k: PackagedModel(alias=k, **v) for k, v in raw.items() if not k.startswith("_")}
 
 

@@ -317,6 +317,19 @@ def test_absurd_counts_and_lengths(tmp_path: Path, model: tuple[Path, dict[str, 
         GGUFFile(_patched(tmp_path, data, _find(data, b"t.u8") + 4, "<I", 77))
 
 
+def test_misaligned_or_overlapping_tensor_data(tmp_path: Path, model: tuple[Path, dict[str, Any]]) -> None:
+    """GGUF spec: every tensor's data offset is a multiple of ``general.alignment`` (issue 10.7)."""
+    data = model[0].read_bytes()
+    at = _find(data, b"f32_1d") + 6 + 4 + 8 + 4  # after name, n_dims, one dimension, type: the offset
+    (offset,) = struct.unpack_from("<Q", data, at)
+    with pytest.raises(LoadError, match="f32_1d.*offset 3 is not a multiple of the alignment"):
+        GGUFFile(_patched(tmp_path, data, at, "<Q", 3))
+    others = sorted(t.offset - GGUFFile(model[0]).data_offset for t in GGUFFile(model[0]).tensors.values())
+    other = next(o for o in others if o != offset)  # aligned, but the data of another tensor
+    with pytest.raises(LoadError, match="overlap"):
+        GGUFFile(_patched(tmp_path, data, at, "<Q", other))
+
+
 def test_unknown_tensor_name_lists_close_names(model: tuple[Path, dict[str, Any]]) -> None:
     f = GGUFFile(model[0])
     with pytest.raises(LoadError, match=r"no tensor 'token_embd'.*token_embd\.weight") as exc:

@@ -304,6 +304,8 @@ class GGUFFile:
                 if (dims[0] if dims else 1) % spec[1]:
                     raise p.fail(f"tensor {name!r} row size is not a multiple of the {spec[0]} block size")
                 nbytes = math.prod(dims) // spec[1] * spec[2]
+            if offset % alignment:
+                raise p.fail(f"tensor {name!r} data offset {offset} is not a multiple of the alignment {alignment}")
             start = data_start + offset
             if start + nbytes > p.size:
                 raise LoadError(f"truncated GGUF file {self.label}: tensor {name!r} needs bytes up to "
@@ -311,6 +313,10 @@ class GGUFFile:
             type_name = spec[0] if spec else f"unknown_type_{type_id}"
             self.tensors[name] = TensorInfo(name, tuple(reversed(dims)), type_name, start, nbytes)
             self._specs[name] = spec
+        spans = sorted((t.offset, t.offset + t.nbytes, t.name) for t in self.tensors.values() if t.nbytes)
+        for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+            if start < end:
+                raise p.fail(f"the data of tensors {a!r} and {b!r} overlap")
 
     def __repr__(self) -> str:
         n_kv, n_t = len(self.metadata), len(self.tensors)

@@ -56,7 +56,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CACHE_NAME = "umap.parquet"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: seed, n_neighbors and min_dist really reach UMAP (1 dropped them)
 _META_KEY = b"anomtok.umap"
 JAPANESE_SCRIPTS = ("Hiragana", "Katakana", "Han")
 
@@ -490,7 +490,8 @@ def compute_map(matrix: np.ndarray, frame: pl.DataFrame, options: MapOptions | N
     sel = select_rows(frame, settings.sample if settings.mode == "sample" else None,
                       flag_top=opt.flag_top, seed=opt.seed, extra_ids=extra)
     t1 = time.perf_counter()
-    xy = umap_coords(M[sel.ids],  # the matrix row of a token is its id seed=opt.seed, n_neighbors=opt.n_neighbors, min_dist=opt.min_dist,
+    # the matrix row of a token is its id
+    xy = umap_coords(M[sel.ids], seed=opt.seed, n_neighbors=opt.n_neighbors, min_dist=opt.min_dist,
                      n_epochs=opt.n_epochs, metric=opt.metric)
     seconds = time.perf_counter() - t1
     coords = pl.DataFrame({"token_id": sel.ids, "x": xy[:, 0], "y": xy[:, 1], "why": sel.why})
@@ -503,11 +504,10 @@ def compute_map(matrix: np.ndarray, frame: pl.DataFrame, options: MapOptions | N
         "valid_rows": int(valid.sum()),
         "why_counts": sel.counts(),
         "description": sel.description,
-        "umap_seconds": round(seconds, 2),
-        "total_seconds": round(time.perf_counter() - t0, 2),
     }
     if cache is not None:
-        write_map(cache, coords, meta)
+        write_map(cache, coords, meta)  # no timings in the file: the same settings give the same bytes
+    meta = {**meta, "umap_seconds": round(seconds, 2), "total_seconds": round(time.perf_counter() - t0, 2)}
     if progress:
         progress("map")
     return MapResult(coords=coords, meta=meta, from_cache=False)

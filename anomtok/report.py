@@ -218,6 +218,10 @@ def _verify_section(vj: dict[str, Any]) -> list[str]:
     if isinstance(base, dict):
         rows.append(["random tokens (base rate)", _fmt(base.get("verified")), _fmt(base.get("n")),
                      _fmt(base.get("precision", base.get("rate")), 2), "1.00"])
+    ref = vj.get("reference")
+    if isinstance(ref, dict) and ref.get("n"):
+        rows.append(["reference tokens (sanity check, never candidates)", _fmt(ref.get("verified")),
+                     _fmt(ref.get("n")), _fmt(ref.get("rate"), 2), ""])
     if rows:
         lines += [_table(rows, ["candidates from", "verified", "tested", "precision", "lift over random"]), ""]
     return lines

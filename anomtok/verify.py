@@ -17,9 +17,12 @@ in training gives it almost no probability. For each candidate:
    verification boundary is 0.1/0.001; 0.01 sits between) = **verified** under-trained.
 
 Candidates are the top ``top`` tokens of each ranking metric (among ``kinds``, default ordinary
-tokens only: reserved and special tokens are already known), plus a random sample of the same
-kinds as the base rate. The precision of a metric is the share of its top tokens that verify;
-its lift is that precision over the base rate.
+tokens only: reserved and special tokens are already known), never a reference token (the
+tokens the default score is computed from), plus a random sample of the same kinds as the base
+rate. The precision of a metric is the share of its top tokens that verify; its lift is that
+precision over the base rate. A random sample of up to ``top`` reference tokens is verified
+apart, as a sanity row (``reference`` in ``verify.json``): it says whether the model really
+cannot repeat what the score was told is unused.
 
 Outputs (``out_dir``): ``verified.csv`` (one row per candidate: probabilities, verdict, which
 metric tops it is in, its rank in each metric), ``verify.json`` (precision per metric, base
@@ -110,8 +113,15 @@ def _roundtrip(lm: Any, token_id: int) -> bool:
 
 
 def _select(frame: pl.DataFrame, metrics: Sequence[str], top: int, kinds: Sequence[str], random_n: int,
-            seed: int, n_vocab: int) -> tuple[dict[int, set[str]], list[int]]:
-    pool = frame.filter(pl.col("kind").is_in(list(kinds)) & (pl.col("token_id") < n_vocab))
+            seed: int, n_vocab: int) -> tuple[dict[int, set[str]], list[int], list[int]]:
+    """(metric tops, random base-rate sample, reference sanity sample).
+
+    Reference tokens (``is_reference``: what the default score was told is unused) are never
+    metric candidates nor part of the base rate: verifying them would partly check what the
+    score was given. They get a sanity sample of their own (any kind), reported apart."""
+    in_vocab = pl.col("token_id") < n_vocab
+    is_ref = pl.col("is_reference") if "is_reference" in frame.columns else pl.lit(False)
+    pool = frame.filter(pl.col("kind").is_in(list(kinds)) & in_vocab & ~is_ref)
     tops: dict[int, set[str]] = {}
     for m in metrics:
         valid = pool.filter(pl.col(m).is_not_null() & pl.col(m).is_not_nan())
@@ -119,7 +129,9 @@ def _select(frame: pl.DataFrame, metrics: Sequence[str], top: int, kinds: Sequen
             tops.setdefault(int(t), set()).add(m)
     ids = sorted(pool["token_id"].to_list())
     rnd = sorted(random.Random(seed).sample(ids, min(random_n, len(ids)))) if random_n else []
-    return tops, rnd
+    refs = sorted(frame.filter(in_vocab & is_ref)["token_id"].to_list())
+    ref_sample = sorted(random.Random(seed + 1).sample(refs, min(top, len(refs)))) if metrics else []
+    return tops, rnd, ref_sample
 
 
 def verify(model: Any, ranking: Any = None, *, metrics: Sequence[str] | None = None, top: int = 20,
@@ -156,10 +168,10 @@ def verify(model: Any, ranking: Any = None, *, metrics: Sequence[str] | None = N
         raise InputError(f"unknown or empty metric(s) {', '.join(bad)}; choose from {', '.join(known)}")
     if token_ids is not None:
         tops = {int(t): set() for t in token_ids}
-        _, rnd = _select(frame, [], top, kinds, random_sample, seed, lm.n_vocab)
+        _, rnd, refs = _select(frame, [], top, kinds, random_sample, seed, lm.n_vocab)
     else:
-        tops, rnd = _select(frame, use, top, kinds, random_sample, seed, lm.n_vocab)
-    cand = sorted(set(tops) | set(rnd))
+        tops, rnd, refs = _select(frame, use, top, kinds, random_sample, seed, lm.n_vocab)
+    cand = sorted(set(tops) | set(rnd) | set(refs))
     if not cand:
         raise InputError("no candidate tokens to verify")
     if len(cand) > MAX_CANDIDATES:
@@ -198,11 +210,12 @@ def verify(model: Any, ranking: Any = None, *, metrics: Sequence[str] | None = N
             "roundtrip": _roundtrip(lm, c),
             "top_of": ";".join(sorted(tops.get(c, set()))),
             "random_sample": c in set(rnd),
+            "reference_sample": c in set(refs),
             "output_echo": _show(emb.tokens, outs[c][0]),
         })
     out = pl.DataFrame(rows).join(ranks.with_columns(pl.col("token_id").cast(pl.Int64)), on="token_id", how="left")
     out = out.sort(["max_prob", "token_id"])
-    summary = _summary(out, tops, rnd, use, top, threshold, sizes)
+    summary = _summary(out, tops, rnd, refs, use, top, threshold, sizes)
     summary.update({
         "threshold": threshold, "n_positions": n_positions, "kinds": list(kinds),
         "placeholder": {"token_id": ph_id, "token": emb.tokens.displays[ph_id]},
@@ -223,11 +236,12 @@ def _show(tokens: Any, ids: Sequence[int]) -> str:
     return display(b"".join(tokens.bytes[i] for i in ids if i < len(tokens.bytes)))
 
 
-def _summary(out: pl.DataFrame, tops: dict[int, set[str]], rnd: list[int], metrics: Sequence[str], top: int,
-             threshold: float, sizes: dict[str, int]) -> dict[str, Any]:
+def _summary(out: pl.DataFrame, tops: dict[int, set[str]], rnd: list[int], refs: list[int], metrics: Sequence[str],
+             top: int, threshold: float, sizes: dict[str, int]) -> dict[str, Any]:
     ver = dict(zip(out["token_id"].to_list(), out["verified"].to_list()))
     base = [ver[t] for t in rnd]
     base_rate = sum(base) / len(base) if base else None
+    ref = [ver[t] for t in refs]
     prec: dict[str, Any] = {}
     for m in metrics:
         mine = [t for t, ms in tops.items() if m in ms]
@@ -242,6 +256,9 @@ def _summary(out: pl.DataFrame, tops: dict[int, set[str]], rnd: list[int], metri
         "n_verified": n_ver,
         "base_rate": {"n": len(base), "verified": int(sum(base)), "rate": round(base_rate, 4) if base_rate is not None else None},
         "precision": prec,
+        # sanity row: reference tokens are never candidates; most of them should verify
+        "reference": {"n": len(ref), "verified": int(sum(ref)),
+                      "rate": round(sum(ref) / len(ref), 4) if ref else None},
         "top": top,
         "verified_share_per_metric": {m: round(sum(1 for t, ms in tops.items() if m in ms and ver[t]) / n_ver, 4)
                                       for m in prec} if n_ver else {},

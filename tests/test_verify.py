@@ -146,3 +146,25 @@ def test_verify_cli(tiny_model, tmp_path):
     assert "precision" in r.stdout and (tmp_path / "v" / "verified.csv").exists()
     bad = CliRunner().invoke(cli, ["verify", str(tiny_model.hf_dir), "-o", str(tmp_path / "w"), "--threshold", "2"])
     assert bad.exit_code == 2 and "threshold" in bad.stderr
+
+
+def test_reference_tokens_are_never_candidates_and_get_a_sanity_row(real_lm, emb, ranking):
+    """Issue 9.4: with the top normal tokens in the reference set (as SmolLM2's fallback seeds
+    are), the metric tops and the base rate hold no reference token; the sanity row holds only
+    reference tokens and reports their verification apart."""
+    f = ranking.frame
+    top_normal = f.filter(pl.col("kind") == "normal").sort("rank")["token_id"].head(6).to_list()
+    frame = f.with_columns(is_reference=pl.col("is_reference") | pl.col("token_id").is_in(top_normal))
+    refs = set(frame.filter(pl.col("is_reference") & (pl.col("token_id") < real_lm.n_vocab))["token_id"].to_list())
+    lm = _copy_lm(real_lm, set(top_normal))  # the model cannot repeat the reference tokens
+    res = verify(lm, frame, embeddings=emb, metrics=["score", "norm"], top=5, random_sample=30, seed=3)
+    out = res.frame
+    cand = out.filter((pl.col("top_of") != "") | pl.col("random_sample"))
+    assert not set(cand["token_id"].to_list()) & refs
+    assert cand.filter(pl.col("top_of").str.contains("score")).height == 5
+    sanity = out.filter(pl.col("reference_sample"))
+    assert sanity.height == min(5, len(refs)) and set(sanity["token_id"].to_list()) <= refs
+    s = res.summary["reference"]
+    assert s["n"] == sanity.height and s["verified"] == sanity["verified"].sum()
+    assert s["verified"] == len(set(sanity["token_id"].to_list()) & set(top_normal))
+    assert res.summary["precision"]["score"]["n"] == 5

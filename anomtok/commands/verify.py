@@ -66,4 +66,8 @@ def command(model: str, out_dir: str, ranking: str | None, metrics: tuple[str, .
     for m, p in s["precision"].items():
         lift = f"{p['lift']:.2f}" if p["lift"] is not None else "n/a (base rate 0)"
         click.echo(f"  {m:<16} precision {p['verified']}/{p['n']} = {p['precision']:.2f}  lift {lift}")
+    ref = s.get("reference") or {}
+    if ref.get("n"):
+        click.echo(f"  {'reference':<16} {ref['verified']}/{ref['n']} verified (sanity check: the tokens the "
+                   "score is computed from, never candidates)")
     click.echo(f"wrote {out_dir}/verified.csv, verify.json, meta.json", err=True)

@@ -66,6 +66,7 @@ class GlitchList:
     bytes: dict[int, bytes] = field(default_factory=dict)
     source: str = "<ids>"
     left_out: dict[str, int] = field(default_factory=dict)  # rows dropped, by reason
+    why: str = "the ids of the list"  # which rows were taken, in words (printed by the CLI)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -82,7 +83,10 @@ def load_glitch_list(path: str | os.PathLike, *, top: int | None = None, min_sco
     Table rows are taken in rank order (else by descending score), leaving out tokens that never
     come from text (kinds in ``NOT_FROM_TEXT`` and single bytes invalid in UTF-8) unless
     ``include_special``; then ``min_score`` keeps rows with ``score >= min_score`` and ``top``
-    keeps the first ``top``. A plain id list is taken as given (``top``: its first ids).
+    keeps the first ``top``. With neither, a ``ranked.csv`` gives its ``flagged`` rows (a
+    ranking table without that column is refused: every token of the vocabulary is not a glitch
+    list) and a ``glitch.csv`` (which holds only flagged rows) all of them. A plain id list is
+    taken as given (``top``: its first ids).
     """
     if top is not None and top < 1:
         raise InputError("--top must be >= 1")
@@ -95,7 +99,8 @@ def load_glitch_list(path: str | os.PathLike, *, top: int | None = None, min_sco
         if min_score is not None:
             raise InputError(f"{p}: a plain list of token ids has no scores; --min-score needs ranked.csv or glitch.csv")
         ids = _read_id_list(p)
-        return GlitchList(ids=tuple(ids[:top] if top else ids), source=str(p))
+        return GlitchList(ids=tuple(ids[:top] if top else ids), source=str(p),
+                          why=f"the first {top} ids" if top else "every id of the list")
     return _from_table(p, top, min_score, include_special)
 
 
@@ -155,6 +160,18 @@ def _from_table(p: Path, top: int | None, min_score: float | None, include_speci
         if "score" not in frame.columns:
             raise InputError(f"{p}: has no score column; --min-score needs one")
         keep(pl.col("score").fill_nan(None) >= min_score, f"below --min-score {min_score:g}")
+    if top is None and min_score is None:
+        if "flagged" in frame.columns:
+            keep(pl.col("flagged").cast(pl.Boolean).fill_null(False), "not flagged")
+            why = "its flagged rows (--top K or --min-score S to choose otherwise)"
+        elif "is_reference" in frame.columns:
+            raise InputError(f"{p}: a ranking of the whole vocabulary without a flagged column; "
+                             "pass --top K or --min-score S")
+        else:
+            why = "every row (a glitch.csv holds only flagged tokens)"
+    else:
+        why = " and ".join(w for w in (f"score >= {min_score:g}" if min_score is not None else "",
+                                       f"the top {top}" if top is not None else "") if w)
     if top is not None and frame.height > top:
         left_out[f"past --top {top}"] = frame.height - top
         frame = frame.head(top)
@@ -170,7 +187,7 @@ def _from_table(p: Path, top: int | None, min_score: float | None, include_speci
         return {i: cast(v) for i, v in zip(ids, frame[name].to_list()) if v is not None and v == v}
 
     return GlitchList(ids=tuple(dict.fromkeys(ids)), scores=column("score", float), ranks=column("rank", int),
-                      bytes=dict(zip(ids, raw)), source=str(p), left_out=left_out)
+                      bytes=dict(zip(ids, raw)), source=str(p), left_out=left_out, why=why)
 
 
 # ---------------------------------------------------------------------------------- detector

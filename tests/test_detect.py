@@ -76,19 +76,20 @@ def tok_file(tok, tmp_path):
 
 def ranked_frame() -> pl.DataFrame:
     """A ranked.csv as `anomtok rank` writes it, for the hand-made tokenizer."""
-    rows = [  # rank, id, bytes, kind, is_reference, score
-        (1, UNUSED0, b"<unused0>", "unused", True, 0.99),
-        (2, 0xFF, b"\xff", "byte", True, 0.98),
-        (3, SPACE_ZZ, b" zz", "normal", False, 0.90),
-        (4, BOS, b"<bos>", "special", False, 0.85),
-        (5, TOKYO, "東京".encode(), "normal", False, 0.80),
-        (6, KYO_PART, b"\xe3\x83", "normal", False, 0.70),
-        (7, ord("a"), b"a", "byte", False, 0.10),
+    rows = [  # rank, id, bytes, kind, is_reference, score, flagged
+        (1, UNUSED0, b"<unused0>", "unused", True, 0.99, False),
+        (2, 0xFF, b"\xff", "byte", True, 0.98, False),
+        (3, SPACE_ZZ, b" zz", "normal", False, 0.90, True),
+        (4, BOS, b"<bos>", "special", False, 0.85, False),
+        (5, TOKYO, "東京".encode(), "normal", False, 0.80, True),
+        (6, KYO_PART, b"\xe3\x83", "normal", False, 0.70, False),
+        (7, ord("a"), b"a", "byte", False, 0.10, False),
     ]
     return pl.DataFrame({
         "rank": [r[0] for r in rows], "token_id": [r[1] for r in rows],
         "token": [r[2].decode("utf-8", "backslashreplace") for r in rows], "bytes_hex": [r[2].hex() for r in rows],
         "kind": [r[3] for r in rows], "is_reference": [r[4] for r in rows], "score": [r[5] for r in rows],
+        "flagged": [r[6] for r in rows],
     })
 
 
@@ -179,20 +180,27 @@ def test_detector_from_a_tokenizer_file(tok_file):
 def test_glitch_list_from_a_ranked_table(tmp_path, suffix):
     path = tmp_path / f"ranked.{suffix}"
     write_csv(ranked_frame(), path) if suffix == "csv" else ranked_frame().write_parquet(path)
-    gl = load_glitch_list(path)
-    assert gl.ids == (SPACE_ZZ, TOKYO, KYO_PART, ord("a"))  # rank order; specials and 0xff left out
-    assert gl.left_out == {"special/unused/unknown/padding tokens": 2, "UTF-8-invalid bytes": 1}
+    gl = load_glitch_list(path)  # default: the flagged rows, never the whole vocabulary (issue 9.6)
+    assert gl.ids == (SPACE_ZZ, TOKYO) and "flagged" in gl.why
+    assert gl.left_out == {"special/unused/unknown/padding tokens": 2, "UTF-8-invalid bytes": 1, "not flagged": 2}
+    assert load_glitch_list(path, top=10).ids == (SPACE_ZZ, TOKYO, KYO_PART, ord("a"))  # rank order
     assert gl.scores[TOKYO] == 0.8 and gl.ranks[TOKYO] == 5 and gl.bytes[TOKYO] == "東京".encode()
     assert load_glitch_list(path, top=2).ids == (SPACE_ZZ, TOKYO)
     assert load_glitch_list(path, min_score=0.75).ids == (SPACE_ZZ, TOKYO)
     assert load_glitch_list(path, top=1, min_score=0.75).ids == (SPACE_ZZ,)
     assert load_glitch_list(path, include_special=True, top=4).ids == (UNUSED0, 0xFF, SPACE_ZZ, BOS)
+    unflagged = tmp_path / f"old.{suffix}"
+    frame = ranked_frame().drop("flagged")
+    write_csv(frame, unflagged) if suffix == "csv" else frame.write_parquet(unflagged)
+    with pytest.raises(InputError, match="without a flagged column; pass --top K or --min-score"):
+        load_glitch_list(unflagged)
+    assert len(load_glitch_list(unflagged, top=3)) == 3
     with pytest.raises(InputError, match=r"no glitch tokens left \(2 special/unused/unknown/padding tokens, 1 UTF-8-invalid bytes, 4 below --min-score 0.95\)"):
         load_glitch_list(path, min_score=0.95)
 
 
 def test_glitch_csv_without_rank_is_ordered_by_score(tmp_path):
-    frame = ranked_frame().drop("rank", "is_reference").sort("token_id")
+    frame = ranked_frame().drop("rank", "is_reference", "flagged").sort("token_id")
     write_csv(frame, tmp_path / "glitch.csv")
     assert load_glitch_list(tmp_path / "glitch.csv").ids == (SPACE_ZZ, TOKYO, KYO_PART, ord("a"))
 
@@ -452,6 +460,9 @@ def test_cli_ranked_table_with_top(runner, tok_file, files):
     assert "left out: 2 special/unused/unknown/padding tokens, 1 UTF-8-invalid bytes, 3 past --top 1" in res.stderr
     res = runner.invoke(cli, args + ["--min-score", "0.75"])
     assert [h["token_id"] for h in _lines(res.stdout)] == [TOKYO, SPACE_ZZ]
+    res = runner.invoke(cli, args)  # no --top: the flagged rows, said in one line
+    assert {h["token_id"] for h in _lines(res.stdout)} == {SPACE_ZZ}  # " zz" is in dirty.txt, "a" is not flagged
+    assert "detect: 2 glitch tokens from" in res.stderr and "its flagged rows" in res.stderr
 
 
 @pytest.mark.parametrize("args, message", [

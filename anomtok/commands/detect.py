@@ -62,7 +62,8 @@ def command(model: str, inputs: tuple[str, ...], glitch: str, field: str | None,
     detector = GlitchDetector(model, glitch_list)
     run = DetectRun(detector, inputs, field=field or "text", jsonl=True if field else None, max_rate=max_rate)
     left = ", ".join(f"{v} {k}" for k, v in glitch_list.left_out.items())
-    click.echo(f"detect: {len(glitch_list)} glitch tokens from {glitch}{f' (left out: {left})' if left else ''}", err=True)
+    click.echo(f"detect: {len(glitch_list)} glitch tokens from {glitch}: {glitch_list.why}"
+               f"{f' (left out: {left})' if left else ''}", err=True)
 
     total = run.total_bytes()
     show = progress if progress is not None else sys.stderr.isatty() and (total is None or total >= _BIG_INPUT)

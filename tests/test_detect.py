@@ -461,7 +461,7 @@ def test_cli_ranked_table_with_top(runner, tok_file, files):
     res = runner.invoke(cli, args + ["--min-score", "0.75"])
     assert [h["token_id"] for h in _lines(res.stdout)] == [TOKYO, SPACE_ZZ]
     res = runner.invoke(cli, args)  # no --top: the flagged rows, said in one line
-    assert {h["token_id"] for h in _lines(res.stdout)} == {SPACE_ZZ}  # " zz" is in dirty.txt, "a" is not flagged
+    assert {h["token_id"] for h in _lines(res.stdout)} == {SPACE_ZZ, TOKYO}  # both flagged and in dirty.txt
     assert "detect: 2 glitch tokens from" in res.stderr and "its flagged rows" in res.stderr
 
 

@@ -41,6 +41,12 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(1)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
+        except OSError as exc:  # read-only or full output, a folder where a file is wanted, ...
+            if debug:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"anomtok: error: {where}{exc.strerror or exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
         except Exception as exc:  # noqa: BLE001 - never show a traceback unless asked
             if debug:
                 raise
@@ -164,12 +170,12 @@ def rank_cmd(model: str, out_dir: str, nn: str, seed: int, show: int, quiet: boo
         click.echo(f"warning: {inv} rows are NaN, infinite or zero: kept out of the centroid, ranked first", err=True)
     sc = result.meta["score"]
     click.echo(f"score: cosine to the mean of {sc['reference_size']} reference tokens ({sc['reference_source']}) "
-               f"on the {sc['matrix']}", err=True)
+               f"on the {sc['matrix']}")
     if show:
         import polars as pl
 
         top = result.frame.filter(~pl.col("is_reference")).head(show)
-        click.echo(f"top {show} tokens outside the reference set (every token is in ranked.csv):", err=True)
+        click.echo(f"top {show} tokens outside the reference set (every token is in ranked.csv):")
         rows = [[r["rank"], r["token_id"], f"⟨{r['token']}⟩", r["kind"], r["script"], r["score"], r["norm"]]
                 for r in top.iter_rows(named=True)]
         click.echo(format_table(rows, ["rank", "token_id", "token", "kind", "script", "score", "norm"],

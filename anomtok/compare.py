@@ -4,7 +4,6 @@ side-by-side summary for all."""
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import polars as pl
 
 from .errors import InputError
+from .export import read_json, read_table
 from .report import _table, md_token
 
 __all__ = ["Comparison", "compare", "vocabulary_hash"]
@@ -37,7 +37,10 @@ def _load(folder: Path) -> tuple[dict[str, Any], pl.DataFrame]:
     meta_path, ranked = folder / "meta.json", folder / "ranked.parquet"
     if not meta_path.exists() or not ranked.exists():
         raise InputError(f"{folder}: not an anomtok report (needs meta.json and ranked.parquet; run `anomtok scan`)")
-    return json.loads(meta_path.read_text("utf-8")), pl.read_parquet(ranked)
+    meta = read_json(meta_path)
+    if not isinstance(meta, dict) or not {"source", "shape", "score"} <= set(meta):
+        raise InputError(f"{meta_path}: not the meta.json of an anomtok ranking")
+    return meta, read_table(ranked)
 
 
 def compare(folders: list[str | Path], top: int = 25) -> Comparison:
@@ -87,7 +90,5 @@ def compare(folders: list[str | Path], top: int = 25) -> Comparison:
 
 
 def folder_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
+    """An optional JSON file of a report folder: None when absent, InputError when corrupt."""
+    return read_json(path, missing_ok=True)

@@ -18,7 +18,8 @@ from .cache import atomic_path, atomic_write_text
 from .errors import InputError
 from .text import spreadsheet_safe
 
-__all__ = ["safe_for_spreadsheet", "write_csv", "write_ranking", "read_table", "token_bytes", "write_json"]
+__all__ = ["safe_for_spreadsheet", "write_csv", "write_ranking", "read_table", "read_json", "token_bytes",
+           "write_json"]
 
 TEXT_COLUMNS = ("token",)
 
@@ -76,6 +77,24 @@ def read_table(path: str | os.PathLike) -> pl.DataFrame:
     if missing:
         raise InputError(f"{p}: not an anomtok table (no {', '.join(missing)} column)")
     return frame
+
+
+def read_json(path: str | os.PathLike, *, missing_ok: bool = False) -> Any:
+    """A previous run's JSON file (meta.json, verify.json, ...). Missing: None when ``missing_ok``,
+    else InputError; unreadable or corrupt: always InputError naming the file (bad input, exit 2)."""
+    p = Path(path)
+    if not p.exists():
+        if missing_ok:
+            return None
+        raise InputError(f"{p}: no such file")
+    try:
+        return json.loads(p.read_text("utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"{p}: not UTF-8 text (a corrupt file of an earlier run? delete it or rerun)") from None
+    except ValueError as exc:
+        raise InputError(f"{p}: not valid JSON ({exc}; a corrupt file of an earlier run? delete it or rerun)") from None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot be read ({exc.strerror})") from None
 
 
 def token_bytes(frame: pl.DataFrame) -> list[bytes]:

@@ -32,10 +32,9 @@ def md_token(s: str | None, limit: int = 40) -> str:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
+    from .export import read_json
+
+    return read_json(path, missing_ok=True)
 
 
 def _fmt(v: Any, digits: int = 4) -> str:

@@ -122,7 +122,7 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
          progress: Callable[[str, str], None] | None = None) -> ScanResult:
     """Run every step on ``model`` into ``out_dir`` (see the module docstring)."""
     from . import api
-    from .export import read_table
+    from .export import read_json, read_table
     from .loading import load
     from .ranking import RankOptions, Ranking
 
@@ -160,7 +160,7 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
     run("rank", {"options": asdict(rank_opts)}, ["ranked.parquet", "ranked.csv", "meta.json"],
         lambda: api.rank(emb, out_dir=out, options=rank_opts))
     frame = read_table(out / "ranked.parquet")
-    ranking = Ranking(frame=frame, meta=json.loads((out / "meta.json").read_text("utf-8")))
+    ranking = Ranking(frame=frame, meta=read_json(out / "meta.json"))
 
     def do_audit() -> None:
         from .audit import audit

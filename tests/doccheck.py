@@ -5,13 +5,17 @@ In the manner of ``cog``: the document is the test. Rules (also in ``docs/README
 * Every ```` ```console ```` block is run unless the line before it is
   ``<!-- doccheck: skip REASON -->``. Lines starting with ``$ `` are shell commands, run in one
   folder per document, so later blocks see earlier blocks' files;
-  the lines after a command, up to the next command, are its expected **stdout** (stderr is
-  progress and is not compared). Each block runs in one bash, so ``echo $?`` works.
+  the lines after a command, up to the next command, are what it prints, stdout and stderr
+  together, as a user sees them in a log (stderr is not a terminal: one line per step);
+  ``<!-- doccheck: stdout -->`` before a block compares stdout alone (for commands whose stderr
+  is progress with timings). Each block runs in one bash, so ``echo $?`` works.
 * Expected output matches actual output line by line, after stripping trailing blanks. A line
   ``...`` matches any number of lines. Within a line, fields are compared one by one: numbers
   may differ by the block's tolerance (relative, default ``0``: ``<!-- doccheck: tol=0.05 -->``
   before the block allows 5%), everything else (token strings, ids, names) must be equal.
-* Every ```` ```python ```` block is run as a script (unless skipped) and must exit 0.
+* Every ```` ```python ```` block is run as a script (unless skipped) and must exit 0; when
+  the next fenced block is preceded by ``<!-- doccheck: output -->``, that block is the
+  script's expected stdout, compared as above.
 * ``<!-- doccheck: setup COMMAND -->`` anywhere runs COMMAND (hidden from readers) at that point.
 * Commands run in a fresh temporary folder per document, with the venv's ``anomtok`` first on
   ``PATH`` and ``$REPO`` pointing at the checkout.
@@ -45,6 +49,9 @@ class Block:
     lines: list[str]
     tol: float = 0.0
     skip: str | None = None
+    stdout_only: bool = False
+    output: list[str] | None = None            # a python block's expected output (next text block)
+    output_at: tuple[int, int] | None = None
 
 
 @dataclasses.dataclass
@@ -84,10 +91,12 @@ def parse(text: str) -> list[Block]:
             j = i + 1
             while j < len(lines) and not re.match(rf"^{indent}```\s*$", lines[j]):
                 j += 1
+            body = [s[len(indent):] if s.startswith(indent) else s for s in lines[i + 1:j]]
             if lang in ("console", "python"):
-                body = [s[len(indent):] if s.startswith(indent) else s for s in lines[i + 1:j]]
                 blocks.append(Block(lang, i + 1, j, body, tol=float(pending.get("tol", 0) or 0),
-                                    skip=pending.get("skip")))
+                                    skip=pending.get("skip"), stdout_only="stdout" in pending))
+            elif "output" in pending and blocks and blocks[-1].kind == "python":
+                blocks[-1].output, blocks[-1].output_at = body, (i + 1, j)
             pending = {}
             i = j + 1
             continue
@@ -152,10 +161,10 @@ def output_matches(expected: list[str], actual: list[str], tol: float) -> bool:
     return go(0, 0)
 
 
-def _script(cmds: list[str]) -> str:
+def _script(cmds: list[str], stdout_only: bool = False) -> str:
     parts = ["set +e"]
     for c in cmds:
-        parts.append(c)
+        parts.append(f"{{ {c}\n}} {'2>/dev/null' if stdout_only else '2>&1'}")
         parts.append(f"__s=$?; printf '\\n{_MARK} %d\\n' $__s; (exit $__s)")
     return "\n".join(parts) + "\n"
 
@@ -195,12 +204,17 @@ def run_document(path: Path, *, work: Path | None = None, timeout: float = 1800)
             if b.kind == "python":
                 r = subprocess.run([sys.executable, "-c", "\n".join(b.lines)], cwd=work, env=env,
                                    capture_output=True, text=True, timeout=timeout)
+                got = [x.rstrip() for x in r.stdout.rstrip("\n").split("\n")] if r.stdout else []
+                actual_of[(b.start, -1)] = got
                 if r.returncode:
                     problems.append(Mismatch(str(path), b.start + 1, "python block", [],
                                              r.stderr.splitlines()[-8:], f"exit {r.returncode}"))
+                elif b.output is not None and not output_matches(b.output, got, b.tol):
+                    problems.append(Mismatch(str(path), b.start + 1, "python block", b.output, got,
+                                             f"output differs (tolerance {b.tol:g})"))
                 continue
             cmds = commands(b)
-            r = subprocess.run(["bash", "-c", _script([c for _, c, _ in cmds])], cwd=work, env=env,
+            r = subprocess.run(["bash", "-c", _script([c for _, c, _ in cmds], b.stdout_only)], cwd=work, env=env,
                                capture_output=True, text=True, timeout=timeout)
             chunks = _split(r.stdout, len(cmds))
             for (k, cmd, expected), (got, status) in zip(cmds, chunks):
@@ -239,6 +253,8 @@ def update_document(path: Path, actual_of: dict) -> str:
     lines = path.read_text(encoding="utf-8").split("\n")
     edits: list[tuple[int, int, list[str]]] = []
     for b in parse("\n".join(lines)):
+        if b.kind == "python" and b.output_at and (b.start, -1) in actual_of and b.skip is None:
+            edits.append((b.output_at[0], b.output_at[1], actual_of[(b.start, -1)]))
         if b.kind != "console" or b.skip is not None:
             continue
         cmds = commands(b)

@@ -54,3 +54,18 @@ def test_update_rewrites_outputs_and_keeps_ellipsis(tmp_path):
     doc.write_text(dc.update_document(doc, actual), encoding="utf-8")
     assert doc.read_text().split("\n")[1:7] == ["$ printf '1\\n2\\n3\\n4\\n'", "1", "...", "4", "$ echo b", "b"]
     assert dc.run_document(doc)[0] == []
+
+
+def test_python_output_block(tmp_path):
+    doc = _doc(tmp_path, "```python\nprint(1 + 1)\n```\n\n<!-- doccheck: output -->\n```text\n3\n```\n")
+    problems, actual = dc.run_document(doc)
+    assert len(problems) == 1 and problems[0].actual == ["2"]
+    doc.write_text(dc.update_document(doc, actual), encoding="utf-8")
+    assert dc.run_document(doc)[0] == [] and "```text\n2\n```" in doc.read_text()
+
+
+def test_stderr_is_shown_unless_the_block_says_stdout(tmp_path):
+    both = _doc(tmp_path, "```console\n$ echo out; echo err >&2\nout\nerr\n```\n")
+    assert dc.run_document(both)[0] == []
+    only = _doc(tmp_path, "<!-- doccheck: stdout -->\n```console\n$ echo out; echo err >&2\nout\n```\n")
+    assert dc.run_document(only)[0] == []

@@ -640,7 +640,7 @@ def render_markdown(summary: dict) -> str:
     r = summary["ranking"]
     lines += ["## Provenance", "", f"anomtok {summary['anomtok_version']}, format {summary['format']}; "
               f"ranking: {r['status']}" + (f" ({r['source']}, {r['rows']:,} rows, {r['vocab_mismatch_ids']} ids whose bytes differ)" if r["status"] == "ok" else "") + ".", ""]
-    lines += [f"- `{f['path']}` ({f['size']:,} bytes, sha256 {f['sha256']})" if f["size"] is not None else f"- `{f['path']}`" for f in src["files"]]
+    lines += [f"- `{f['path']}` ({f['size']:,} bytes, " + (f"sha256 {f['sha256']})" if f.get("sha256") else f"fingerprint {f.get('fingerprint')})") if f["size"] is not None else f"- `{f['path']}`" for f in src["files"]]
     t = summary["seconds"]
     lines += ["", f"Time: load {t['load']} s, audit {t['audit']} s, ranking {t['rank']} s.", ""]
     return "\n".join(lines)

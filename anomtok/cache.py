@@ -8,7 +8,9 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["cache_dir", "file_sha256", "atomic_write_bytes", "atomic_write_text", "atomic_path"]
+__all__ = ["cache_dir", "file_sha256", "file_fingerprint", "atomic_write_bytes", "atomic_write_text", "atomic_path"]
+
+FINGERPRINT_SPAN = 1 << 20  # bytes hashed at each end of a file by file_fingerprint
 
 
 def cache_dir() -> Path:
@@ -83,3 +85,20 @@ def file_sha256(path: str | os.PathLike) -> str:
     except OSError:
         pass  # a read-only cache only costs speed
     return digest
+
+
+def file_fingerprint(path: str | os.PathLike) -> str:
+    """A cheap identity of a file: sha256 over its size, mtime (ns) and its first and last MiB.
+
+    Reads at most 2 MiB whatever the file's size (a 40 GB GGUF is not read in full, as a sha256
+    would). It changes when the file is rewritten (mtime), resized, or its header (GGUF and
+    safetensors keep the tensor table there) or tail change; use ``file_sha256`` for a proof."""
+    p = Path(path)
+    st = p.stat()
+    h = hashlib.sha256(f"fp1|{st.st_size}|{st.st_mtime_ns}|".encode())
+    with p.open("rb") as f:
+        h.update(f.read(FINGERPRINT_SPAN))
+        if st.st_size > 2 * FINGERPRINT_SPAN:
+            f.seek(st.st_size - FINGERPRINT_SPAN)
+        h.update(f.read(FINGERPRINT_SPAN))
+    return "fp1:" + h.hexdigest()

@@ -140,9 +140,11 @@ def nearest(model: str, k: int, metric: str, far: bool, fmt: str, include_paddin
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the approximate nearest-neighbour sample.")
 @click.option("--top", "show", default=15, show_default=True, type=click.IntRange(0, 1000), help="Rows to print.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.option("--hash", "full_hash", is_flag=True,
+              help="Record the sha256 of every model file in meta.json (reads them in full; default: a cheap fingerprint).")
 @device_option
 @handle_errors
-def rank_cmd(model: str, out_dir: str, nn: str, seed: int, show: int, quiet: bool, device: str) -> None:
+def rank_cmd(model: str, out_dir: str, nn: str, seed: int, show: int, quiet: bool, full_hash: bool, device: str) -> None:
     """Rank every token of MODEL; write ranked.csv, ranked.parquet and meta.json to OUT.
 
     \b
@@ -159,7 +161,7 @@ def rank_cmd(model: str, out_dir: str, nn: str, seed: int, show: int, quiet: boo
     t0 = time.perf_counter()
     options = _rank_options(device, nn, seed)
     resolve_device(device)  # fail on a bad device before the slow part
-    emb = load(model)
+    emb = load(model, hash_files=full_hash)
     if not quiet:
         click.echo(f"loaded {emb!r} in {emb.provenance.seconds:.2f} s", err=True)
     result = api.rank(emb, out_dir=out_dir, options=options, progress=_progress(not quiet))

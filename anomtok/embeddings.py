@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,7 +17,18 @@ __all__ = ["FileInfo", "Provenance", "ModelEmbeddings"]
 class FileInfo:
     path: str
     size: int
-    sha256: str | None  # None when hashing was switched off
+    sha256: str | None  # the full-file hash, only when asked for (``load(..., hash_files=True)``)
+    mtime_ns: int | None = None
+    fingerprint: str | None = None  # cheap: size, mtime and the first and last MiB (``cache.file_fingerprint``)
+
+    @classmethod
+    def of(cls, path: str | Path, *, full_hash: bool = False) -> "FileInfo":
+        """Describe a file without reading it whole (unless ``full_hash``)."""
+        from .cache import file_fingerprint, file_sha256
+
+        p = Path(path)
+        st = p.stat()
+        return cls(str(p), st.st_size, file_sha256(p) if full_hash else None, st.st_mtime_ns, file_fingerprint(p))
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ def render_report(out: Path, step_status: dict[str, Any] | None = None, total_se
         ["embedding", f"{meta['shape'][0]:,} × {meta['shape'][1]:,}, {'tied' if meta.get('tied') else 'untied (output matrix used for the score)'}"],
         ["token kinds", ", ".join(f"{k} {v:,}" for k, v in kinds.items())],
         ["tokenizer scheme", str(model.get("token_scheme"))],
-        ["files", "<br>".join(f"`{Path(f['path']).name}` sha256 `{(f.get('sha256') or '')[:16]}…`" for f in src.get("files", []))],
+        ["files", "<br>".join((f"`{Path(f['path']).name}` sha256 `{f['sha256'][:16]}…`" if f.get('sha256') else f"`{Path(f['path']).name}` fingerprint `{(f.get('fingerprint') or '')[4:20]}…`") for f in src.get("files", []))],
         ["read", f"{src.get('bytes_read', 0) / 1e6:,.0f} MB of tensor data in {src.get('seconds', 0):.2f} s ({src.get('method')})"],
     ]
     lines += [_table(facts, ["", ""]), ""]

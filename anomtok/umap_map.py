@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import polars as pl
 
-from .cache import atomic_path, file_sha256
+from .cache import atomic_path, file_fingerprint, file_sha256
 from .errors import InputError
 from .text import char_script
 
@@ -337,20 +337,21 @@ def matrix_digest(matrix: np.ndarray) -> str:
 
 
 def source_fingerprint(source: Mapping[str, Any] | None) -> list[list[Any]] | None:
-    """``[[path, size, sha256], ...]`` from a provenance dict (``ModelEmbeddings.provenance.to_dict()``
-    or ``meta.json["source"]``); None when any file has no hash."""
+    """``[[path, size, identity], ...]`` from a provenance dict (``ModelEmbeddings.provenance.to_dict()``
+    or ``meta.json["source"]``); identity is the cheap fingerprint (``cache.file_fingerprint``), or
+    the sha256 for provenance written before fingerprints; None when a file has neither."""
     if not source:
         return None
     files = source.get("files") or []
     out = []
     for f in files:
         if isinstance(f, Mapping):
-            path, size, sha = f.get("path"), f.get("size"), f.get("sha256")
+            path, size, ident = f.get("path"), f.get("size"), f.get("fingerprint") or f.get("sha256")
         else:
-            path, size, sha = f
-        if not sha:
+            path, size, ident = f
+        if not ident:
             return None
-        out.append([str(path), int(size), str(sha)])
+        out.append([str(path), int(size), str(ident)])
     return out or None
 
 
@@ -371,12 +372,14 @@ def source_matches(spec: str | os.PathLike, source: Mapping[str, Any] | None) ->
 
 
 def _files_unchanged(fingerprint: list[list[Any]] | None) -> bool:
-    """The files of a fingerprint are still there with the same size and sha256 (hashes are
-    cached by path, size and mtime, so this is cheap after the first time)."""
+    """The files of a fingerprint are still there with the same size and identity (a cheap
+    fingerprint, recomputed from 2 MiB of each file; an old full sha256, cached by path, size, mtime)."""
     if not fingerprint:
         return False
     try:
-        return all(os.path.getsize(p) == size and file_sha256(p) == sha for p, size, sha in fingerprint)
+        return all(os.path.getsize(p) == size
+                   and (file_fingerprint(p) if ident.startswith("fp1:") else file_sha256(p)) == ident
+                   for p, size, ident in fingerprint)
     except OSError:
         return False
 

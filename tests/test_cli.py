@@ -32,7 +32,7 @@ def test_rank_writes_three_files_that_round_trip(runner, tiny_model, tmp_path):
     pq = pl.read_parquet(out / "ranked.parquet").sort("token_id")
     assert pq["rank"].to_list() == csv["rank"].to_list()
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["anomtok_version"] and meta["source"]["files"][0]["sha256"]
+    assert meta["anomtok_version"] and meta["source"]["files"][0]["fingerprint"].startswith("fp1:")
     assert meta["settings"]["nn"] == "auto"
     assert "rank" in res.stdout and "token_id" in res.stdout
 

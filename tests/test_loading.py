@@ -39,7 +39,56 @@ def test_folder_and_gguf_agree(tiny_model, loaded):
     assert f.provenance.format == "safetensors" and g.provenance.format == "gguf"
     assert f.provenance.input_tensor == "model.embed_tokens.weight"
     assert g.provenance.input_tensor == "token_embd.weight"
-    assert all(len(fi.sha256) == 64 for fi in f.provenance.files + g.provenance.files)
+    assert all(fi.sha256 is None and fi.fingerprint.startswith("fp1:") for fi in f.provenance.files + g.provenance.files)
+
+
+def test_load_never_reads_a_file_whole_unless_asked(tiny_model, tmp_path, monkeypatch):
+    """Issue 9.8: the default identity of a file is a cheap fingerprint; sha256 only on request."""
+    import anomtok.cache as cache
+
+    def no_full_hash(path):
+        raise AssertionError(f"load() hashed {path} in full")
+
+    monkeypatch.setattr(cache, "file_sha256", no_full_hash)
+    emb = anomtok.load(tiny_model.gguf_path)
+    (fi,) = emb.provenance.files
+    assert fi.fingerprint == cache.file_fingerprint(tiny_model.gguf_path) and fi.mtime_ns > 0
+    monkeypatch.undo()
+    full = anomtok.load(tiny_model.gguf_path, hash_files=True).provenance.files[0]
+    assert len(full.sha256) == 64 and full.fingerprint == fi.fingerprint
+
+
+def test_fingerprint_reads_two_mib_and_sees_changes(tmp_path, monkeypatch):
+    import os
+
+    import anomtok.cache as cache
+
+    big = tmp_path / "big.bin"
+    with big.open("wb") as f:
+        f.write(b"h" * 4096)
+        f.seek(50 * 2**20)
+        f.write(b"t" * 4096)
+    reads = []
+    real_open = type(big).open
+
+    def counting_open(self, *a, **k):
+        fh = real_open(self, *a, **k)
+        real_read = fh.read
+        fh.read = lambda n=-1: reads.append(len(out := real_read(n))) or out
+        return fh
+
+    monkeypatch.setattr(type(big), "open", counting_open)
+    fp = cache.file_fingerprint(big)
+    monkeypatch.undo()
+    assert sum(reads) <= 2 * cache.FINGERPRINT_SPAN < big.stat().st_size
+    st = big.stat()
+    with big.open("r+b") as f:
+        f.write(b"H")  # the header changes, mtime restored: still seen
+    os.utime(big, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert cache.file_fingerprint(big) != fp
+    fp2 = cache.file_fingerprint(big)
+    os.utime(big, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # only touched: a new identity
+    assert cache.file_fingerprint(big) != fp2
 
 
 def test_padding_rows_are_kept_and_marked(tiny_model, loaded):

@@ -58,11 +58,13 @@ def resolve_source(spec: str | Path) -> tuple[str, list[Path]]:
     raise LoadError(f"{text}: no such file or folder, and not a packaged alias ({', '.join(packaged_models())}) or hub id")
 
 
-def load(spec: str | Path, *, hash_files: bool = True, revision: str | None = None) -> ModelEmbeddings:
+def load(spec: str | Path, *, hash_files: bool = False, revision: str | None = None) -> ModelEmbeddings:
     """Load the embedding matrices, token table and provenance of a model.
 
     Reads only the tensors it needs. Never runs remote code, never unpickles (``.bin`` files are
     read with ``weights_only=True``). Raises ``LoadError`` with a one-line reason on bad input.
+    Each file is described by size, mtime and a cheap fingerprint (2 MiB of it read, see
+    ``cache.file_fingerprint``); ``hash_files=True`` adds a full sha256 (reads every file whole).
     """
     kind, paths = resolve_source(spec)
     source = str(spec)

@@ -8,7 +8,6 @@ from typing import Sequence
 
 import torch
 
-from ..cache import file_sha256
 from ..embeddings import FileInfo, ModelEmbeddings, Provenance
 from ..errors import LoadError
 from ..tokens import TokenTable
@@ -20,7 +19,7 @@ INPUT_TENSOR = "token_embd.weight"
 OUTPUT_TENSOR = "output.weight"
 
 
-def load_gguf(paths: Sequence[Path], source: str, *, hash_files: bool = True) -> ModelEmbeddings:
+def load_gguf(paths: Sequence[Path], source: str, *, hash_files: bool = False) -> ModelEmbeddings:
     t0 = time.perf_counter()
     gf = GGUFFile(paths)
     if INPUT_TENSOR not in gf.tensors:
@@ -33,7 +32,7 @@ def load_gguf(paths: Sequence[Path], source: str, *, hash_files: bool = True) ->
     tokens = tokens.with_rows(E.shape[0])
     arch = str(gf.metadata.get("general.architecture", "unknown"))
     files = tuple(
-        FileInfo(str(p), Path(p).stat().st_size, file_sha256(p) if hash_files else None) for p in paths
+        FileInfo.of(p, full_hash=hash_files) for p in paths
     )
     prov = Provenance(
         source=source,

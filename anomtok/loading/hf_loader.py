@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 
-from ..cache import file_sha256
 from ..embeddings import FileInfo, ModelEmbeddings, Provenance
 from ..errors import LoadError
 from ..tokens import TokenTable
@@ -208,7 +207,7 @@ def load_tokenizer_table(folder: Path) -> TokenTable | None:
 
 
 # ---------------------------------------------------------------- entry points
-def load_hf_folder(folder: Path, source: str, *, hash_files: bool = True) -> ModelEmbeddings:
+def load_hf_folder(folder: Path, source: str, *, hash_files: bool = False) -> ModelEmbeddings:
     t0 = time.perf_counter()
     keymap, fmt = _checkpoint_map(folder)
     config = None
@@ -272,7 +271,7 @@ def load_hf_folder(folder: Path, source: str, *, hash_files: bool = True) -> Mod
         tokens = TokenTable.from_pieces([f"<id {i}>" for i in range(E.shape[0])], scheme="plain")
     tokens = tokens.with_rows(E.shape[0])
     used = sorted({p for p in (path, out_path) if p is not None})
-    files = tuple(FileInfo(str(p), p.stat().st_size, file_sha256(p) if hash_files else None) for p in used)
+    files = tuple(FileInfo.of(p, full_hash=hash_files) for p in used)
     dtype = _dtype_of(path, in_name, fmt)
     prov = Provenance(
         source=source, format=fmt, files=files, input_tensor=in_name, output_tensor=out_name,
@@ -289,7 +288,7 @@ def load_hf_folder(folder: Path, source: str, *, hash_files: bool = True) -> Mod
     return ModelEmbeddings(input=E, output=out, tokens=tokens, provenance=prov, config=cfg)
 
 
-def load_safetensors_file(path: Path, source: str, *, hash_files: bool = True) -> ModelEmbeddings:
+def load_safetensors_file(path: Path, source: str, *, hash_files: bool = False) -> ModelEmbeddings:
     """A single ``.safetensors`` file: its folder supplies config and tokenizer when present."""
     folder = path.parent
     others = [p for p in folder.glob("*.safetensors") if p != path]

@@ -1,9 +1,11 @@
 """``anomtok scan``: every step on one model, resumable, into one report folder.
 
-Steps, each writing its files atomically and then a marker ``.steps/<step>.json`` (settings,
-outputs, seconds). A step whose marker matches the current settings and whose outputs exist is
-reused; ``force`` redoes everything. An interrupted scan therefore resumes at the step it was in,
-and a half-written file can never be mistaken for a finished one.
+Steps, each writing its files atomically and then a marker ``.steps/<step>.json`` (see
+``anomtok.steps``: the step's key, i.e. its settings, the model's fingerprint and the content
+hashes of the upstream files it reads, and the size and sha256 of each output). A step is reused
+only when its key and its outputs are unchanged; ``force`` redoes everything. An interrupted scan
+therefore resumes at the step it was in, a half-written or truncated file is never trusted, and
+re-ranking with other settings reruns every step built on the ranking.
 
     rank      ranked.csv, ranked.parquet, meta.json
     audit     audit/audit.csv, audit.json, audit.md
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +29,7 @@ import polars as pl
 
 from ._version import __version__
 from .errors import InputError
+from .steps import StepCache, files_digest, model_fingerprint
 
 __all__ = ["ScanOptions", "ScanResult", "scan", "STEPS"]
 
@@ -62,6 +66,8 @@ class ScanOptions:
             raise InputError("verify_top must be >= 1")
         if self.max_new_tokens < 1:
             raise InputError("max_new_tokens must be >= 1")
+        if not math.isfinite(self.temperature):
+            raise InputError(f"temperature must be a finite number, not {self.temperature}")
         if not self.formats or any(f not in ("png", "svg") for f in self.formats):
             raise InputError("formats must be png and/or svg")
 
@@ -71,40 +77,6 @@ class ScanResult:
     out_dir: Path
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)  # step -> {"status": ran|reused|skipped, "seconds": s}
     seconds: float = 0.0
-
-
-class _Steps:
-    """Step markers: a step is done when its marker has the same settings and its outputs exist."""
-
-    def __init__(self, out: Path, force: bool):
-        self.out = out
-        self.dir = out / ".steps"
-        self.force = force
-
-    def done(self, step: str, settings: dict[str, Any]) -> bool:
-        if self.force:
-            return False
-        marker = self.dir / f"{step}.json"
-        try:
-            m = json.loads(marker.read_text("utf-8"))
-        except (OSError, ValueError):
-            return False
-        if m.get("settings") != json.loads(json.dumps(settings, default=str)):
-            return False
-        return all((self.out / p).exists() for p in m.get("outputs", []))
-
-    def mark(self, step: str, settings: dict[str, Any], outputs: list[str], seconds: float) -> None:
-        from .export import write_json
-
-        self.dir.mkdir(parents=True, exist_ok=True)
-        write_json({"settings": settings, "outputs": outputs, "seconds": round(seconds, 2),
-                    "anomtok_version": __version__}, self.dir / f"{step}.json")
-
-    def seconds(self, step: str) -> float | None:
-        try:
-            return float(json.loads((self.dir / f"{step}.json").read_text("utf-8"))["seconds"])
-        except (OSError, ValueError, KeyError):
-            return None
 
 
 def _prompts(n: int) -> tuple[list[str], list[str]]:
@@ -133,7 +105,7 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.rglob(".*.tmp"):  # temporary files of a writer that was killed mid-write
         stale.unlink(missing_ok=True)
-    steps = _Steps(out, opt.force)
+    steps = StepCache(out, opt.force)
     result = ScanResult(out_dir=out)
     t_all = time.perf_counter()
     say = progress or (lambda step, msg: None)
@@ -141,10 +113,15 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
 
     emb = load(model)  # cheap (embedding only); every step needs the token table or provenance
     causal = bool(emb.config.get("causal", False))
+    model_fp = model_fingerprint(emb.provenance.to_dict())
 
-    def run(step: str, settings: dict[str, Any], outputs: list[str], fn: Callable[[], None]) -> None:
-        settings = base | settings
-        if steps.done(step, settings):
+    def run(step: str, settings: dict[str, Any], outputs: list[str], fn: Callable[[], None],
+            reads: tuple[str, ...] = ()) -> None:
+        """Run ``step`` unless its key (settings, the model's fingerprint, the content of the
+        upstream files it ``reads``) and its outputs are as a finished run left them."""
+        key = {"settings": base | settings, "model": model_fp,
+               "reads": {r: files_digest(out, [r]) for r in reads}}
+        if steps.done(step, key):
             result.steps[step] = {"status": "reused", "seconds": steps.seconds(step)}
             say(step, "reused")
             return
@@ -152,7 +129,7 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
         t = time.perf_counter()
         fn()
         dt = time.perf_counter() - t
-        steps.mark(step, settings, outputs, dt)
+        steps.mark(step, key, [o for o in outputs if (out / o).is_file()], dt)
         result.steps[step] = {"status": "ran", "seconds": round(dt, 2)}
         say(step, f"done in {dt:.1f} s")
 
@@ -167,7 +144,7 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
 
         audit(model, out_dir=out / "audit", ranking=ranking)
 
-    run("audit", {}, ["audit/audit.json", "audit/audit.md", "audit/audit.csv"], do_audit)
+    run("audit", {}, ["audit/audit.json", "audit/audit.md", "audit/audit.csv"], do_audit, reads=("ranked.parquet",))
 
     if opt.generate and causal:
         def do_negtemp() -> None:
@@ -181,7 +158,8 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
 
         run("negtemp", {"T": opt.temperature, "max_new_tokens": opt.max_new_tokens, "seed": opt.seed,
                         "prompts_per_language": opt.prompts_per_language},
-            ["negtemp/generations.jsonl", "negtemp/negtemp_tokens.csv", "negtemp/crosscheck.json"], do_negtemp)
+            ["negtemp/generations.jsonl", "negtemp/negtemp_tokens.csv", "negtemp/crosscheck.json"], do_negtemp,
+            reads=("ranked.parquet",))
     else:
         result.steps["negtemp"] = {"status": "skipped", "why": "not a causal LM" if not causal else "--no-generate"}
         say("negtemp", "skipped")
@@ -193,7 +171,8 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
             verify(model, ranking, top=opt.verify_top, seed=opt.seed, device=opt.device, embeddings=emb,
                    out_dir=out / "verify", progress=True)
 
-        run("verify", {"top": opt.verify_top, "seed": opt.seed}, ["verify/verified.csv"], do_verify)
+        run("verify", {"top": opt.verify_top, "seed": opt.seed}, ["verify/verified.csv", "verify/verify.json"],
+            do_verify, reads=("ranked.parquet",))
     else:
         result.steps["verify"] = {"status": "skipped", "why": "not a causal LM" if not causal else "--no-verify"}
         say("verify", "skipped")
@@ -220,8 +199,8 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
 
     plot_outputs = ["plots/centroid_hist.png" if "png" in opt.formats else "plots/centroid_hist.svg"]
     run("plots", {"umap": opt.umap, "sample": opt.umap_sample, "full": opt.umap_full, "seed": opt.seed, "label_top": opt.label_top,
-                  "formats": list(opt.formats), "negtemp": (out / "negtemp" / "negtemp_tokens.csv").exists()},
-        plot_outputs, do_plots)
+                  "formats": list(opt.formats)},
+        plot_outputs, do_plots, reads=("ranked.parquet", "negtemp/negtemp_tokens.csv"))
 
     # the report is cheap: always rewritten so it reflects every step's current outputs
     say("report", "running")

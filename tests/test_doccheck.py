@@ -13,6 +13,9 @@ def test_numbers_within_tolerance_and_tokens_exact():
     assert not dc.line_matches("⟨ SrvGroup⟩ 0.99", "⟨ SrvGroupX⟩ 0.99", tol=1.0)  # tokens never tolerate
     assert not dc.line_matches("a b", "a b c", tol=1.0)
     assert dc.line_matches("5.405%", "5.4%", tol=0.01) and not dc.line_matches("5.405%", "6%", tol=0.01)
+    assert dc.line_matches('"score": 0.9911754131317139, "rank": 15}', '"score": 0.9911755919456482, "rank": 15}', 0)
+    assert not dc.line_matches('"rank": 15}', '"rank": 16}', 0)  # beyond float noise
+    assert not dc.line_matches("Hit(score=0.99, token=' a')", "Hit(score=0.99, token=' b')", 1.0)
 
 
 def test_ellipsis_matches_any_run_of_lines():

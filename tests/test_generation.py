@@ -244,7 +244,7 @@ def test_negtemp_writes_four_complete_files(lm, tiny_model, tmp_path):
         assert set(s["topk"]) == {"100", "1000", "top2%", "top5%"} and s["spearman_all"]["n"] == emb.tokens.n_vocab
     meta = json.loads((out / "meta.json").read_text())
     assert meta["settings"]["sampler"]["temperature"] == -0.001 and meta["settings"]["seed"] == 0
-    assert meta["model"]["files"][0]["sha256"] and meta["anomtok_version"]
+    assert meta["model"]["files"][0]["fingerprint"].startswith("fp1:") and meta["anomtok_version"]
     assert res.meta["prompts"]["groups"] == {"en": 4, "ja": 1}
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # atomic writes leave no temporaries
 

@@ -57,5 +57,5 @@ def test_negative_temperature_output_and_complete_crosscheck(alias, shared_cache
     assert table["count"].sum() == 2 * N_NEW
     assert {"score_rank", "score_pct", "kind", "script"} <= set(table.columns)
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["model"]["source"] == alias and all(f["sha256"] for f in meta["model"]["files"])
+    assert meta["model"]["source"] == alias and all(f["fingerprint"].startswith("fp1:") for f in meta["model"]["files"])
     assert meta["settings"]["pure_experiment_mode"] is True

@@ -49,6 +49,7 @@ import numpy as np
 import polars as pl
 
 from . import japanese as ja
+from . import japanese_audit as ja_audit
 from ._version import __version__
 from .errors import InputError
 from .text import display, spreadsheet_safe
@@ -464,7 +465,7 @@ def audit(source: Any, out_dir: str | os.PathLike | None = None, ranking: Any = 
     if progress and summary["ranking"]["status"] == "ok":
         progress("rank")
     tok, ctxs = extra["_tok"], extra["_ctxs"]
-    summary["japanese"] = ja.section(
+    summary["japanese"] = ja_audit.section(
         frame, loaded.table, lambda texts: encode_in_context(tok, ctxs, texts)[0],
         lambda text: tok.encode(text, add_special_tokens=False).ids, samples=samples, top_k=TOP_RANK)
     if progress:
@@ -636,7 +637,7 @@ def render_markdown(summary: dict) -> str:
               f"({d['tokens']:,} tokens)."]
     if d["examples"]:
         lines += [""] + ["- " + ", ".join(f"{e['token_id']} {_code(e['piece'])} ({e['kind']})" for e in g) for g in d["examples"][:15]]
-    lines += [""] + ja.render_section(summary["japanese"], _code)
+    lines += [""] + ja_audit.render_section(summary["japanese"], _code)
     r = summary["ranking"]
     lines += ["## Provenance", "", f"anomtok {summary['anomtok_version']}, format {summary['format']}; "
               f"ranking: {r['status']}" + (f" ({r['source']}, {r['rows']:,} rows, {r['vocab_mismatch_ids']} ids whose bytes differ)" if r["status"] == "ok" else "") + ".", ""]

@@ -1,49 +1,132 @@
-"""Japanese script classes, a Japanese character inventory, coverage and fertility.
+"""Japanese script classes, Japanese character inventories, coverage and fertility.
 
-Pure helpers: they take texts, or a function that encodes texts, never a model.
+Pure helpers: they take texts, or a function that encodes texts, never a model. ``ja_class`` is the
+one Japanese classifier of anomtok: the audit, the map's Japanese selection and its Japanese view all
+use it.
 
->>> ja_class("ひらがな"), ja_class("カタカナ"), ja_class("ｶﾀｶﾅ"), ja_class("漢字")
-('hiragana', 'katakana', 'halfwidth_katakana', 'kanji')
->>> ja_class("、"), ja_class("ＡＢＣ"), ja_class("東京タワー"), ja_class(" 2026年"), ja_class("GPUの"), ja_class("abc")
-('ja_punct', 'fullwidth', 'mixed', 'kanji', 'mixed', '')
+>>> ja_class("ひらがな"), ja_class("カタカナ"), ja_class("ｶﾀｶﾅ"), ja_class("漢字"), ja_class("〆")
+('hiragana', 'katakana', 'halfwidth_katakana', 'kanji', 'kanji')
+>>> ja_class("、"), ja_class("１２"), ja_class("ー"), ja_class("東京タワー"), ja_class("AIモデル")
+('ja_punct', 'fullwidth', 'katakana', 'mixed', 'mixed')
+>>> ja_class("这"), ja_class("一个"), ja_class("中国证券投资基金业协会"), ja_class("abc")
+('', '', '', '')
 
-Classes (``JA_CLASSES``): ``hiragana``, ``katakana``, ``halfwidth_katakana``, ``kanji`` (every Han
-character: Chinese-only characters count too), ``ja_punct`` (the CJK symbols and punctuation block,
-``・``, ``…``, ``‥``, ``※``, and full-/half-width punctuation), ``fullwidth`` (full-width Latin letters
-and digits), ``mixed`` (two of these classes, or one with letters of another script); ``""`` when
-the text has no Japanese character. Spaces, ASCII digits and ASCII punctuation are neutral; the
-prolonged sound mark ``ー`` goes with any kana (alone it is katakana).
+Classes (``JA_CLASSES``):
+
+* ``hiragana``, ``katakana`` (with ``ー`` and the katakana extensions), ``halfwidth_katakana``;
+* ``kanji``: Han characters of the kanji inventory only (``japanese_kanji``, the kanji in common
+  Japanese use: the level-1 kanji of JIS X 0208, the Jōyō and the Jinmeiyō kanji, and 々 〆 〇 仝).
+  A token of such kanji and no kana may as well be Chinese (中国, 会社): the tokenizer cannot tell;
+* ``ja_punct``: the CJK symbols and punctuation block, ``・ … ‥ ※``, full- and half-width punctuation;
+* ``fullwidth``: full-width Latin letters and digits (``ＡＢＣ``, ``１２``);
+* ``mixed``: two of these classes (``東京タワー``), or one with letters of another script
+  (``AIモデル``: Latin and katakana);
+* ``""``: no Japanese character, or a Han character outside the kanji inventory (simplified-only
+  ``这``, ``们``, ``个``; rare kanji such as ``薔``) and no kana: such a token is not counted as
+  Japanese, even when it also holds kanji (``一个``). With kana it is ``mixed``.
+
+Spaces, ASCII digits, ASCII punctuation and other symbols are neutral. The prolonged sound mark
+``ー`` goes with any kana (``すごーい`` is hiragana); alone, or with kanji only, it is katakana.
 """
 
 from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
-import numpy as np
-import polars as pl
-
-from .errors import InputError
 from .text import char_script
 
 __all__ = [
-    "JA_CLASSES", "ja_class", "char_class", "inventory", "joyo_kanji", "sample_path", "read_sample",
-    "coverage", "summarize_coverage", "fertility", "section", "render_section", "KANA_RANGES",
+    "JA_CLASSES", "ja_class", "char_class", "japanese_kanji", "jis_x0208_kanji", "joyo_kanji", "jinmeiyo_kanji",
+    "BASIC_HIRAGANA", "BASIC_KATAKANA", "KANA_RANGES", "INVENTORIES", "inventory", "inventory_label",
+    "sample_path", "read_sample", "coverage", "summarize_coverage", "fertility",
 ]
 
 JA_CLASSES = ("hiragana", "katakana", "halfwidth_katakana", "kanji", "ja_punct", "fullwidth", "mixed")
+_KANA = frozenset({"hiragana", "katakana", "halfwidth_katakana"})
 
-# Kana of the inventory: hiragana ぁ..ゖ ゝゞ, katakana ァ..ヺ ーヽヾ, half-width katakana ｦ..ﾟ.
-KANA_RANGES = ((0x3041, 0x3096), (0x309D, 0x309E), (0x30A1, 0x30FA), (0x30FC, 0x30FE), (0xFF66, 0xFF9F))
+#: The 46 basic hiragana (the gojūon table and ん, no small, voiced or obsolete forms), and katakana.
+BASIC_HIRAGANA = "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわをん"
+BASIC_KATAKANA = "".join(chr(ord(c) + 0x60) for c in BASIC_HIRAGANA)
+# Kana inventories: hiragana ぁ..ゖ ゝゞ, katakana ァ..ヺ ーヽヾ, half-width katakana ｦ..ﾟ.
+KANA_RANGES = {"hiragana": ((0x3041, 0x3096), (0x309D, 0x309E)), "katakana": ((0x30A1, 0x30FA), (0x30FC, 0x30FE)),
+               "halfwidth_katakana": ((0xFF66, 0xFF9F),)}
 _PROLONGED = "\u30fc"
+_SHIME = "\u3006"  # 〆: Common in Unicode, a kanji in use
 _EXTRA_PUNCT = frozenset("\u30fb\u2026\u2025\u203b")  # ・ … ‥ ※
 
 
+# ---------------------------------------------------------------------------------- kanji in use
+def _jis_row(row: int) -> list[str]:
+    """The characters of one row (ku) of JIS X 0208, decoded by Python's ``iso2022_jp`` codec (which
+    encodes exactly ASCII, JIS X 0201 Roman and JIS X 0208).
+
+    >>> _jis_row(16)[:5], len(_jis_row(47))
+    (['亜', '唖', '娃', '阿', '哀'], 51)
+    """
+    out = []
+    for cell in range(1, 95):
+        try:
+            out.append(bytes([0x1B, 0x24, 0x42, 0x20 + row, 0x20 + cell]).decode("iso2022_jp"))
+        except UnicodeDecodeError:
+            pass
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def jis_x0208_kanji(level: int = 1) -> frozenset[str]:
+    """The 2,965 level-1 kanji of JIS X 0208 (rows 16–47, the kanji of common use), or the 3,390
+    of level 2 (rows 48–84, rarer ones by radical; Chinese 个 and 很 are there too).
+
+    >>> len(jis_x0208_kanji(1)), len(jis_x0208_kanji(2)), "个" in jis_x0208_kanji(2)
+    (2965, 3390, True)
+    """
+    rows = range(16, 48) if level == 1 else range(48, 85)
+    return frozenset(c for r in rows for c in _jis_row(r))
+
+
+@functools.lru_cache(maxsize=1)
+def joyo_kanji() -> tuple[str, ...]:
+    """The 2,136 Jōyō kanji (2010), from the ``kanji-lists`` package."""
+    from kanji_lists import JOYO
+
+    return tuple(sorted(JOYO))
+
+
+@functools.lru_cache(maxsize=1)
+def jinmeiyo_kanji() -> tuple[str, ...]:
+    """The Jinmeiyō kanji (kanji for personal names, not Jōyō), from the ``kanji-lists`` package."""
+    from kanji_lists import JINMEIYO
+
+    return tuple(sorted(JINMEIYO))
+
+
+@functools.lru_cache(maxsize=1)
+def japanese_kanji() -> frozenset[str]:
+    """The kanji inventory (3,299 characters): the kanji in common Japanese use, i.e. the level-1
+    kanji of JIS X 0208, the Jōyō and the Jinmeiyō kanji, and the Han marks of JIS X 0208 row 1
+    (々 〆 〇 仝). Simplified-only characters (这 们 个) are not in it, and neither are rarer kanji
+    (level 2 of JIS X 0208 such as 薔, where Chinese 个 and 很 are too; the non-BMP 𠮷; 﨑).
+
+    >>> k = japanese_kanji()
+    >>> [c in k for c in "東京国会々〆这们个"]
+    [True, True, True, True, True, True, False, False, False]
+    """
+    marks = {c for c in _jis_row(1) if c == _SHIME or char_script(c) == "Han"}
+    return jis_x0208_kanji(1) | frozenset(joyo_kanji()) | frozenset(jinmeiyo_kanji()) | marks
+
+
+# ---------------------------------------------------------------------------------- classes
 @functools.lru_cache(maxsize=100_000)
 def char_class(ch: str) -> str:
-    """Japanese class of one character (a class of ``JA_CLASSES`` but ``mixed``), ``other`` for a
-    letter of another script, ``neutral`` for spaces, digits, ASCII punctuation and symbols."""
+    """Japanese class of one character (a class of ``JA_CLASSES`` but ``mixed``), ``han`` for a Han
+    character outside the kanji inventory, ``other`` for a letter of another script, ``neutral`` for
+    spaces, digits, ASCII punctuation and symbols.
+
+    >>> [char_class(c) for c in "の ア ｱ 東 这 、 １ a ①".split()]
+    ['hiragana', 'katakana', 'halfwidth_katakana', 'kanji', 'han', 'ja_punct', 'fullwidth', 'other', 'neutral']
+    """
     cp = ord(ch)
     if 0x3041 <= cp <= 0x309F:
         return "hiragana"
@@ -55,8 +138,8 @@ def char_class(ch: str) -> str:
         return "halfwidth_katakana"
     if 0xFF10 <= cp <= 0xFF19 or 0xFF21 <= cp <= 0xFF3A or 0xFF41 <= cp <= 0xFF5A:
         return "fullwidth"
-    if cp == 0x3006 or char_script(ch) == "Han":  # 〆 is Common in Unicode, a kanji in use
-        return "kanji"
+    if ch == _SHIME or char_script(ch) == "Han":
+        return "kanji" if ch in japanese_kanji() else "han"
     if 0x3000 <= cp <= 0x303F or 0xFF01 <= cp <= 0xFF65 or ch in _EXTRA_PUNCT:
         return "ja_punct"
     if ch.isalpha():
@@ -65,11 +148,15 @@ def char_class(ch: str) -> str:
 
 
 def ja_class(text: str) -> str:
-    """Japanese class of a token's text (see the module docstring)."""
+    """Japanese class of a token's text (see the module docstring); ``""`` when not Japanese.
+
+    >>> ja_class("すごーい"), ja_class(" 2026年"), ja_class("GPUの"), ja_class("这の"), ja_class("東ー")
+    ('hiragana', 'kanji', 'mixed', 'mixed', 'mixed')
+    """
     if text.isascii():
         return ""
     found: set[str] = set()
-    other = prolonged = False
+    other = han = prolonged = False
     for ch in text:
         if ch == _PROLONGED:
             prolonged = True
@@ -77,25 +164,41 @@ def ja_class(text: str) -> str:
         c = char_class(ch)
         if c == "other":
             other = True
+        elif c == "han":
+            han = True
         elif c != "neutral":
             found.add(c)
-    if prolonged and not (found & {"hiragana", "katakana", "halfwidth_katakana"}):
+    if han and not found & _KANA:
+        return ""
+    if prolonged and not found & _KANA:
         found.add("katakana")
     if not found:
         return ""
-    if other or len(found) > 1:
+    if other or han or len(found) > 1:
         return "mixed"
     return found.pop()
 
 
-# ---------------------------------------------------------------------------------- inventory
-def joyo_kanji() -> tuple[str, ...]:
-    """The 2,136 Jōyō kanji from the ``kanji-lists`` package when it is installed, else ``()``."""
-    try:
-        from kanji_lists import JOYO
-    except ImportError:
-        return ()
-    return tuple(sorted(JOYO))
+# ---------------------------------------------------------------------------------- inventories
+#: What each inventory is (``inventory_label`` puts the count in front).
+INVENTORIES = {
+    "sample": "distinct non-ASCII characters of {sample}",
+    "hiragana_basic": "basic hiragana (あ … ん: the gojūon and ん, no small or voiced forms)",
+    "katakana_basic": "basic katakana (ア … ン: the gojūon and ン, no small or voiced forms)",
+    "hiragana": "hiragana (U+3041–U+3096 and ゝ ゞ: small and voiced forms included)",
+    "katakana": "katakana (U+30A1–U+30FA and ー ヽ ヾ: small and voiced forms included)",
+    "halfwidth_katakana": "half-width katakana (U+FF66–U+FF9F)",
+    "joyo": "Jōyō kanji (package kanji-lists)",
+}
+
+
+def inventory_label(name: str, n: int, sample: str = "the Japanese sample") -> str:
+    """What an inventory is, with its size.
+
+    >>> inventory_label("hiragana_basic", 46)
+    'the 46 basic hiragana (あ … ん: the gojūon and ん, no small or voiced forms)'
+    """
+    return f"the {n:,} " + INVENTORIES[name].format(sample=sample)
 
 
 def sample_path(lang: str) -> Path:
@@ -110,20 +213,20 @@ def read_sample(lang: str) -> str:
 
 
 def inventory(sample: str | None = None, joyo: Sequence[str] | None = None) -> dict[str, list[str]]:
-    """Characters to check, by origin: ``sample`` (every character of the Japanese sample text but
-    ASCII and control characters), ``kana`` (``KANA_RANGES``), ``joyo`` (the Jōyō kanji; empty when
-    no package provides the list). A character is listed once, under its first origin."""
+    """The character inventories by name (``INVENTORIES``), each complete and sorted: they overlap
+    (の is in ``sample``, ``hiragana_basic`` and ``hiragana``). ``sample``: every printable
+    non-ASCII character of the Japanese sample text; ``joyo``: the Jōyō kanji.
+
+    >>> inv = inventory("の東", joyo=["東", "京"])
+    >>> inv["sample"], inv["joyo"], len(inv["hiragana_basic"]), len(inv["hiragana"]), len(inv["katakana"])
+    (['の', '東'], ['京', '東'], 46, 88, 93)
+    """
     text = read_sample("ja") if sample is None else sample
-    joyo = joyo_kanji() if joyo is None else tuple(joyo)
-    seen: set[str] = set()
-    out: dict[str, list[str]] = {"sample": [], "kana": [], "joyo": []}
-    sample_chars = sorted({c for c in text if not c.isascii() and c.isprintable()})
-    kana = [chr(cp) for lo, hi in KANA_RANGES for cp in range(lo, hi + 1)]
-    for origin, chars in (("sample", sample_chars), ("kana", kana), ("joyo", sorted(joyo))):
-        for c in chars:
-            if c not in seen:
-                seen.add(c)
-                out[origin].append(c)
+    out = {"sample": sorted({c for c in text if not c.isascii() and c.isprintable()}),
+           "hiragana_basic": sorted(BASIC_HIRAGANA), "katakana_basic": sorted(BASIC_KATAKANA)}
+    for name, ranges in KANA_RANGES.items():
+        out[name] = [chr(cp) for lo, hi in ranges for cp in range(lo, hi + 1)]
+    out["joyo"] = sorted(joyo_kanji() if joyo is None else set(joyo))
     return out
 
 
@@ -137,7 +240,7 @@ def coverage(chars: Sequence[str], encode: Encoder, single_char_ids: dict[str, l
     ``n_tokens`` (tokens the tokenizer spends on it, in a neutral context), ``single`` (one token,
     not the unknown token),
     ``byte_pieces`` (the encoding uses tokens that are not whole characters: byte-fallback pieces
-    or byte-level fragments), ``unk`` (it uses the unknown token), ``class``.
+    or byte-level fragments), ``unk`` (it uses the unknown token), ``class`` (``char_class``).
 
     >>> enc = lambda texts: [[1] if t == "あ" else [7, 8, 9] for t in texts]
     >>> [r["n_tokens"] for r in coverage(["あ", "𠮷"], enc, {"あ": [1]}, frozenset({7, 8, 9}))]
@@ -147,7 +250,7 @@ def coverage(chars: Sequence[str], encode: Encoder, single_char_ids: dict[str, l
     out = []
     for ch, got in zip(chars, ids):
         out.append({
-            "char": ch, "codepoint": f"U+{ord(ch):04X}", "class": ja_class(ch) or "other",
+            "char": ch, "codepoint": f"U+{ord(ch):04X}", "class": char_class(ch),
             "in_vocab": bool(single_char_ids.get(ch)), "n_tokens": len(got),
             "single": len(got) == 1 and got[0] not in unk_ids,
             "byte_pieces": any(i in fragment_ids for i in got), "unk": any(i in unk_ids for i in got),
@@ -155,9 +258,9 @@ def coverage(chars: Sequence[str], encode: Encoder, single_char_ids: dict[str, l
     return out
 
 
-def summarize_coverage(records: list[dict], origins: dict[str, list[str]]) -> dict:
-    """Counts per origin and per class: chars, single-token, in vocabulary, byte pieces, unk,
-    and the histogram of token costs."""
+def summarize_coverage(records: list[dict], inventories: dict[str, list[str]]) -> dict:
+    """Counts for every record (``all``), per inventory and per character class: chars,
+    single-token, in vocabulary, byte pieces, unk, and the histogram of token costs."""
     by_char = {r["char"]: r for r in records}
 
     def stats(chars: list[str]) -> dict:
@@ -176,8 +279,8 @@ def summarize_coverage(records: list[dict], origins: dict[str, list[str]]) -> di
     classes: dict[str, list[str]] = {}
     for r in records:
         classes.setdefault(r["class"], []).append(r["char"])
-    all_chars = [r["char"] for r in records]
-    return {"all": stats(all_chars), "by_origin": {k: stats(v) for k, v in origins.items() if v},
+    return {"all": stats([r["char"] for r in records]),
+            "by_inventory": {k: stats(v) for k, v in inventories.items() if v},
             "by_class": {k: stats(v) for k, v in sorted(classes.items())}}
 
 
@@ -202,135 +305,3 @@ def fertility(texts: dict[str, str], encode: Callable[[str], list[int]],
             "unk_tokens": sum(i in unk_ids for i in ids),
         }
     return out
-
-
-# ---------------------------------------------------------------------------------- audit section
-_NOT_TEXT = ("special", "unused", "unknown", "padding")
-_BAD = ("unreachable-single", "unreachable-multi", "unreachable-empty", "error")
-
-
-def _by(frame: pl.DataFrame, key: str, col: str = "round_trip") -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for k, v, cnt in frame.group_by([key, col]).len().iter_rows():
-        out.setdefault(k, {"tokens": 0})
-        out[k]["tokens"] += int(cnt)
-        out[k][v] = int(cnt)
-    return out
-
-
-def cjk_fragment_ids(table: Any) -> list[int]:
-    """Partial-UTF-8 tokens holding the lead byte of a U+3000..U+9FFF character (CJK punctuation,
-    kana, ideographs): the byte pieces Japanese text breaks into. Tail-only fragments cannot be
-    told apart from other scripts' and are not counted."""
-    return [int(i) for i in np.flatnonzero(table.partial) if any(0xE3 <= x <= 0xE9 for x in table.bytes[i])]
-
-
-def section(frame: pl.DataFrame, table: Any, encode_in_context: Encoder, encode: Callable[[str], list[int]],
-            samples: dict[str, str] | None = None, top_k: int = 1000) -> dict:
-    """The Japanese part of an audit: tokens per class (and their round-trip classes), character
-    coverage of the inventory, fertility on the JA and EN samples, unreachable Japanese tokens and,
-    when ``frame`` has a ``rank`` column with values, the Japanese tokens ranked in the top ``top_k``."""
-    jf = frame.filter(pl.col("ja_class") != "")
-    per = _by(jf, "ja_class")
-    samples = samples if samples is not None else {lang: read_sample(lang) for lang in ("ja", "en")}
-    origins = inventory(samples.get("ja", ""))
-    chars = [c for v in origins.values() for c in v]
-    single: dict[str, list[int]] = {}
-    for i, (b, k) in enumerate(zip(table.bytes, table.kinds)):
-        if k not in _NOT_TEXT and 0 < len(b) <= 4:
-            s = b.decode("utf-8", "ignore")
-            if len(s) == 1 and len(s.encode("utf-8")) == len(b):
-                single.setdefault(s, []).append(i)
-    fragments = frozenset(np.flatnonzero(table.partial).tolist())
-    unk = frozenset(i for i, k in enumerate(table.kinds) if k == "unknown")
-    records = coverage(chars, encode_in_context, single, fragments, unk)
-    costly = sorted((r for r in records if not r["single"]), key=lambda r: (-r["n_tokens"], r["char"]))
-    fert = fertility(samples, encode, fragments, unk)
-    if "ja" in fert and "en" in fert and fert["en"]["tokens_per_char"]:
-        fert["ja_over_en_tokens_per_char"] = round(fert["ja"]["tokens_per_char"] / fert["en"]["tokens_per_char"], 3)
-    bad = jf.filter(pl.col("round_trip").is_in(_BAD))
-    frag = cjk_fragment_ids(table)
-    inv = set(chars)
-    kanji = jf.filter(pl.col("ja_class") == "kanji")["bytes_hex"].to_list()
-    out: dict[str, Any] = {
-        "tokens": jf.height,
-        "tokens_by_class": {c: per[c] for c in JA_CLASSES if c in per},
-        "kanji_tokens_within_inventory": sum(
-            all(c in inv for c in bytes.fromhex(h).decode("utf-8", "ignore").strip()) for h in kanji),
-        "inventory": {k: len(v) for k, v in origins.items()} | {"joyo_source": "kanji-lists" if origins["joyo"] else None},
-        "coverage": summarize_coverage(records, origins),
-        "costly_chars": costly[:40],
-        "fertility": fert,
-        "unreachable": {"count": bad.height, "by_class": {k: v["tokens"] for k, v in _by(bad, "ja_class").items()},
-                        "examples": bad.select("token_id", "token", "ja_class", "round_trip", "cause", "normalized").head(30).to_dicts()},
-        "undecodable_cjk_fragments": len(frag),
-    }
-    if "rank" in frame.columns and frame["rank"].null_count() < frame.height:
-        top = frame.filter((pl.col("rank") <= top_k) & ((pl.col("ja_class") != "") | pl.col("token_id").is_in(frag)))
-        top = top.sort("rank")
-        out["top_ranked"] = {"top_k": top_k, "count": top.height,
-                             "tokens": top.select("rank", "token_id", "token", "ja_class", "round_trip", "kind").head(200).to_dicts()}
-    return out
-
-
-def _pct(a: int | None, b: int | None) -> str:
-    return f"{100 * a / b:.1f}%" if a is not None and b else "-"
-
-
-def render_section(sec: dict, code: Callable[[str], str]) -> list[str]:
-    """Markdown lines of the Japanese section (``code`` renders a token safely)."""
-    lines = ["## Japanese", ""]
-    lines += ["Tokens per Japanese class (`kanji` counts every Han token, Chinese-only ones too; "
-              f"{sec['kanji_tokens_within_inventory']:,} kanji tokens use only inventory characters):", "",
-              "| class | tokens | reachable | unreachable | undecodable |", "|---|---:|---:|---:|---:|"]
-    for c, v in sec["tokens_by_class"].items():
-        unr = sum(v.get(k, 0) for k in _BAD)
-        lines.append(f"| {c} | {v['tokens']:,} | {v.get('reachable', 0):,} | {unr:,} | {v.get('undecodable', 0):,} |")
-    lines.append(f"| **all** | {sec['tokens']:,} | | {sec['unreachable']['count']:,} | |")
-    inv, cov = sec["inventory"], sec["coverage"]
-    joyo = f"{inv['joyo']:,} more Jōyō kanji (package {inv['joyo_source']})" if inv["joyo_source"] else "no Jōyō list (install `kanji-lists`)"
-    lines += ["", f"### Character coverage", "",
-              f"Inventory: {inv['sample']:,} characters of `anomtok/data/sample_ja.txt` (all but ASCII), {inv['kana']:,} more kana, {joyo}. "
-              "A character is *single* when encoding it mid-text gives one token.", "",
-              "| characters | count | single token | in vocabulary | mean tokens | byte pieces | tokens: 1 / 2 / 3 / 4+ |",
-              "|---|---:|---:|---:|---:|---:|---|"]
-    rows = [("all", cov["all"])] + [(f"origin: {k}", v) for k, v in cov["by_origin"].items()] + \
-           [(f"class: {k}", v) for k, v in cov["by_class"].items()]
-    for name, v in rows:
-        h = v["tokens_histogram"]
-        hist = " / ".join(str(h.get(k, 0)) for k in ("1", "2", "3", "4+"))
-        lines.append(f"| {name} | {v['chars']:,} | {v['single_token']:,} ({v['single_token_pct']}%) | {v['in_vocab']:,} | "
-                     f"{v['mean_tokens']} | {v['byte_pieces']:,} | {hist} |")
-    if sec["costly_chars"]:
-        lines += ["", "Characters that are not one token (costliest first): " + ", ".join(
-            f"{code(r['char'])} {r['codepoint']} = {r['n_tokens']}{' (unknown)' if r['unk'] else ''}"
-            for r in sec["costly_chars"][:20])]
-    f = sec["fertility"]
-    if "ja" in f and "en" in f:
-        lines += ["", "### Fertility", "", "| | Japanese sample | English sample |", "|---|---:|---:|"]
-        for key, label in (("chars", "characters"), ("bytes", "UTF-8 bytes"), ("tokens", "tokens"),
-                           ("tokens_per_char", "tokens per character"), ("tokens_per_byte", "tokens per byte"),
-                           ("chars_per_token", "characters per token"), ("byte_piece_tokens", "byte-piece tokens"),
-                           ("unk_tokens", "unknown tokens")):
-            a, b = f["ja"][key], f["en"][key]
-            fmt = (lambda x: f"{x:,}") if isinstance(a, int) else (lambda x: f"{x}")
-            lines.append(f"| {label} | {fmt(a)} | {fmt(b)} |")
-        if "ja_over_en_tokens_per_char" in f:
-            lines += ["", f"Japanese costs {f['ja_over_en_tokens_per_char']}x the tokens per character of English."]
-    u = sec["unreachable"]
-    lines += ["", "### Unreachable and undecodable Japanese tokens", "",
-              f"{u['count']:,} Japanese tokens are unreachable ({', '.join(f'{k}: {v:,}' for k, v in u['by_class'].items()) or 'none'}); "
-              f"{sec['undecodable_cjk_fragments']:,} undecodable byte pieces hold the lead byte of a kana/CJK character."]
-    if u["examples"]:
-        lines += ["", "| id | token | class | round trip | cause | normalized |", "|---:|---|---|---|---|---|"]
-        lines += [f"| {r['token_id']} | {code(r['token'])} | {r['ja_class']} | {r['round_trip']} | {r['cause']} | "
-                  f"{code(r['normalized']) if r['normalized'] else ''} |" for r in u["examples"][:20]]
-    if "top_ranked" in sec:
-        t = sec["top_ranked"]
-        lines += ["", f"### Japanese tokens in the top {t['top_k']:,} of the embedding ranking", "",
-                  f"{t['count']:,} Japanese tokens (or kana/CJK byte pieces) rank in the top {t['top_k']:,}."]
-        if t["tokens"]:
-            lines += ["", "| rank | id | token | class | round trip | kind |", "|---:|---:|---|---|---|---|"]
-            lines += [f"| {r['rank']} | {r['token_id']} | {code(r['token'])} | {r['ja_class'] or 'fragment'} | "
-                      f"{r['round_trip']} | {r['kind']} |" for r in t["tokens"][:50]]
-    return lines + [""]

@@ -5,8 +5,9 @@ Maps (from ``anomtok.umap_map``), each saying how many points it shows and how t
 * ``map_score``     coloured by the under-trained score, top tokens labelled
 * ``map_kind``      coloured by token kind (normal, byte, special, unused, ...)
 * ``map_script``    coloured by Unicode script (the most frequent ones, the rest grey)
-* ``map_japanese``  hiragana, katakana, kanji and mixed Japanese tokens over the rest in grey,
-                    the top Japanese tokens by score labelled
+* ``map_japanese``  Japanese tokens by class (``anomtok.japanese.ja_class``: hiragana, katakana,
+                    kanji, punctuation, mixed, ...) over the rest in grey, the top ones by score
+                    labelled
 
 and two plots of the ranking alone: ``centroid_hist`` (distance to the centroid, both tails marked,
 the reference tokens overlaid) and ``score_norm`` (score against norm). Tokens given as
@@ -29,7 +30,8 @@ import polars as pl
 from . import fonts
 from .cache import atomic_path
 from .errors import InputError
-from .umap_map import MapResult, japanese_class
+from .japanese import JA_CLASSES, ja_class
+from .umap_map import MapResult
 
 __all__ = [
     "FORMATS", "MAP_VIEWS", "KIND_COLORS", "join_map", "map_figure", "centroid_histogram",
@@ -42,7 +44,8 @@ FORMATS = ("png", "svg")
 MAP_VIEWS = ("score", "kind", "script", "japanese")
 KIND_COLORS = {"normal": "#c8c8c8", "byte": "#1f77b4", "special": "#2ca02c", "unused": "#d62728",
                "added": "#9467bd", "unknown": "#8c564b", "padding": "#e377c2"}
-JAPANESE_COLORS = {"hiragana": "#e6550d", "katakana": "#3182bd", "kanji": "#31a354", "mixed": "#756bb1"}
+# one colour per class of anomtok.japanese.JA_CLASSES, in its order
+JAPANESE_COLORS = dict(zip(JA_CLASSES, ("#e6550d", "#3182bd", "#6baed6", "#31a354", "#8c6d31", "#e7969c", "#756bb1")))
 _SCRIPT_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                    "#17becf", "#bcbd22")
 _NOT_LABELLED = ("unused", "padding")  # thousands of look-alike placeholders: coloured, not labelled
@@ -71,14 +74,12 @@ def join_map(frame: pl.DataFrame, coords: pl.DataFrame) -> pl.DataFrame:
 
 
 def _with_japanese(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with a ``_ja`` column (``umap_map.japanese_class`` of each token; only tokens of a
-    kana, Han or mixed script can have one), computed once."""
+    """``frame`` with a ``_ja`` column (``anomtok.japanese.ja_class`` of each token, null when it is
+    not Japanese), computed once."""
     if "_ja" in frame.columns:
         return frame
-    cand = frame["script"].is_in(["Hiragana", "Katakana", "Han", "mixed"]).to_list() if "script" in frame.columns \
-        else [True] * frame.height
     tokens = frame["token"].to_list() if "token" in frame.columns else [""] * frame.height
-    ja = [japanese_class(t or "") if c else None for t, c in zip(tokens, cand)]
+    ja = [ja_class(t or "") or None for t in tokens]
     return frame.with_columns(_ja=pl.Series(ja, dtype=pl.String))
 
 
@@ -239,7 +240,7 @@ def map_figure(frame: pl.DataFrame, result: MapResult, view: str = "score", *, t
     items = [(float(r["x"]), float(r["y"]), fonts.label_text(r["token"] or "")) for r in cand.iter_rows(named=True)]
     placed, dropped = place_labels(ax, items)
     what = {"score": "by under-trained score", "kind": "by token kind", "script": "by Unicode script",
-            "japanese": "Japanese tokens (hiragana, katakana, kanji)"}[view]
+            "japanese": "Japanese tokens by class"}[view]
     _title(ax, f"{title}: embedding map {what}" if title else f"Embedding map {what}")
     st = result.meta.get("settings", {})
     lab = "Japanese tokens" if view == "japanese" else "tokens (unused/padding rows aside)"

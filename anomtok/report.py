@@ -241,8 +241,8 @@ def _audit_section(aj: dict[str, Any]) -> list[str]:
         if rows:
             lines += ["Fertility on the bundled samples (`anomtok/data/sample_ja.txt`, `anomtok/data/sample_en.txt`):", "",
                       _table(rows, ["sample", "characters", "tokens", "tokens per character", "byte-piece tokens"]), ""]
-        cov = (ja.get("coverage") or {}).get("by_origin") or {}
-        rows = [[k, _fmt(v.get("chars")), _fmt(v.get("single_token")), _fmt(v.get("single_token_pct"), 1),
+        cov = (ja.get("coverage") or {}).get("by_inventory") or {}
+        rows = [[v.get("label", k), _fmt(v.get("chars")), _fmt(v.get("single_token")), _fmt(v.get("single_token_pct"), 1),
                  _fmt(v.get("mean_tokens"), 2)] for k, v in cov.items() if isinstance(v, dict)]
         if rows:
             lines += ["Character coverage (is the character a single token?):", "",

@@ -4,10 +4,11 @@ Which rows are mapped
 ---------------------
 The whole vocabulary when it is affordable (``MapOptions.max_full_rows``, or ``full=True``).
 Otherwise a stratified sample that always keeps every *required* token: the flagged ones (the
-``flag_top`` best by score), the reference/unused ones, every Japanese-script token (kana or
-kanji) and any ids asked for (``extra_ids``, e.g. negative-temperature tokens); the rest of the
-budget is spread over (kind, script) strata in proportion to their sizes. Rows whose vector is
-NaN, infinite or zero are never mapped (cosine is undefined for them).
+``flag_top`` best by score), the reference/unused ones, every Japanese token (by
+``anomtok.japanese.ja_class``, the audit's classifier) and any ids asked for (``extra_ids``, e.g.
+negative-temperature tokens); the rest of the budget is spread over (kind, script) strata in
+proportion to their sizes. Rows whose vector is NaN, infinite or zero are never mapped (cosine is
+undefined for them).
 
 >>> import polars as pl
 >>> frame = pl.DataFrame({"token_id": [0, 1, 2, 3, 4, 5], "token": ["a", "b", "東", "c", "d", "e"],
@@ -44,11 +45,11 @@ import polars as pl
 
 from .cache import atomic_path, file_fingerprint, file_sha256
 from .errors import InputError
-from .text import char_script
+from .japanese import ja_class
 
 __all__ = [
     "MapOptions", "MapSettings", "Selection", "MapResult", "CACHE_NAME", "CACHE_VERSION",
-    "japanese_class", "required_reasons", "select_rows", "umap_coords", "matrix_digest",
+    "required_reasons", "select_rows", "umap_coords", "matrix_digest",
     "source_fingerprint", "source_matches",
     "write_map", "read_map", "cache_matches", "load_map", "compute_map",
 ]
@@ -58,7 +59,6 @@ log = logging.getLogger(__name__)
 CACHE_NAME = "umap.parquet"
 CACHE_VERSION = 2  # 2: seed, n_neighbors and min_dist really reach UMAP (1 dropped them)
 _META_KEY = b"anomtok.umap"
-JAPANESE_SCRIPTS = ("Hiragana", "Katakana", "Han")
 
 
 @dataclass(frozen=True)
@@ -162,34 +162,10 @@ class MapResult:
 
 # ------------------------------------------------------------------------------ pure helpers
 
-def japanese_class(text: str) -> str | None:
-    """``hiragana``, ``katakana``, ``kanji``, ``mixed`` (Japanese with more than one of them), or None.
-
-    Letters of other scripts (Latin in ``"AIモデル"``) do not prevent a class; a token with only
-    Han characters is ``kanji`` (it may as well be Chinese: the tokenizer cannot tell).
-
-    >>> [japanese_class(t) for t in ("さくら", "トークン", "東京", "東京タワー", "abc", "ー")]
-    ['hiragana', 'katakana', 'kanji', 'mixed', None, None]
-    """
-    found: set[str] = set()
-    for ch in text:
-        if not ch.isascii():
-            s = char_script(ch)
-            if s in JAPANESE_SCRIPTS:
-                found.add(s)
-    if not found:
-        return None
-    if len(found) > 1:
-        return "mixed"
-    return {"Hiragana": "hiragana", "Katakana": "katakana", "Han": "kanji"}[found.pop()]
-
-
 def _japanese_mask(frame: pl.DataFrame) -> np.ndarray:
-    scripts = frame["script"].to_list() if "script" in frame.columns else [""] * frame.height
+    """Rows whose token is Japanese by ``anomtok.japanese.ja_class`` (the audit's classifier)."""
     tokens = frame["token"].to_list() if "token" in frame.columns else [""] * frame.height
-    return np.fromiter(
-        ((s in JAPANESE_SCRIPTS) or (s == "mixed" and japanese_class(t or "") is not None)
-         for s, t in zip(scripts, tokens)), bool, frame.height)
+    return np.fromiter((ja_class(t or "") != "" for t in tokens), bool, frame.height)
 
 
 def required_reasons(frame: pl.DataFrame, flag_top: int, extra_ids: Iterable[int] = ()) -> dict[int, str]:
@@ -259,7 +235,7 @@ def select_rows(frame: pl.DataFrame, sample: int | None = None, *, flag_top: int
     parts = [f"the top {flag_top} by score ({c['flagged']})"] if flag_top else []
     if c["marked"]:
         parts.append(f"marked tokens ({c['marked']})")
-    parts += [f"reference/unused ({c['reference']})", f"Japanese-script ({c['japanese']})"]
+    parts += [f"reference/unused ({c['reference']})", f"Japanese ({c['japanese']})"]
     desc = (f"{ids.size:,} of {n_valid:,} tokens: every one of {', '.join(parts)}, "
             f"plus a sample stratified by kind and script ({c['sampled']:,}, seed {seed}){skipped}")
     return Selection(ids=ids, why=why, mode="sample", description=desc)

@@ -59,7 +59,7 @@ NOTEBOOKS = {
         new_code_cell("from anomtok.audit import audit\n\nres = audit(\"smollm2-135m\", ranking=False)\n"
                       "res.summary[\"counts\"][\"round_trip\"]"),
         new_code_cell("ja = res.summary[\"japanese\"]\nja[\"fertility\"]"),
-        new_code_cell("{k: (v[\"chars\"], v[\"single_token\"], v[\"mean_tokens\"]) for k, v in ja[\"coverage\"][\"by_origin\"].items()}"),
+        new_code_cell("{k: (v[\"chars\"], v[\"single_token\"], v[\"mean_tokens\"]) for k, v in ja[\"coverage\"][\"by_inventory\"].items()}"),
         new_code_cell("import polars as pl\nres.frame.filter(pl.col(\"round_trip\") == \"undecodable\").head(10)"),
     ],
 }

@@ -16,6 +16,7 @@ import anomtok
 from anomtok import fonts, plots, umap_map
 from anomtok.cli import cli
 from anomtok.commands.plot import plot_model, read_ids
+from anomtok.japanese import ja_class
 from anomtok.umap_map import MapOptions, MapSettings, compute_map, load_map, select_rows
 
 GLYPH_MISSING = r".*[Gg]lyph .* missing from (current )?font"
@@ -151,7 +152,7 @@ def test_japanese_map_labels_japanese_tokens(ranked, mapped):
         fig = plots.map_figure(ranking.frame, res, "japanese", label_top=10)
         fig.canvas.draw()
     labels = [t.get_text() for t in fig.axes[0].texts]
-    assert labels and all(umap_map.japanese_class(t.replace("\u2423", " ")) for t in labels)
+    assert labels and all(ja_class(t.replace("\u2423", " ")) for t in labels)
     legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
     assert re.search(r"katakana \(\d+\)", legend) and re.search(r"kanji \(\d+\)", legend)
 
@@ -226,11 +227,11 @@ def test_stratified_sample_keeps_every_required_token(ranked):
     req = umap_map.required_reasons(frame, 40, extra)
     kinds = dict(zip(frame["token_id"].to_list(), frame["kind"].to_list()))
     valid = dict(zip(frame["token_id"].to_list(), frame["valid"].to_list()))
-    # what must be there: the top 40 by score, every unused/reference and Japanese-script token, the marks
+    # what must be there: the top 40 by score, every unused/reference and Japanese token, the marks
     top = (frame.filter(pl.col("valid") & (pl.col("kind") != "padding")).sort("score", descending=True)
            ["token_id"].head(40).to_list())
     ja = [i for i, t in zip(frame["token_id"].to_list(), frame["token"].to_list())
-          if umap_map.japanese_class(t) and valid[i]]
+          if ja_class(t) and valid[i]]
     unused = [i for i, k in kinds.items() if k == "unused"]
     assert ja and unused
     must = set(top) | set(ja) | set(unused) | set(extra)

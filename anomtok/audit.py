@@ -35,7 +35,6 @@ character has a token of its own), ``pre-tokenizer`` (the text is split before t
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -184,15 +183,9 @@ def _content_normalizer(tok: Any) -> Any:
 def _unpadded(tok: Any) -> Any:
     """The tokenizer without padding or truncation (a copy when it has either: a ``tokenizer.json``
     may pad every encoding to 128 ids or cut the sample texts at 512)."""
-    if getattr(tok, "padding", None) is None and getattr(tok, "truncation", None) is None:
-        return tok
-    try:
-        tok = copy.deepcopy(tok)
-    except Exception:  # noqa: BLE001 - custom components cannot be copied: change it in place
-        log.warning("disabling padding/truncation on the given tokenizer")
-    tok.no_padding()
-    tok.no_truncation()
-    return tok
+    from .tokenizer_copy import unpadded
+
+    return unpadded(tok)
 
 
 def _encode_many(tok: Any, texts: list[str]) -> list[list[int]]:

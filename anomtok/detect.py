@@ -231,10 +231,11 @@ class GlitchDetector:
     """
 
     def __init__(self, tokenizer: Any, glitch: GlitchList | Iterable[int], *, add_special_tokens: bool = False) -> None:
+        from .tokenizer_copy import unpadded
         from .tokenizer_source import load_tokenizer
 
         loaded = load_tokenizer(tokenizer)
-        self.tokenizer = _untruncated(loaded.tokenizer)
+        self.tokenizer = unpadded(loaded.tokenizer)
         self.table = loaded.table
         self.source = loaded.source
         self.add_special_tokens = add_special_tokens
@@ -299,20 +300,6 @@ class GlitchDetector:
                 tok, score, rank = self._info[t]
                 hits.append(Hit(t, s, e, text[s:e], tok, i, score, rank))
         return DocScan(len(ids), hits)
-
-
-def _untruncated(tok: Any) -> Any:
-    if getattr(tok, "truncation", None) is None and getattr(tok, "padding", None) is None:
-        return tok
-    try:
-        from tokenizers import Tokenizer
-
-        tok = Tokenizer.from_str(tok.to_str())
-    except Exception:  # noqa: BLE001 - custom components: cannot copy, so change the original
-        log.warning("could not copy the tokenizer; turning off its truncation and padding in place")
-    tok.no_truncation()
-    tok.no_padding()
-    return tok
 
 
 def _check_text(text: Any) -> None:

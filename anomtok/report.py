@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from ._version import __version__
 from .errors import InputError
 
 __all__ = ["write_report", "render_report", "glitch_table", "md_token"]
+
+log = logging.getLogger(__name__)
 
 GLITCH_COLUMNS = ["rank", "token_id", "token", "bytes_hex", "kind", "script", "score", "norm", "centroid_l2",
                   "centroid_cos", "pc1_removed_cos", "nn_cos"]
@@ -72,7 +75,9 @@ def render_report(out: Path, step_status: dict[str, Any] | None = None, total_se
     if (out / "verify" / "verified.csv").exists():
         try:
             verified = pl.read_csv(out / "verify" / "verified.csv", infer_schema_length=10000)
-        except Exception:  # noqa: BLE001 - an unreadable optional input only drops a column
+        except (pl.exceptions.PolarsError, OSError) as exc:  # an unreadable optional input only drops a column
+            log.warning("%s: unreadable (%s: %s); the glitch table has no verification columns",
+                        out / "verify" / "verified.csv", exc.__class__.__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
             verified = None
     glitch = glitch_table(frame, verified)
     src = meta.get("source", {})

@@ -31,7 +31,7 @@ from ._version import __version__
 from .errors import InputError
 from .steps import StepCache, files_digest, model_fingerprint
 
-__all__ = ["ScanOptions", "ScanResult", "scan", "STEPS"]
+__all__ = ["ScanOptions", "ScanPlan", "ScanResult", "plan_steps", "scan", "STEPS"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,39 @@ class ScanResult:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class ScanPlan:
+    """Which steps a scan of this model runs: ``skip`` maps a step to why it is left out;
+    ``warnings`` are doubts about steps that run anyway."""
+
+    skip: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def runs(self, step: str) -> bool:
+        return step not in self.skip
+
+
+def plan_steps(config: dict[str, Any], options: ScanOptions) -> ScanPlan:
+    """Decide, from the loaded model's ``config`` (``ModelEmbeddings.config``: ``causal`` and
+    ``causal_why`` come from ``anomtok.loading.arch``) and the options, which steps run.
+    Negative-temperature generation and verification need a decoder-only (causal) LM; a model
+    whose kind is unknown runs them, with a warning, and they fail with a clear error if it is not one."""
+    causal = config.get("causal")
+    why = str(config.get("causal_why") or f"{config.get('architecture') or 'unknown architecture'}: "
+              + ("not a causal LM" if causal is False else "an architecture anomtok does not know"))
+    skip: dict[str, str] = {}
+    warnings: list[str] = []
+    for step, wanted, flag in (("negtemp", options.generate, "--no-generate"), ("verify", options.verify, "--no-verify")):
+        if not wanted:
+            skip[step] = flag
+        elif causal is False:
+            skip[step] = why
+    if causal is None and not {"negtemp", "verify"} <= skip.keys():
+        warnings.append(f"{why}: negative-temperature generation and verification are tried; they stop with an "
+                        "error if it is not a decoder-only LM")
+    return ScanPlan(skip=skip, warnings=tuple(warnings))
+
+
 def _prompts(n: int) -> tuple[list[str], list[str]]:
     from .generation import default_prompt_files, read_prompts
 
@@ -112,7 +145,11 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
     base = {"model": str(model), "anomtok_version": __version__}
 
     emb = load(model)  # cheap (embedding only); every step needs the token table or provenance
-    causal = bool(emb.config.get("causal", False))
+    plan = plan_steps(emb.config, opt)
+    for warning in plan.warnings:
+        log.warning("%s", warning)
+    for step, why in plan.skip.items():  # said once, up front, before the first expensive step
+        say(step, f"will be skipped: {why}")
     model_fp = model_fingerprint(emb.provenance.to_dict())
 
     def run(step: str, settings: dict[str, Any], outputs: list[str], fn: Callable[[], None],
@@ -146,7 +183,7 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
 
     run("audit", {}, ["audit/audit.json", "audit/audit.md", "audit/audit.csv"], do_audit, reads=("ranked.parquet",))
 
-    if opt.generate and causal:
+    if plan.runs("negtemp"):
         def do_negtemp() -> None:
             from .generation import negtemp
             from .generation.sampler import SamplerConfig
@@ -161,10 +198,10 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
             ["negtemp/generations.jsonl", "negtemp/negtemp_tokens.csv", "negtemp/crosscheck.json"], do_negtemp,
             reads=("ranked.parquet",))
     else:
-        result.steps["negtemp"] = {"status": "skipped", "why": "not a causal LM" if not causal else "--no-generate"}
+        result.steps["negtemp"] = {"status": "skipped", "why": plan.skip["negtemp"]}
         say("negtemp", "skipped")
 
-    if opt.verify and causal:
+    if plan.runs("verify"):
         def do_verify() -> None:
             from .verify import verify
 
@@ -174,7 +211,7 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
         run("verify", {"top": opt.verify_top, "seed": opt.seed}, ["verify/verified.csv", "verify/verify.json"],
             do_verify, reads=("ranked.parquet",))
     else:
-        result.steps["verify"] = {"status": "skipped", "why": "not a causal LM" if not causal else "--no-verify"}
+        result.steps["verify"] = {"status": "skipped", "why": plan.skip["verify"]}
         say("verify", "skipped")
 
     def do_plots() -> None:
@@ -220,9 +257,10 @@ def _negtemp_ids(out: Path) -> list[int]:
     if not path.exists():
         return []
     try:
-        return pl.read_csv(path, columns=["token_id"])["token_id"].to_list()
-    except Exception:  # noqa: BLE001 - a damaged optional input only loses the marks
-        log.warning("could not read %s; maps will not mark negative-temperature tokens", path)
+        return pl.read_csv(path, columns=["token_id"], schema_overrides={"token_id": pl.Int64})["token_id"].drop_nulls().to_list()
+    except (pl.exceptions.PolarsError, OSError) as exc:  # a damaged optional input only loses the marks
+        log.warning("could not read %s (%s: %s); maps will not mark negative-temperature tokens", path,
+                    exc.__class__.__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
         return []
 
 

@@ -34,6 +34,7 @@ import torch
 from ..cache import atomic_write_text, cache_dir, file_sha256
 from ..device import resolve_device
 from ..errors import InputError, LoadError
+from ..loading.arch import causal_verdict, hf_config_causal
 
 __all__ = ["CausalLM", "load_causal_lm", "DTYPES", "resolve_dtype"]
 
@@ -41,12 +42,6 @@ log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _CACHE_FORMAT = 1  # bump when the layout of a cache entry changes
-_ENCODER_ONLY = frozenset([
-    "bert", "roberta", "xlm-roberta", "distilbert", "electra", "mpnet", "deberta", "deberta-v2", "albert",
-    "camembert", "ernie", "modernbert", "xlm", "flaubert", "mobilebert", "squeezebert", "convbert", "funnel",
-    "layoutlm", "rembert", "nomic_bert", "jina_bert",
-])
-_ENCODER_GGUF_ARCHS = frozenset(["bert", "nomic-bert", "jina-bert-v2", "t5encoder", "t5", "modern-bert"])
 
 
 @dataclass
@@ -110,20 +105,16 @@ def resolve_dtype(name: str | torch.dtype, device: torch.device) -> torch.dtype:
 
 
 def _check_causal_config(raw: dict[str, Any], where: str) -> None:
+    """InputError unless ``config.json`` describes a decoder-only LM (``anomtok.loading.arch``
+    decides; a model type it does not know is accepted when transformers has a causal-LM class for it)."""
+    causal, why = hf_config_causal(raw)
+    if causal is False:
+        raise InputError(f"{where}: {why}: negative-temperature generation and verification need a decoder-only model")
+    if causal:
+        return
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
     mtype = raw.get("model_type")
-    archs = " ".join(raw.get("architectures") or [])
-    if raw.get("is_encoder_decoder"):
-        raise InputError(f"{where}: is an encoder-decoder model ({mtype}), not a causal LM: negative-temperature "
-                         "generation needs a decoder-only model")
-    if "CausalLM" in archs or ("LMHeadModel" in archs and mtype not in _ENCODER_ONLY):
-        return
-    if mtype in _ENCODER_ONLY and not raw.get("is_decoder"):
-        raise InputError(f"{where}: is an encoder-only model ({mtype}, {archs or 'no architectures'}), not a causal LM: "
-                         "it has no output head to generate with")
-    try:
-        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-    except ImportError:  # pragma: no cover
-        return
     if mtype is not None and mtype not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise InputError(f"{where}: model type {mtype!r} is not a causal LM that transformers can generate with")
 
@@ -148,10 +139,7 @@ def _gguf_facts(path: Path) -> tuple[str, int | None]:
     """(architecture, number of tokens in the GGUF's own vocabulary)."""
     from ..loading.gguf_reader import GGUFFile
 
-    try:
-        md = GGUFFile([path]).metadata
-    except Exception as exc:  # noqa: BLE001
-        raise LoadError(f"{path}: not a readable GGUF file ({exc.__class__.__name__}: {exc})") from None
+    md = GGUFFile([path]).metadata  # LoadError, naming the file, on anything unreadable
     tokens = md.get("tokenizer.ggml.tokens")
     return str(md.get("general.architecture", "unknown")), (len(tokens) if tokens else None)
 
@@ -207,8 +195,9 @@ def _dequantized_folder(gguf: Path, use_cache: bool) -> tuple[Path, dict[str, An
             return target, info
     arch, n_tokens = _gguf_facts(gguf)
     info["gguf_tokens"] = n_tokens
-    if arch in _ENCODER_GGUF_ARCHS:
-        raise InputError(f"{gguf}: is an encoder-only model (GGUF architecture {arch}), not a causal LM")
+    causal, why = causal_verdict(arch)
+    if causal is False:
+        raise InputError(f"{gguf}: GGUF architecture {why}: it cannot generate text")
     t0 = time.perf_counter()
     log.info("dequantizing %s with transformers (once; cached in %s)", gguf, target)
     tok = _from_pretrained(AutoTokenizer, str(gguf.parent), gguf_file=gguf.name)
@@ -230,13 +219,11 @@ def _dequantized_folder(gguf: Path, use_cache: bool) -> tuple[Path, dict[str, An
             shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         if stamp.exists():  # another process won the race
             return target, info
         raise LoadError(f"could not write the dequantized model to {target}: {exc}") from None
-    except BaseException:
+    finally:  # gone after a successful rename; a half-written folder (any error, Ctrl-C) is removed
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
     info["cache_hit"] = False
     return target, info
 

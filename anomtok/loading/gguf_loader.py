@@ -11,6 +11,7 @@ import torch
 from ..embeddings import FileInfo, ModelEmbeddings, Provenance
 from ..errors import LoadError
 from ..tokens import TokenTable
+from .arch import causal_verdict
 from .gguf_reader import GGUFFile
 
 __all__ = ["load_gguf"]
@@ -31,6 +32,7 @@ def load_gguf(paths: Sequence[Path], source: str, *, hash_files: bool = False) -
         out = torch.from_numpy(gf.read_tensor(OUTPUT_TENSOR))
     tokens = tokens.with_rows(E.shape[0])
     arch = str(gf.metadata.get("general.architecture", "unknown"))
+    causal, why = causal_verdict(arch)
     files = tuple(
         FileInfo.of(p, full_hash=hash_files) for p in paths
     )
@@ -51,6 +53,7 @@ def load_gguf(paths: Sequence[Path], source: str, *, hash_files: bool = False) -
         "hidden_size": int(E.shape[1]),
         "tokenizer_model": gf.metadata.get("tokenizer.ggml.model"),
         "token_scheme": tokens.scheme,
-        "causal": arch not in ("bert", "nomic-bert", "jina-bert-v2", "t5encoder"),
+        "causal": causal,  # None: an architecture anomtok.loading.arch does not know
+        "causal_why": why,
     }
     return ModelEmbeddings(input=E, output=out, tokens=tokens, provenance=prov, config=config)

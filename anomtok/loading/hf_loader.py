@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import re
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ import torch
 from ..embeddings import FileInfo, ModelEmbeddings, Provenance
 from ..errors import LoadError
 from ..tokens import TokenTable
+from .arch import hf_config_causal
 
 __all__ = ["load_hf_folder", "load_safetensors_file", "load_tokenizer_table"]
 
@@ -60,22 +63,26 @@ def _safetensors_keys(path: Path) -> dict[str, tuple[list[int], str]]:
     return out
 
 
+def _weight_map(index: Path) -> dict[str, Path]:
+    """Tensor name -> shard file, from a sharded checkpoint's index."""
+    try:
+        wm = json.loads(index.read_text("utf-8"))["weight_map"]
+        return {str(k): index.parent / str(v) for k, v in wm.items()}
+    except (OSError, ValueError, LookupError, TypeError, AttributeError) as exc:
+        raise LoadError(f"{index}: unreadable index ({exc.__class__.__name__}: {_first_line(exc)})") from None
+
+
 def _checkpoint_map(folder: Path) -> tuple[dict[str, Path], str]:
     """Tensor name -> file holding it, and the format ("safetensors" or "pytorch-bin")."""
     index = folder / "model.safetensors.index.json"
     if index.exists():
-        try:
-            wm = json.loads(index.read_text("utf-8"))["weight_map"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise LoadError(f"{index}: unreadable index ({exc})") from None
-        return {k: folder / v for k, v in wm.items()}, "safetensors"
+        return _weight_map(index), "safetensors"
     files = sorted(folder.glob("*.safetensors"))
     if files:
         return {k: f for f in files for k in _safetensors_keys(f)}, "safetensors"
     bindex = folder / "pytorch_model.bin.index.json"
     if bindex.exists():
-        wm = json.loads(bindex.read_text("utf-8"))["weight_map"]
-        return {k: folder / v for k, v in wm.items()}, "pytorch-bin"
+        return _weight_map(bindex), "pytorch-bin"
     if (folder / "pytorch_model.bin").exists():
         path = folder / "pytorch_model.bin"
         return {k: path for k in _bin_state(path)}, "pytorch-bin"
@@ -83,8 +90,25 @@ def _checkpoint_map(folder: Path) -> tuple[dict[str, Path], str]:
 
 
 # ---------------------------------------------------------------- locating the embedding
-def _skeleton_names(config: Any) -> tuple[str | None, str | None, bool]:
-    """(input name, output name, tied) from a meta-device model skeleton; (None, None, tied) on failure."""
+def config_errors() -> tuple[type[BaseException], ...]:
+    """What transformers raises on a ``config.json`` it cannot use, or a model it cannot build from
+    it: OSError (unreadable, not JSON), ValueError (unknown or remote-code ``model_type``, no model
+    class for it), TypeError / LookupError / AttributeError (missing or mistyped fields),
+    AssertionError (a constructor's sanity check), ImportError (a model needing an absent
+    package), RuntimeError (an operation the meta device lacks) and huggingface_hub's
+    ``StrictDataclassError`` (a field that fails validation)."""
+    errors: tuple[type[BaseException], ...] = (OSError, ValueError, TypeError, LookupError, AttributeError,
+                                               AssertionError, ImportError, RuntimeError)
+    try:
+        from huggingface_hub.errors import StrictDataclassError
+    except ImportError:  # older huggingface_hub: configs are not validated
+        return errors
+    return (*errors, StrictDataclassError)
+
+
+def _skeleton_names(config: Any, why: list[str] | None = None) -> tuple[str | None, str | None, bool]:
+    """(input name, output name, tied) from a meta-device model skeleton; (None, None, tied) on
+    failure, with each class's failure appended to ``why``."""
     import transformers
 
     text_cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
@@ -99,8 +123,11 @@ def _skeleton_names(config: Any) -> tuple[str | None, str | None, bool]:
         try:
             with torch.device("meta"):
                 model = cls.from_config(config) if cls.__name__.startswith("Auto") else cls(config)
-        except Exception as exc:  # noqa: BLE001 - any failure means: try the next class
-            log.debug("skeleton %s failed: %s", getattr(cls, "__name__", cls), exc)
+        except config_errors() as exc:  # try the next class
+            reason = f"{getattr(cls, '__name__', cls)}: {exc.__class__.__name__}: {_first_line(exc)}"
+            log.debug("skeleton %s", reason)
+            if why is not None:
+                why.append(reason)
             continue
         names: dict[int, str] = {}
         for n, p in model.named_parameters(remove_duplicate=False):
@@ -138,10 +165,17 @@ def _heuristic_names(shapes: dict[str, list[int]], vocab: int | None) -> tuple[s
 
 
 def _bin_state(path: Path) -> dict[str, torch.Tensor]:
-    """A ``.bin`` checkpoint, memory-mapped, unpickled only with ``weights_only=True``."""
+    """A ``.bin`` checkpoint, memory-mapped, unpickled only with ``weights_only=True``. A legacy
+    (pre-zip, torch < 1.6) checkpoint cannot be memory-mapped: it is read whole, with a warning."""
+    mmap = zipfile.is_zipfile(path)
+    if not mmap:
+        log.warning("%s: not a zip-format torch checkpoint (legacy format, or damaged): it cannot be memory-mapped, "
+                    "so it is read whole into memory", path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for bad or hostile pickles
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, LookupError, ValueError) as exc:
+        # UnpicklingError: a type weights_only refuses (or not a pickle at all); RuntimeError: a
+        # damaged zip archive or storage; EOFError: truncated; KeyError: not a torch file
         raise LoadError(f"{path}: cannot read checkpoint with weights_only=True ({exc.__class__.__name__})") from None
     if not isinstance(state, dict):
         raise LoadError(f"{path}: not a state dict")
@@ -201,8 +235,15 @@ def load_tokenizer_table(folder: Path) -> TokenTable | None:
 
         tok = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
         spec = json.loads(tok.backend_tokenizer.to_str())
-    except Exception as exc:  # noqa: BLE001
-        raise LoadError(f"{folder}: has tokenizer files but no tokenizer could be built ({exc.__class__.__name__}: {exc})") from None
+    except (OSError, ValueError, TypeError, LookupError, AttributeError, ImportError) as exc:
+        # ValueError: no tokenizer class or backend fits the files (also bad JSON); OSError: unreadable
+        # files; ImportError: a converter needs an absent package; AttributeError: a slow-only tokenizer
+        raise LoadError(f"{folder}: has tokenizer files but no tokenizer could be built "
+                        f"({exc.__class__.__name__}: {_first_line(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - only the tokenizers library's own errors, which are plain Exception
+        if type(exc) is not Exception:
+            raise
+        raise LoadError(f"{folder}: has tokenizer files but the tokenizers library rejects them ({_first_line(exc)})") from None
     return TokenTable.from_tokenizer_json(spec)
 
 
@@ -223,8 +264,9 @@ def load_hf_folder(folder: Path, source: str, *, hash_files: bool = False) -> Mo
             from transformers import AutoConfig
 
             config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
-        except Exception as exc:  # noqa: BLE001 - unknown model_type etc.
-            log.info("AutoConfig failed (%s); falling back to name heuristics", exc)
+        except config_errors() as exc:
+            log.warning("%s: transformers cannot read it (%s: %s); the embedding is found by tensor names and shapes",
+                        folder / "config.json", exc.__class__.__name__, _first_line(exc))
     notes: list[str] = []
     in_name = out_name = None
     tied = bool(raw_cfg.get("tie_word_embeddings", True))
@@ -233,7 +275,11 @@ def load_hf_folder(folder: Path, source: str, *, hash_files: bool = False) -> Mo
         in_name, out_name = fast
         method = "safetensors headers: one embedding-shaped tensor; no output head, or tying explicit in config.json"
     elif config is not None:
-        sk_in, sk_out, tied = _skeleton_names(config)
+        failures: list[str] = []
+        sk_in, sk_out, tied = _skeleton_names(config, failures)
+        if sk_in is None:
+            log.warning("%s: no model skeleton could be built from config.json (%s); the embedding is found by "
+                        "tensor names and shapes", folder, "; ".join(failures) or "no input embedding in any skeleton")
         keys = list(keymap)
         if sk_in:
             in_name = _match_key(sk_in, keys)
@@ -278,12 +324,17 @@ def load_hf_folder(folder: Path, source: str, *, hash_files: bool = False) -> Mo
         dtype=dtype, method=method, notes=tuple(notes), seconds=time.perf_counter() - t0,
         bytes_read=int(E.numel() * _itemsize(dtype) + (out.numel() * _itemsize(dtype) if out is not None else 0)),
     )
+    if raw_cfg:
+        causal, why = hf_config_causal(raw_cfg)
+    else:
+        causal, why = False, "no config.json: not runnable as a causal LM"
     cfg = {
         "architecture": (raw_cfg.get("architectures") or [raw_cfg.get("model_type", "unknown")])[0],
         "model_type": raw_cfg.get("model_type"),
         "hidden_size": int(E.shape[1]),
         "token_scheme": tokens.scheme,
-        "causal": _is_causal(raw_cfg),
+        "causal": causal,  # None: a model type anomtok.loading.arch does not know
+        "causal_why": why,
     }
     return ModelEmbeddings(input=E, output=out, tokens=tokens, provenance=prov, config=cfg)
 
@@ -319,8 +370,6 @@ def _itemsize(dtype: str) -> int:
     return {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I8": 1, "U8": 1}.get(dtype, 4)
 
 
-def _is_causal(cfg: dict[str, Any]) -> bool:
-    archs = " ".join(cfg.get("architectures") or [])
-    if "CausalLM" in archs or "LMHead" in archs:
-        return True
-    return cfg.get("model_type") not in ("bert", "roberta", "xlm-roberta", "distilbert", "electra", "mpnet", "deberta-v2", "t5", None) and not cfg.get("is_encoder_decoder", False)
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__

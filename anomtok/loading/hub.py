@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from ..errors import LoadError
 
 __all__ = ["download_embedding_files"]
+
+log = logging.getLogger(__name__)
 
 _SMALL = ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
           "tokenizer.model", "vocab.json", "merges.txt", "vocab.txt", "model.safetensors.index.json",
@@ -26,23 +29,30 @@ def download_embedding_files(repo_id: str, revision: str | None = None) -> Path:
         folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=_SMALL))
         index = folder / "model.safetensors.index.json"
         if index.exists():
-            from .hf_loader import _skeleton_names, _match_key  # noqa: PLC0415
+            from .hf_loader import _first_line, _match_key, _skeleton_names, config_errors  # noqa: PLC0415
 
-            weight_map = json.loads(index.read_text("utf-8"))["weight_map"]
+            try:
+                weight_map = json.loads(index.read_text("utf-8"))["weight_map"]
+                shards = set(weight_map.values())
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise LoadError(f"{index}: unreadable index ({exc.__class__.__name__}: {_first_line(exc)})") from None
             wanted = set()
+            why: list[str] = []
             try:
                 from transformers import AutoConfig
 
                 cfg = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
-                names = _skeleton_names(cfg)
-                for n in names[:2]:
-                    if n:
-                        key = _match_key(n, list(weight_map))
-                        if key:
-                            wanted.add(weight_map[key])
-            except Exception:  # noqa: BLE001 - fall back to all shards
-                wanted = set(weight_map.values())
-            for shard in sorted(wanted or set(weight_map.values())):
+            except config_errors() as exc:
+                why.append(f"config.json: {exc.__class__.__name__}: {_first_line(exc)}")
+            else:
+                for n in _skeleton_names(cfg, why)[:2]:
+                    key = _match_key(n, list(weight_map)) if n else None
+                    if key:
+                        wanted.add(weight_map[key])
+            if not wanted:
+                log.warning("%s: the shard holding the embedding is not known (%s): downloading all %d shards", repo_id,
+                            "; ".join(why) or "no skeleton parameter matches the index", len(shards))
+            for shard in sorted(wanted or shards):
                 hf_hub_download(repo_id, shard, revision=revision)
         else:
             files = HfApi().list_repo_files(repo_id, revision=revision)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import sys
 import time
 from typing import Any, Callable
@@ -25,7 +24,12 @@ EXIT_BAD_INPUT = 2
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        debug = click.get_current_context().find_root().params.get("debug", False)
+        root = click.get_current_context().find_root().params
+        debug = root.get("debug", False)
+        if kwargs.get("quiet"):
+            from . import progress
+
+            progress.configure(quiet=True, verbose=root.get("verbose", 0))
         try:
             return fn(*args, **kwargs)
         except AnomtokError as exc:
@@ -33,9 +37,8 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             click.echo(f"anomtok: error: {exc}", err=True)
             sys.exit(EXIT_BAD_INPUT)
-        except KeyboardInterrupt:
-            click.echo("anomtok: interrupted", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            interrupted(exc)
         except MemoryError:
             click.echo("anomtok: error: out of memory (try a smaller model or --device cuda)", err=True)
             sys.exit(1)
@@ -66,8 +69,9 @@ def cli(debug: bool, verbose: int) -> None:
     MODEL is a packaged alias (gemma-3-270m, smollm2-135m, minilm-l6), a .gguf or .safetensors
     file, a Hugging Face model folder, or a hub id.
     """
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="anomtok: %(levelname)s: %(message)s", stream=sys.stderr)
+    from . import progress
+
+    progress.configure(verbose=verbose)
 
 
 def _progress(enabled: bool) -> Callable[[str], None] | None:
@@ -137,7 +141,8 @@ def nearest(model: str, k: int, metric: str, far: bool, fmt: str, include_paddin
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--nn", type=click.Choice(["auto", "exact", "approx", "off"]), default="auto", show_default=True,
               help="Nearest-neighbour cosine: exact, approximate, or off; auto picks by size.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the approximate nearest-neighbour sample.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1),
+              help="Seed of the approximate nearest-neighbour sample.")
 @click.option("--top", "show", default=15, show_default=True, type=click.IntRange(0, 1000), help="Rows to print.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--hash", "full_hash", is_flag=True,
@@ -194,8 +199,61 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def main() -> None:
-    cli(prog_name="anomtok")
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every ``finally`` and temporary-file cleanup runs."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def interrupted(exc: BaseException) -> None:
+    """Ctrl-C (exit 130) or SIGTERM (exit 143): one line, no traceback."""
+    if isinstance(exc, Terminated):
+        click.echo("anomtok: terminated", err=True)
+        sys.exit(143)
+    click.echo("anomtok: interrupted", err=True)
+    sys.exit(130)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console entry point: signal handlers first (before any heavy import), then click in
+    non-standalone mode so that a usage error is one ``anomtok: error:`` line (exit 2) with
+    click's hint, and Ctrl-C or SIGTERM anywhere is one line."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:  # what click's own main() does, without its Ctrl-C handling (it prints a blank line first)
+        with cli.make_context("anomtok", args) as ctx:
+            rv = cli.invoke(ctx)
+    except click.exceptions.Exit as exc:  # --help, --version
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt as exc:
+        interrupted(exc)
+    except click.exceptions.Abort:  # click's own Ctrl-C handling (e.g. at a prompt)
+        interrupted(KeyboardInterrupt())
+    except click.ClickException as exc:
+        usage_error(exc)
+    except BrokenPipeError:  # `anomtok nearest ... | head`: not an error
+        sys.stderr.close()
+        sys.exit(0)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def usage_error(exc: click.ClickException) -> None:
+    """One line: ``anomtok: error: <click's message> (see 'anomtok CMD --help')``, exit 2."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):  # bare `anomtok`: the help, as click shows it
+        exc.show()
+        sys.exit(exc.exit_code)
+    hint = ""
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        hint = f" (see '{ctx.command_path} {ctx.help_option_names[0] if ctx.help_option_names else '--help'}')"
+    message = " ".join(exc.format_message().split())
+    click.echo(f"anomtok: error: {message}{hint}", err=True)
+    sys.exit(exc.exit_code if exc.exit_code else EXIT_BAD_INPUT)
 
 
 if __name__ == "__main__":  # pragma: no cover

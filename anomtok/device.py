@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import InputError
 
 __all__ = ["resolve_device"]
 
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
-def resolve_device(name: str = "auto") -> torch.device:
+
+def resolve_device(name: str = "auto") -> "torch.device":
     """``auto`` picks CUDA when a GPU is visible, else CPU. Asking for CUDA without one is an error."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":

@@ -164,10 +164,10 @@ def generate(
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # less padding per batch
     results: list[Generation | None] = [None] * len(prompts)
     bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    if progress:  # a tqdm bar on a terminal, one line at the start and one at the end in a log
+        from .. import progress as _progress
 
-        bar = tqdm(total=len(prompts) * max_new_tokens, unit="tok", desc="generating", leave=False)
+        bar = _progress.bar(len(prompts) * max_new_tokens, f"generating {len(prompts)} sequences", "tok")
     try:
         for b0 in range(0, len(order), batch_size):
             idx = order[b0: b0 + batch_size]

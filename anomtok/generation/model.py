@@ -199,13 +199,18 @@ def _dequantized_folder(gguf: Path, use_cache: bool) -> tuple[Path, dict[str, An
     if causal is False:
         raise InputError(f"{gguf}: GGUF architecture {why}: it cannot generate text")
     t0 = time.perf_counter()
-    log.info("dequantizing %s with transformers (once; cached in %s)", gguf, target)
+    from .. import progress
+
+    progress.note("converting %s (%.0f MB) to a torch model with transformers (first use only, "
+                  "can take minutes on a CPU): cached in %s", gguf.name,
+                  gguf.stat().st_size / 1e6, target)
     tok = _from_pretrained(AutoTokenizer, str(gguf.parent), gguf_file=gguf.name)
     if importlib.util.find_spec("accelerate") is not None:
         model = _from_pretrained(AutoModelForCausalLM, str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     else:
         model = dequantize_without_accelerate(gguf)
     info["dequantize_seconds"] = round(time.perf_counter() - t0, 2)
+    progress.note("converted %s in %.1f s", gguf.name, info["dequantize_seconds"])
     _clear_quantizer(model)
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,133 @@
+"""The console entry point as a user meets it, in a real process (issue 9.7, 10.3, 10.8, 10.9):
+``-q`` prints nothing, a log gets one line per step and no other library's bars or warnings,
+usage errors are one line, Ctrl-C and SIGTERM anywhere are one line with the usual exit codes,
+and ``import anomtok.cli`` pulls in no heavy library."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+HEAVY = ("torch", "transformers", "polars", "umap", "matplotlib", "numba", "sklearn")
+
+
+def run_py(code: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def anomtok(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    # stderr is a pipe, not a terminal: what a log file or CI sees
+    return subprocess.run([sys.executable, "-m", "anomtok", *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_import_cli_pulls_in_no_heavy_library():
+    proc = run_py("""
+        import sys
+        import anomtok, anomtok.cli
+        anomtok.__version__
+        print(",".join(m for m in %r if m in sys.modules))
+    """ % (HEAVY,))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+
+
+def test_lazy_api_names_resolve():
+    import anomtok
+
+    assert callable(anomtok.load) and callable(anomtok.rank) and anomtok.InputError.__name__ == "InputError"
+    assert set(anomtok.__all__) <= set(dir(anomtok))
+    with pytest.raises(AttributeError):
+        anomtok.no_such_name  # noqa: B018
+
+
+@pytest.mark.parametrize("argv, start", [
+    (["rank"], "anomtok: error: Missing argument 'MODEL'"),
+    (["rank", "m", "-o", "o", "--seed", "1180591620717411303424"], "anomtok: error: Invalid value for '--seed'"),
+    (["nearest", "m", "--nope"], "anomtok: error: No such option"),
+    (["bogus"], "anomtok: error: No such command 'bogus'"),
+])
+def test_usage_errors_are_one_line_with_clicks_hint(argv, start):
+    proc = anomtok(*argv)
+    assert proc.returncode == 2
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(start) and lines[0].endswith("-h')")
+    assert proc.stdout == ""
+
+
+KILL_INSIDE_COMMAND = """
+    import os, signal, sys, time
+    import anomtok.api
+    sig = getattr(signal, sys.argv[1])
+    def nearest(*a, **k):
+        os.kill(os.getpid(), sig)
+        time.sleep(60)  # the handler interrupts this
+        raise AssertionError("the signal was not delivered")
+    anomtok.api.nearest = nearest
+    from anomtok.cli import main
+    main(["nearest", "some-model"])
+"""
+
+
+@pytest.mark.parametrize("sig, code, line", [("SIGINT", 130, "anomtok: interrupted"),
+                                             ("SIGTERM", 143, "anomtok: terminated")])
+def test_signals_during_a_command_are_one_line(sig, code, line):
+    proc = run_py(KILL_INSIDE_COMMAND, sig, timeout=60)
+    assert proc.returncode == code, proc.stderr
+    assert proc.stderr.splitlines() == [line]
+
+
+KILL_AT_START_UP = """
+    import os, signal, sys
+    import anomtok.progress
+    sig = getattr(signal, sys.argv[1])
+    def configure(**kw):  # the group's first action: before any command or heavy import runs
+        os.kill(os.getpid(), sig)
+    anomtok.progress.configure = configure
+    from anomtok.cli import main
+    main(["nearest", "some-model"])
+"""
+
+
+@pytest.mark.parametrize("sig, code, line", [("SIGINT", 130, "anomtok: interrupted"),
+                                             ("SIGTERM", 143, "anomtok: terminated")])
+def test_signals_at_start_up_are_one_line(sig, code, line):
+    proc = run_py(KILL_AT_START_UP, sig, timeout=60)
+    assert proc.returncode == code, proc.stderr
+    assert proc.stderr.splitlines() == [line]
+
+
+def test_quiet_prints_nothing_not_even_other_libraries_bars(tiny_model, tmp_path):
+    # the GGUF goes through transformers' converter, which draws its own tqdm bar and warns
+    proc = anomtok("negtemp", str(tiny_model.gguf_path), "-T", "-0.001", "-n", "3", "-q", "--show", "0",
+                   "-o", str(tmp_path / "neg"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "" and proc.stdout == ""
+    assert (tmp_path / "neg" / "generations.jsonl").is_file()
+
+
+def test_a_log_gets_one_line_per_step_and_no_bars(tiny_model, tmp_path):
+    proc = anomtok("negtemp", str(tiny_model.gguf_path), "-T", "-0.001", "-n", "3", "--show", "0",
+                   "-o", str(tmp_path / "neg"))
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr and "Warning" not in proc.stderr and "it/s" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert any(s.startswith("anomtok: converting ") for s in lines), proc.stderr
+    gen = [s for s in lines if s.startswith("anomtok: generating ")]
+    assert len(gen) == 2 and gen[1].endswith(" s"), proc.stderr  # its start and its end
+    assert all(s.startswith(("anomtok: ", "wrote ", "all:", "en:", "ja:", "  ")) for s in lines), proc.stderr
+
+
+def test_verbose_shows_other_libraries_output(tiny_model, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TQDM_")}
+    proc = subprocess.run([sys.executable, "-m", "anomtok", "-v", "negtemp", str(tiny_model.gguf_path), "-T",
+                           "-0.001", "-n", "2", "--show", "0", "-o", str(tmp_path / "neg")],
+                          capture_output=True, text=True, timeout=600, env=env, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert "Converting and de-quantizing GGUF tensors" in proc.stderr  # transformers' own bar, with -v

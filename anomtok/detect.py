@@ -33,13 +33,13 @@ import logging
 import math
 import os
 import re
-import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .errors import InputError
+from .inputs import stdin_binary
 from .text import display
 from .tokens import INVALID_UTF8_BYTES
 
@@ -416,7 +416,17 @@ class DetectRun:
         self.sources: list[SourceSummary] = []
         self.total = SourceSummary("total")
         self.found: Counter[int] = Counter()  # glitch token id -> hits
+        self.first_error: LineError | None = None  # the first line that could not be read
         self._done = False
+
+    def check_read(self) -> None:
+        """After iterating: InputError when lines were skipped and not one could be read (every
+        input binary, invalid UTF-8, bad JSON...): a run that read nothing found nothing."""
+        t = self.total
+        if t.records == 0 and t.errors:
+            e = self.first_error
+            first = f"; first: {e.source}{f' line {e.line}' if e.line else ''}: {e.error}" if e else ""
+            raise InputError(f"no input could be read ({t.errors} unreadable line(s) in {len(self.sources)} input(s){first})")
 
     @property
     def exceeded(self) -> bool:
@@ -465,6 +475,7 @@ class DetectRun:
         for item in pending:
             if isinstance(item, LineError):
                 summary.errors += 1
+                self.first_error = self.first_error or item
                 yield item
                 continue
             r = next(results)
@@ -488,7 +499,9 @@ def _check_input(spec: Any) -> Any:
     if isinstance(spec, tuple):
         return spec
     spec = os.fspath(spec)
-    if spec != "-":
+    if spec == "-":
+        stdin_binary()  # closed stdin (``cmd <&-``) is bad input, found before any work
+    else:
         if os.path.isdir(spec):
             raise InputError(f"{spec}: is a directory, not a text file")
         if not os.path.exists(spec):
@@ -503,7 +516,7 @@ def _open(spec: Any) -> Any:
     if isinstance(spec, tuple):
         return contextlib.nullcontext(spec[1])
     if spec == "-":
-        return contextlib.nullcontext(sys.stdin.buffer)
+        return contextlib.nullcontext(stdin_binary())
     try:
         return gzip.open(spec, "rb") if spec.endswith(".gz") else open(spec, "rb")  # noqa: SIM115
     except OSError as exc:

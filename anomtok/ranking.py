@@ -84,6 +84,9 @@ class RankOptions:
                 raise InputError(f"{name} must be >= 1")
         if not 0.0 <= self.flag_quantile <= 1.0:
             raise InputError("flag_quantile must be in [0, 1]")
+        from .inputs import check_seed
+
+        check_seed(self.seed)
 
 
 @dataclass
@@ -238,8 +241,11 @@ def rank(emb: ModelEmbeddings, options: RankOptions | None = None, progress: Any
     frame = pl.DataFrame(cols).sort("rank")
     tick("table")
     invalid_ids = np.nonzero(cpu(invalid))[0]
+    from .provenance import run_info
+
     meta = {
         "anomtok_version": __version__,
+        **run_info("rank"),
         "source": emb.provenance.to_dict(),
         "model": emb.config,
         "shape": list(emb.shape),

@@ -92,6 +92,9 @@ class MapOptions:
             raise InputError("n_epochs must be >= 1")
         if self.flag_top < 0:
             raise InputError("flag_top must be >= 0")
+        from .inputs import UMAP_SEED_MAX, check_seed
+
+        check_seed(self.seed, hi=UMAP_SEED_MAX)  # UMAP's random_state (numpy's RandomState)
 
     def mode(self, rows: int) -> tuple[str, int]:
         """("full", rows) or ("sample", n) for a matrix of ``rows`` mapped rows."""

@@ -34,14 +34,16 @@ import polars as pl
 
 from .._version import __version__
 from ..errors import InputError
-from .loop import MAX_NEW_TOKENS, Generation, generate
+from ..inputs import check_int, check_seed, read_stdin_text
+from ..provenance import run_info
+from .loop import MAX_BATCH_SIZE, MAX_NEW_TOKENS, Generation, generate
 from .model import CausalLM, load_causal_lm
 from .sampler import SamplerConfig
 
 __all__ = [
     "SamplerConfig", "CausalLM", "Generation", "load_causal_lm", "generate", "negtemp", "sweep",
     "NegtempResult", "SweepResult", "read_prompts", "default_prompt_files", "SWEEP_TEMPERATURES",
-    "load_model_and_embeddings", "ranking_for",
+    "load_model_and_embeddings", "ranking_for", "GenerationOptions",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,11 +56,9 @@ MAX_PROMPT_CHARS = 100_000
 def read_prompts(path: str | os.PathLike) -> list[str]:
     """One prompt per non-blank line of a UTF-8 file (``-`` reads stdin). ``\\n`` inside a line
     stands for a newline. Raises InputError for a missing, unreadable or empty file."""
-    import sys
-
     p = Path(path)
     try:
-        text = sys.stdin.read() if str(path) == "-" else p.read_text("utf-8")
+        text = read_stdin_text() if str(path) == "-" else p.read_text("utf-8")
     except FileNotFoundError:
         raise InputError(f"{p}: no such prompt file") from None
     except UnicodeDecodeError:
@@ -98,34 +98,132 @@ def _prompt_list(prompts: Any) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class GenerationOptions:
+    """How a generation run goes, checked when built (before any model is loaded): every bad
+    value is an ``InputError`` naming what is allowed."""
+
+    max_new_tokens: int = 64
+    seed: int = 0
+    batch_size: int = 8
+    timeout_s: float | None = None
+    stop_at_eos: bool = False
+    device: str = "auto"
+    dtype: str = "auto"
+    device_map: str | None = None
+
+    def __post_init__(self) -> None:
+        check_int(self.max_new_tokens, "max_new_tokens", 1, MAX_NEW_TOKENS)
+        check_seed(self.seed)
+        check_int(self.batch_size, "batch_size", 1, MAX_BATCH_SIZE)
+        t = self.timeout_s
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0):
+            raise InputError(f"timeout_s must be a positive number of seconds (or None: no limit), not {t!r}")
+        if self.dtype not in DTYPE_NAMES:
+            raise InputError(f"dtype must be one of {', '.join(DTYPE_NAMES)}, not {self.dtype!r}")
+        if self.device_map not in (None, "auto"):
+            raise InputError(f"device_map must be None or 'auto', not {self.device_map!r}")
+        from ..device import resolve_device
+
+        resolve_device(self.device)
+
+
+DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
+
+
 def load_model_and_embeddings(model: Any, *, device: str = "auto", dtype: str = "auto", device_map: str | None = None,
                               embeddings: Any = None) -> tuple[CausalLM, Any]:
     """(CausalLM, ModelEmbeddings) for a spec, or for an already loaded CausalLM."""
-    from ..loading import load
-
-    lm = model if isinstance(model, CausalLM) else load_causal_lm(model, device=device, dtype=dtype, device_map=device_map)
-    emb = embeddings if embeddings is not None else load(lm.source)
-    if len(emb.tokens) < lm.n_vocab:
-        raise InputError(f"the token table has {len(emb.tokens)} rows but the tokenizer {lm.n_vocab} tokens")
+    lm, emb, _ = load_for_generation(model, device=device, dtype=dtype, device_map=device_map, embeddings=embeddings)
     return lm, emb
 
 
+def load_for_generation(model: Any, ranking: Any = None, *, device: str = "auto", dtype: str = "auto",
+                        device_map: str | None = None, embeddings: Any = None) -> tuple[CausalLM, Any, Any]:
+    """(CausalLM, ModelEmbeddings, ranking) for a spec or a loaded CausalLM, cheapest first: the
+    embeddings and token table, then a given ranking (read, and checked to be this model's:
+    ``ranking_for``), and only then the model itself. ``ranking`` None is returned as None (rank
+    with ``ranking_for`` when needed)."""
+    from ..loading import load
+
+    source = model.source if isinstance(model, CausalLM) else str(model)
+    emb = embeddings if embeddings is not None else load(source)
+    rk = ranking_for(emb, ranking, device=device) if ranking is not None else None
+    lm = model if isinstance(model, CausalLM) else load_causal_lm(model, device=device, dtype=dtype, device_map=device_map)
+    if len(emb.tokens) < lm.n_vocab:
+        raise InputError(f"the token table has {len(emb.tokens)} rows but the tokenizer {lm.n_vocab} tokens")
+    return lm, emb, rk
+
+
 def ranking_for(emb: Any, ranking: Any = None, *, device: str = "auto") -> Any:
-    """A Ranking or ranked frame: the one given (object, frame, or ranked.csv/.parquet path), or a
-    fresh ``anomtok.rank`` without nearest-neighbour cosine (``nn="off"``)."""
+    """A Ranking or ranked frame: the one given (object, frame, or ranked.csv/.parquet path),
+    checked to be the ranking of ``emb``'s model, or a fresh ``anomtok.rank`` without
+    nearest-neighbour cosine (``nn="off"``).
+
+    A ranking from another model is an ``InputError``: another vocabulary size, tokens that spell
+    other bytes, or, from the ``meta.json`` written beside a ranked file, another embedding shape.
+    Other model files with the same shape and tokens (a copy elsewhere, a fine-tune) are a warning."""
     from ..export import read_table
     from ..ranking import RankOptions, Ranking, rank
 
     if ranking is None:
         return rank(emb, RankOptions(device=device, nn="off"))
+    meta: Any = None
     if isinstance(ranking, (Ranking, pl.DataFrame)):
         frame = ranking.frame if isinstance(ranking, Ranking) else ranking
+        meta = ranking.meta if isinstance(ranking, Ranking) else None
+        where = "the ranking"
     else:
         frame = read_table(ranking)
+        meta = _meta_beside(Path(ranking))
+        where = str(ranking)
         ranking = frame
-    if frame.height != emb.shape[0]:
-        raise InputError(f"the ranking has {frame.height} rows but the model's embedding {emb.shape[0]}: another model?")
+    check_ranking_identity(frame, emb, meta, where=where)
     return ranking
+
+
+def _meta_beside(path: Path) -> Any:
+    """The ``meta.json`` that ``anomtok rank`` wrote beside a ranked file, or None (absent,
+    unreadable, or another command's)."""
+    from ..export import read_json
+
+    try:
+        meta = read_json(path.parent / "meta.json", missing_ok=True)
+    except InputError:
+        return None
+    if isinstance(meta, dict) and isinstance(meta.get("source"), dict) and isinstance(meta.get("shape"), list):
+        return meta
+    return None
+
+
+def check_ranking_identity(frame: pl.DataFrame, emb: Any, meta: Any = None, *, where: str = "the ranking") -> None:
+    """InputError unless ``frame`` (and its ``meta``, when known) ranks ``emb``'s model."""
+    from ..steps import model_fingerprint
+
+    rows = emb.shape[0]
+    if frame.height != rows:
+        raise InputError(f"{where}: {frame.height:,} rows but the model's embedding has {rows:,}: ranked from another model?")
+    if isinstance(meta, dict) and isinstance(meta.get("shape"), list) and list(meta["shape"]) != list(emb.shape):
+        raise InputError(f"{where}: ranked from a {' x '.join(map(str, meta['shape']))} embedding, this model's is "
+                         f"{' x '.join(map(str, emb.shape))}: another model?")
+    if "bytes_hex" in frame.columns and "token_id" in frame.columns:
+        spelled = [b.hex() for b in emb.tokens.bytes[:rows]]
+        ours = pl.DataFrame({"token_id": list(range(len(spelled))), "ours": spelled},
+                            schema={"token_id": pl.Int64, "ours": pl.String})
+        theirs = frame.select(pl.col("token_id").cast(pl.Int64), pl.col("bytes_hex").cast(pl.String).fill_null(""))
+        joined = ours.join(theirs, on="token_id", how="left")
+        differ = int(joined.filter(pl.col("bytes_hex").is_null() | (pl.col("bytes_hex") != pl.col("ours"))).height)
+        if differ > max(0, rows // 100):
+            raise InputError(f"{where}: {differ:,} of {rows:,} token ids spell other bytes than this model's tokens: "
+                             "ranked from another model?")
+        if differ:
+            log.warning("%s: %d token ids spell other bytes than this model's tokens", where, differ)
+    source = meta.get("source") if isinstance(meta, dict) else None
+    if isinstance(source, dict) and source.get("files"):
+        if model_fingerprint(source) != model_fingerprint(emb.provenance.to_dict()):
+            log.warning("%s was ranked from other model files (%s) with the same vocabulary and shape: "
+                        "another copy or a fine-tune of this model?", where,
+                        ", ".join(str(f.get("path")) for f in source["files"]))
 
 
 # ------------------------------------------------------------------ negtemp
@@ -190,11 +288,9 @@ def _finite(x: Any) -> Any:
 
 
 def _out_dir(out_dir: Any) -> Path:
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    from ..outputs import make_dir
+
+    return make_dir(out_dir)
 
 
 def negtemp(model: Any, prompts: Any, config: SamplerConfig | None = None, *, max_new_tokens: int = 64,
@@ -217,25 +313,26 @@ def negtemp(model: Any, prompts: Any, config: SamplerConfig | None = None, *, ma
     config = config if config is not None else SamplerConfig(temperature=-0.001)
     if not isinstance(config, SamplerConfig):
         raise InputError("config must be a SamplerConfig")
+    GenerationOptions(max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, timeout_s=timeout_s,
+                      stop_at_eos=stop_at_eos, device=device, dtype=dtype, device_map=device_map)
     texts = _prompt_list(prompts)
     labels = list(groups) if groups is not None else [prompt_group(s) for s in texts]
     if len(labels) != len(texts):
         raise InputError(f"groups must have one label per prompt ({len(texts)}), not {len(labels)}")
-    if not isinstance(max_new_tokens, int) or not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
-        raise InputError(f"max_new_tokens must be an integer from 1 to {MAX_NEW_TOKENS}, not {max_new_tokens!r}")
-    lm, emb = load_model_and_embeddings(model, device=device, dtype=dtype, device_map=device_map, embeddings=embeddings)
+    lm, emb, rk = load_for_generation(model, ranking, device=device, dtype=dtype, device_map=device_map,
+                                      embeddings=embeddings)
     t_load = time.perf_counter()
     ids = [lm.encode(s) for s in texts]
     gens = generate(lm, ids, config, max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
                     stop_at_eos=stop_at_eos, timeout_s=timeout_s, progress=progress)
     t_gen = time.perf_counter()
-    rk = ranking_for(emb, ranking, device=device)
+    rk = rk if rk is not None else ranking_for(emb, None, device=device)
     cc = crosscheck([g.token_ids for g in gens], rk, groups=labels, ks=tuple(ks), top_fractions=tuple(top_fractions))
     records = _records(gens, texts, labels, emb.tokens)
     n_tok = sum(len(g.token_ids) for g in gens)
     meta = {
         "anomtok_version": __version__,
-        "command": "negtemp",
+        **run_info("negtemp"),
         "model": emb.provenance.to_dict(),
         "generation_model": lm.describe(),
         "settings": _settings(config, max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
@@ -268,6 +365,20 @@ class SweepResult:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+def check_metric(metric: Any, ranking: Any = None) -> str:
+    """``metric`` is one of the ranking metrics (and, given a ranking, one it has values of)."""
+    from ..ranking import METRICS, Ranking
+
+    if metric not in METRICS:
+        raise InputError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
+    if ranking is not None:
+        frame = ranking.frame if isinstance(ranking, Ranking) else ranking
+        if metric not in frame.columns or frame[metric].drop_nulls().len() == 0:
+            why = " (ranked with --nn off: give --ranking from `anomtok rank`)" if metric == "nn_cos" else ""
+            raise InputError(f"the ranking has no values of {metric}{why}")
+    return metric
+
+
 def _mean(values: list[float]) -> float | None:
     vals = [v for v in values if math.isfinite(v)]
     return round(sum(vals) / len(vals), 6) if vals else None
@@ -289,10 +400,15 @@ def sweep(model: Any, prompts: Any, temperatures: Sequence[float] = SWEEP_TEMPER
     if not temps:
         raise InputError("no temperatures to sweep")
     configs = [SamplerConfig(temperature=t) for t in temps]  # validates every T first
+    GenerationOptions(max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, timeout_s=timeout_s,
+                      device=device, dtype=dtype, device_map=device_map)
+    check_metric(metric)
     texts = _prompt_list(prompts)
     labels = [prompt_group(s) for s in texts]
-    lm, emb = load_model_and_embeddings(model, device=device, dtype=dtype, device_map=device_map, embeddings=embeddings)
-    rk = ranking_for(emb, ranking, device=device)
+    lm, emb, rk = load_for_generation(model, ranking, device=device, dtype=dtype, device_map=device_map,
+                                      embeddings=embeddings)
+    rk = rk if rk is not None else ranking_for(emb, None, device=device)
+    check_metric(metric, rk)
     ids = [lm.encode(s) for s in texts]
     rows, records = [], []
     t0 = time.perf_counter()
@@ -330,7 +446,7 @@ def sweep(model: Any, prompts: Any, temperatures: Sequence[float] = SWEEP_TEMPER
     frame = pl.DataFrame(rows)
     meta = {
         "anomtok_version": __version__,
-        "command": "sweep",
+        **run_info("sweep"),
         "model": emb.provenance.to_dict(),
         "generation_model": lm.describe(),
         "settings": _settings(SamplerConfig(), temperatures=temps, max_new_tokens=max_new_tokens, seed=seed,

@@ -8,6 +8,8 @@ import click
 
 from ..cli import device_option, handle_errors
 
+AUDIT_FILES = ("audit.csv", "audit.json", "audit.md")
+
 
 @click.command("audit")
 @click.argument("source")
@@ -32,6 +34,7 @@ def command(source: str, out_dir: str, model: str | None, no_rank: bool, quiet: 
       anomtok audit ./tokenizer.json -o out/tok --model ./model-folder
     """
     from ..audit import audit
+    from ..outputs import prepare_output
     from ..ranking import RankOptions
 
     if model is not None and no_rank:
@@ -40,9 +43,12 @@ def command(source: str, out_dir: str, model: str | None, no_rank: bool, quiet: 
         options = RankOptions(device=device, nn="off")
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    target = prepare_output(out_dir, inputs=[source, model], writes=AUDIT_FILES)
     t0 = time.perf_counter()
     progress = None if quiet else (lambda step: click.echo(f"  {step:<10} {time.perf_counter() - t0:6.1f} s", err=True))
-    result = audit(source, out_dir=out_dir, ranking=False if no_rank else model, rank_options=options, progress=progress)
+    with target:
+        result = audit(source, out_dir=out_dir, ranking=False if no_rank else model, rank_options=options,
+                       progress=progress)
     if quiet:
         return
     s = result.summary

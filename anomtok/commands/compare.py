@@ -25,11 +25,15 @@ def command(folders: tuple[str, ...], top: int, fmt: str, out_file: str | None) 
     """
     from ..cache import atomic_write_text
     from ..compare import compare
+    from ..outputs import prepare_output
 
+    # an output inside a report folder would change that report (-o A/meta.json breaks report A)
+    target = prepare_output(out_file, kind="file", report_dirs=folders) if out_file else None
     res = compare(list(folders), top=top)
     text = res.markdown if fmt == "markdown" else json.dumps(
         {"summary": res.summary.to_dicts(), "pairs": res.pairs}, ensure_ascii=False, indent=1)
-    if out_file:
-        atomic_write_text(out_file, text + "\n")
+    if target is not None:
+        with target:
+            atomic_write_text(out_file, text + "\n")
     else:
         click.echo(text)

@@ -56,8 +56,12 @@ def command(model: str, inputs: tuple[str, ...], glitch: str, field: str | None,
     """
     from ..cache import atomic_path
     from ..detect import DetectRun, GlitchDetector, check_inputs, load_glitch_list
+    from ..outputs import prepare_output
 
     check_inputs(inputs)  # before the (slow) tokenizer load
+    to_file = out is not None and out != "-"
+    # the hits file may be none of the inputs (-o t.txt would replace t.txt); checked before any work
+    target = prepare_output(out, kind="file", inputs=[*inputs, glitch, model]) if to_file else None
     glitch_list = load_glitch_list(glitch, top=top, min_score=min_score, include_special=include_special)
     detector = GlitchDetector(model, glitch_list)
     run = DetectRun(detector, inputs, field=field or "text", jsonl=True if field else None, max_rate=max_rate)
@@ -71,14 +75,16 @@ def command(model: str, inputs: tuple[str, ...], glitch: str, field: str | None,
 
     with tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, disable=not show, desc="detect") as bar:
         run.progress = bar.update
-        if out is None or out == "-":
+        if target is None:
             sys.stdout.flush()
             _write_events(run, getattr(sys.stdout, "buffer", None) or _TextSink(sys.stdout))
+            run.check_read()  # nothing readable in any input: bad input, exit 2
         else:
-            with atomic_path(out) as tmp, open(tmp, "wb") as f:
+            with target, atomic_path(out) as tmp, open(tmp, "wb") as f:
                 _write_events(run, f)
+                run.check_read()  # raised here, the hits file is not written
 
-    summary_to_stderr = out is None or out == "-"
+    summary_to_stderr = not to_file
     click.echo(_render(run, fmt, model, glitch, len(glitch_list)), err=summary_to_stderr)
     if run.total.errors:
         click.echo(f"warning: {run.total.errors} lines could not be read (\"type\": \"error\" lines in the hits)", err=True)

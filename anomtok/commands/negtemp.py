@@ -7,7 +7,9 @@ import time
 import click
 
 from ..cli import device_option, handle_errors
+from ..inputs import SEED_MAX
 
+NEGTEMP_FILES = ("generations.jsonl", "negtemp_tokens.csv", "crosscheck.json", "meta.json")
 _DTYPES = click.Choice(["auto", "float32", "bfloat16", "float16"])
 
 
@@ -55,7 +57,8 @@ def read_prompt_files(files: tuple[str, ...], n_each: int | None = None) -> list
                    "English and Japanese prompts).")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("-n", "--max-new-tokens", default=64, show_default=True, type=int, help="Tokens per prompt (at most 4096).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed; sequence i draws from its own stream.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, SEED_MAX),
+              help="Seed; sequence i draws from its own stream.")
 @click.option("--batch-size", default=8, show_default=True, type=int, help="Prompts per forward pass.")
 @click.option("--stop-at-eos", is_flag=True, help="Stop a sequence at the model's end-of-sequence token.")
 @click.option("--timeout", "timeout_s", default=None, type=float, help="Wall-clock limit for generation, seconds.")
@@ -82,20 +85,25 @@ def command(model: str, temperature: float, prompt_files: tuple[str, ...], out_d
       anomtok negtemp smollm2-135m -T -0.001 -o out/neg            # the packaged prompts
       anomtok negtemp gemma-3-270m --prompts prompts_ja.txt -n 32 --timeout 600 -o out/g
     """
-    from ..generation import SamplerConfig, negtemp
+    from ..generation import GenerationOptions, SamplerConfig, negtemp
+    from ..outputs import prepare_output
     from ..text import display
 
     config = SamplerConfig(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                            top_n_sigma=top_n_sigma, repetition_penalty=repeat_penalty)
+    GenerationOptions(max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, timeout_s=timeout_s,
+                      stop_at_eos=stop_at_eos, device=device, dtype=dtype, device_map=device_map)
     if not prompt_files:
         from ..generation import default_prompt_files
 
         prompt_files = tuple(str(p) for p in default_prompt_files())
+    target = prepare_output(out_dir, inputs=[model, ranking, *prompt_files], writes=NEGTEMP_FILES)
     prompts = read_prompt_files(prompt_files)
     t0 = time.perf_counter()
-    res = negtemp(model, prompts, config, max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
-                  stop_at_eos=stop_at_eos, timeout_s=timeout_s, device=device, dtype=dtype, device_map=device_map,
-                  ranking=ranking, out_dir=out_dir, progress=not quiet, prompt_files=list(prompt_files))
+    with target:
+        res = negtemp(model, prompts, config, max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
+                      stop_at_eos=stop_at_eos, timeout_s=timeout_s, device=device, dtype=dtype, device_map=device_map,
+                      ranking=ranking, out_dir=out_dir, progress=not quiet, prompt_files=list(prompt_files))
     if quiet:
         return
     for rec in res.generations[:show]:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Sequence
 import click
 
 from ..errors import InputError
+from ..inputs import UMAP_SEED_MAX
 
 __all__ = ["command", "plot_model", "PlotResult", "read_ids", "NEGTEMP_FILE"]
 
@@ -106,10 +107,9 @@ def plot_model(model: Any, out_dir: str | Path, *, map_options: Any = None, no_m
         if fmt not in FORMATS:
             raise InputError(f"format must be among {', '.join(FORMATS)}, not {fmt!r}")
     opt = map_options or MapOptions()
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    from ..outputs import check_dir
+
+    out = check_dir(out_dir)  # created when the first file is written (nothing is left when loading fails)
     seconds: dict[str, float] = {}
     t = time.perf_counter()
 
@@ -191,7 +191,7 @@ def plot_model(model: Any, out_dir: str | Path, *, map_options: Any = None, no_m
               help="Map a stratified sample of N tokens (every flagged, unused and Japanese token kept).")
 @click.option("--full", is_flag=True, help="Map the full vocabulary whatever its size.")
 @click.option("--no-map", is_flag=True, help="Skip the UMAP maps; only the histogram and the score/norm plot.")
-@click.option("--seed", default=0, show_default=True, type=int, help="UMAP and sampling seed.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, UMAP_SEED_MAX), help="UMAP and sampling seed.")
 @click.option("--n-epochs", type=click.IntRange(1, None), default=None, help="UMAP epochs (default: UMAP's).")
 @click.option("--label-top", default=25, show_default=True, type=click.IntRange(0, 500), help="Tokens to label.")
 @click.option("--mark-ids", type=click.Path(dir_okay=False),
@@ -213,7 +213,8 @@ def command(model: str, out_dir: str, sample: int | None, full: bool, no_map: bo
       anomtok plot gemma-3-270m -o out/gemma --sample 50000
       anomtok plot ./model.gguf -o out/m --mark-ids out/m/negtemp_tokens.csv --format png
     """
-    from ..umap_map import MapOptions
+    from ..outputs import RANK_WRITES, prepare_output
+    from ..umap_map import CACHE_NAME, MapOptions
 
     formats = tuple(f.strip().lower() for f in fmt.split(",") if f.strip())
     if not formats:
@@ -221,6 +222,9 @@ def command(model: str, out_dir: str, sample: int | None, full: bool, no_map: bo
     if full and sample is not None:
         raise click.BadParameter("use either --full or --sample, not both", param_hint="--full")
     options = MapOptions(full=True if full else None, sample=sample, seed=seed, n_epochs=n_epochs)
+    # the ranking and the map cache are kept when a later step fails: a rerun reuses them
+    target = prepare_output(out_dir, inputs=[model, mark_ids], writes=(*RANK_WRITES, CACHE_NAME, f"{PLOTS_DIR}/"),
+                            keep_partial=True)
     ids = read_ids(mark_ids) if mark_ids else None
     start = time.perf_counter()
 
@@ -228,10 +232,11 @@ def command(model: str, out_dir: str, sample: int | None, full: bool, no_map: bo
         if not quiet:
             click.echo(f"  {step:<16} {time.perf_counter() - start:6.1f} s", err=True)
 
-    result = plot_model(model, out_dir, map_options=options, no_map=no_map, label_top=label_top, mark_ids=ids,
-                        mark_name=(("negative-temperature tokens" if Path(mark_ids).name == NEGTEMP_FILE else "marked tokens")
-                                   if mark_ids else None), formats=formats, device=device,
-                        progress=progress)
+    with target:
+        result = plot_model(model, out_dir, map_options=options, no_map=no_map, label_top=label_top, mark_ids=ids,
+                            mark_name=(("negative-temperature tokens" if Path(mark_ids).name == NEGTEMP_FILE
+                                        else "marked tokens") if mark_ids else None), formats=formats, device=device,
+                            progress=progress)
     if quiet:
         return
     if result.map_meta is not None:

@@ -7,6 +7,11 @@ import time
 import click
 
 from ..cli import device_option, handle_errors
+from ..inputs import UMAP_SEED_MAX
+
+# what a scan writes in its folder (see anomtok.scan); an input may not be among them
+SCAN_WRITES = ("ranked.csv", "ranked.parquet", "meta.json", "umap.parquet", "glitch.csv", "report.md",
+               "audit/", "negtemp/", "verify/", "plots/", ".steps/")
 
 
 @click.command("scan")
@@ -25,7 +30,7 @@ from ..cli import device_option, handle_errors
 @click.option("-T", "--temperature", default=-0.001, show_default=True, type=float)
 @click.option("--verify-top", default=5, show_default=True, type=click.IntRange(1, 100000))
 @click.option("--svg", is_flag=True, help="Also write SVG plots.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, UMAP_SEED_MAX))
 @click.option("--force", is_flag=True, help="Redo every step even when its outputs are up to date.")
 @device_option
 @handle_errors
@@ -44,6 +49,7 @@ def command(model: str, out_dir: str, no_generate: bool, no_verify: bool, no_uma
       anomtok scan ./model.gguf -o out/m --no-umap --no-generate
     """
     from ..device import resolve_device
+    from ..outputs import prepare_output
     from ..scan import ScanOptions, scan
 
     resolve_device(device)
@@ -56,5 +62,7 @@ def command(model: str, out_dir: str, no_generate: bool, no_verify: bool, no_uma
     def progress(step: str, msg: str) -> None:
         click.echo(f"[{time.perf_counter() - start:7.1f} s] {step:<8} {msg}", err=True)
 
-    result = scan(model, out_dir, opts, progress=progress)
+    # checked before any work; a failed first run leaves no empty folder, finished steps are kept
+    with prepare_output(out_dir, inputs=[model], writes=SCAN_WRITES, keep_partial=True):
+        result = scan(model, out_dir, opts, progress=progress)
     click.echo(f"wrote {out_dir}/report.md and glitch.csv in {result.seconds:.1f} s", err=True)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import click
 
 from ..cli import handle_errors
+from ..inputs import SEED_MAX
 from .negtemp import model_options, read_prompt_files
+
+SWEEP_FILES = ("sweep.csv", "sweep.png", "sweep_generations.jsonl", "meta.json")
 
 
 def _temps(text: str) -> list[float]:
@@ -25,7 +28,7 @@ def _temps(text: str) -> list[float]:
 @click.option("--temperatures", "temps", default="-1,-0.1,-0.001,0.001,0.01,1,1.8,20,100", show_default=True,
               help="Comma-separated temperatures.")
 @click.option("-n", "--max-new-tokens", default=32, show_default=True, type=int, help="Tokens per prompt.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, SEED_MAX))
 @click.option("--batch-size", default=8, show_default=True, type=int)
 @click.option("--metric", default="score", show_default=True, help="Ranking metric for the anomaly percentile.")
 @click.option("--timeout", "timeout_s", default=None, type=float, help="Wall-clock limit per temperature, seconds.")
@@ -45,14 +48,23 @@ def command(model: str, out_dir: str, prompt_files: tuple[str, ...], n_prompts: 
       anomtok sweep smollm2-135m -o out/sweep
       anomtok sweep gemma-3-270m --temperatures=-1,-0.001,1 --n-prompts 2 -n 16 -o out/s
     """
-    from ..generation import default_prompt_files, sweep
+    from ..generation import GenerationOptions, SamplerConfig, check_metric, default_prompt_files, sweep
+    from ..outputs import prepare_output
     from ..table import format_table
 
+    temperatures = _temps(temps)
+    for t in temperatures:  # every option checked before the prompts are read and the model loaded
+        SamplerConfig(temperature=t)
+    GenerationOptions(max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, timeout_s=timeout_s,
+                      device=device, dtype=dtype, device_map=device_map)
+    check_metric(metric)
     files = list(prompt_files) or [str(p) for p in default_prompt_files()]
+    target = prepare_output(out_dir, inputs=[model, ranking, *files], writes=SWEEP_FILES)
     prompts = read_prompt_files(tuple(files), n_prompts or None)
-    res = sweep(model, prompts, _temps(temps), max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
-                metric=metric, device=device, dtype=dtype, device_map=device_map, ranking=ranking,
-                timeout_s=timeout_s, out_dir=out_dir, progress=not quiet, prompt_files=files)
+    with target:
+        res = sweep(model, prompts, temperatures, max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
+                    metric=metric, device=device, dtype=dtype, device_map=device_map, ranking=ranking,
+                    timeout_s=timeout_s, out_dir=out_dir, progress=not quiet, prompt_files=files)
     if quiet:
         return
     cols = ["temperature", "distinct_tokens", "mean_entropy", "mean_sample_entropy", "mean_percentile",

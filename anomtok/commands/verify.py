@@ -5,7 +5,10 @@ from __future__ import annotations
 import click
 
 from ..cli import handle_errors
+from ..inputs import SEED_MAX
 from .negtemp import model_options
+
+VERIFY_FILES = ("verified.csv", "verify.json", "meta.json")
 
 
 @click.command("verify")
@@ -24,7 +27,7 @@ from .negtemp import model_options
 @click.option("--positions", "n_positions", default=3, show_default=True, type=int,
               help="Generated positions at which the token's probability is read.")
 @click.option("--batch-size", default=16, show_default=True, type=int)
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random sample.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, SEED_MAX), help="Seed of the random sample.")
 @model_options
 @click.option("--show", default=15, show_default=True, type=click.IntRange(0, 100_000), help="Rows to print.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
@@ -42,15 +45,17 @@ def command(model: str, out_dir: str, ranking: str | None, metrics: tuple[str, .
       anomtok verify gemma-3-270m --ranking out/gemma/ranked.parquet --metric score --top 50 -o out/v
       anomtok verify ./model --token-id 1234 --token-id 99 -o out/v
     """
+    from ..outputs import prepare_output
     from ..table import format_table
     from ..verify import verify
 
     if device_map is not None:
         raise click.BadParameter("verify runs on one device; --device-map is not supported here")
-    res = verify(model, ranking, metrics=list(metrics) or None, top=top, random_sample=random_sample,
-                 kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), token_ids=list(token_ids) or None,
-                 threshold=threshold, n_positions=n_positions, batch_size=batch_size, seed=seed, device=device,
-                 dtype=dtype, out_dir=out_dir, progress=not quiet)
+    with prepare_output(out_dir, inputs=[model, ranking], writes=VERIFY_FILES):
+        res = verify(model, ranking, metrics=list(metrics) or None, top=top, random_sample=random_sample,
+                     kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), token_ids=list(token_ids) or None,
+                     threshold=threshold, n_positions=n_positions, batch_size=batch_size, seed=seed, device=device,
+                     dtype=dtype, out_dir=out_dir, progress=not quiet)
     if quiet:
         return
     s = res.summary

@@ -3,13 +3,16 @@ cleans up after a run that failed.
 
 Every command that writes goes through ``prepare_output`` before it loads anything:
 
-* **An output never overwrites an input.** No file the command writes may be (the same file as)
-  a file it reads: ``detect ... t.txt -o t.txt``, ``detect --glitch g.csv ... -o g.csv`` and
-  ``plot --mark-ids out/meta.json -o out`` are refused. An output folder may hold input files
-  (``rank model.gguf -o .`` is fine) as long as none of them has the name of a file the command
-  writes. Inside an input *model folder* only new files may be written: a file that already
-  exists there could be one the loader reads. Nothing may be written inside a *report folder* a
-  command reads (``compare A B -o A/meta.json`` or ``-o A/cmp.md``): that would change report A.
+* **An output never overwrites an input.** No file the command writes may be (the same file as,
+  by path, symlink or hard link) a file it reads: ``detect ... t.txt -o t.txt``, ``detect
+  --glitch g.csv ... -o g.csv``, ``plot --mark-ids out/meta.json -o out`` and ``negtemp
+  --ranking out/ranked.parquet -o out`` (the ``meta.json`` beside a ranking is read) are refused;
+  so is an input inside a subfolder the command writes into (``plots/``). An output folder may
+  hold input files (``rank model.gguf -o .`` is fine) as long as none of them has the name of a
+  file the command writes. Inside an input *model folder* only new files may be written: a file
+  that already exists there could be one the loader reads (so ``rank ./m -o ./m`` works once,
+  and a rerun is refused). Nothing may be written inside a *report folder* a command reads
+  (``compare A B -o A/meta.json`` or ``-o A/cmp.md``): that would change report A.
 * **An unwritable output is bad input, found up front**: a component of the path that is a
   regular file, a folder where a file is wanted (or the reverse), a folder without write
   permission or a full disk are one ``anomtok: error:`` line and exit 2 before the model is
@@ -37,7 +40,7 @@ from typing import Iterable
 
 from .errors import InputError
 
-__all__ = ["OutputTarget", "prepare_output", "check_dir", "make_dir", "RANK_FILES", "RANK_WRITES"]
+__all__ = ["OutputTarget", "prepare_output", "check_dir", "make_dir", "ranking_inputs", "RANK_FILES", "RANK_WRITES"]
 
 RANK_FILES = ("ranked.csv", "ranked.parquet", "meta.json")
 RANK_WRITES = (*RANK_FILES, ".steps/")  # write_ranking also records the rank step for scan
@@ -189,6 +192,14 @@ class OutputTarget:
         if isinstance(exc, OSError) and p is not None:
             return InputError(f"{p}: cannot write ({exc.strerror or exc})")
         return None
+
+
+def ranking_inputs(ranking: object) -> list[object]:
+    """What ``--ranking FILE`` reads: the file and the ``meta.json`` beside it (checked to be the
+    model's). ``negtemp --ranking out/ranked.parquet -o out`` would replace that meta.json."""
+    if ranking is None or isinstance(ranking, bool) or not isinstance(ranking, (str, os.PathLike)):
+        return []
+    return [ranking, Path(ranking).parent / "meta.json"]
 
 
 def _spec_path(spec: object) -> Path | None:

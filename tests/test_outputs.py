@@ -263,6 +263,22 @@ def test_plot_refuses_a_mark_file_it_would_overwrite(reports, tmp_path, monkeypa
     assert _digest(out) == before
 
 
+@pytest.mark.parametrize("command", ["negtemp", "sweep", "verify"])
+def test_output_beside_the_ranking_would_replace_its_meta_json(command, reports, tiny_model, tmp_path, monkeypatch):
+    """--ranking out/ranked.parquet reads out/meta.json (the ranking's shape and source): writing
+    the command's own meta.json there is refused."""
+    _no_work(monkeypatch, WORK[command])
+    out = tmp_path / "r"
+    out.mkdir()
+    for f in RANK_FILES:
+        (out / f).write_bytes((reports / "a" / f).read_bytes())
+    before = _digest(out)
+    res = CliRunner().invoke(cli, [command, str(tiny_model.hf_dir), "--ranking", str(out / "ranked.parquet"),
+                                   "-o", str(out)])
+    _one_error_line(res, str(out / "meta.json"), "would overwrite")
+    assert _digest(out) == before
+
+
 # ---------------------------------------------------------------------------------- 10.4 before the work
 WORK = {
     "rank": "anomtok.loading.load",
@@ -313,11 +329,15 @@ def test_full_disk_is_found_before_loading(tiny_model, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_disk_full_while_writing_leaves_no_folder(tiny_model, tmp_path, monkeypatch):
+@pytest.mark.parametrize("error", ["OSError", "ComputeError"])
+def test_disk_full_while_writing_leaves_no_folder(tiny_model, tmp_path, monkeypatch, error):
     import polars as pl
 
-    def full(self, *a, **k):  # what polars raises on ENOSPC: an OSError without errno or file name
-        raise OSError("No space left on device (os error 28)")
+    def full(self, *a, **k):  # what polars raises on ENOSPC: write_csv an OSError without errno or
+        if error == "OSError":  # file name, write_parquet a ComputeError (not an OSError at all)
+            raise OSError("No space left on device (os error 28)")
+        raise pl.exceptions.ComputeError("parquet: File out of specification: underlying IO error: "
+                                         "No space left on device (os error 28)")
 
     monkeypatch.setattr(pl.DataFrame, "write_parquet", full)
     out = tmp_path / "o" / "x"

@@ -86,7 +86,7 @@ def command(model: str, temperature: float, prompt_files: tuple[str, ...], out_d
       anomtok negtemp gemma-3-270m --prompts prompts_ja.txt -n 32 --timeout 600 -o out/g
     """
     from ..generation import GenerationOptions, SamplerConfig, negtemp
-    from ..outputs import prepare_output
+    from ..outputs import prepare_output, ranking_inputs
     from ..text import display
 
     config = SamplerConfig(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
@@ -97,7 +97,7 @@ def command(model: str, temperature: float, prompt_files: tuple[str, ...], out_d
         from ..generation import default_prompt_files
 
         prompt_files = tuple(str(p) for p in default_prompt_files())
-    target = prepare_output(out_dir, inputs=[model, ranking, *prompt_files], writes=NEGTEMP_FILES)
+    target = prepare_output(out_dir, inputs=[model, *ranking_inputs(ranking), *prompt_files], writes=NEGTEMP_FILES)
     prompts = read_prompt_files(prompt_files)
     t0 = time.perf_counter()
     with target:

@@ -49,7 +49,7 @@ def command(model: str, out_dir: str, prompt_files: tuple[str, ...], n_prompts: 
       anomtok sweep gemma-3-270m --temperatures=-1,-0.001,1 --n-prompts 2 -n 16 -o out/s
     """
     from ..generation import GenerationOptions, SamplerConfig, check_metric, default_prompt_files, sweep
-    from ..outputs import prepare_output
+    from ..outputs import prepare_output, ranking_inputs
     from ..table import format_table
 
     temperatures = _temps(temps)
@@ -59,7 +59,7 @@ def command(model: str, out_dir: str, prompt_files: tuple[str, ...], n_prompts: 
                       device=device, dtype=dtype, device_map=device_map)
     check_metric(metric)
     files = list(prompt_files) or [str(p) for p in default_prompt_files()]
-    target = prepare_output(out_dir, inputs=[model, ranking, *files], writes=SWEEP_FILES)
+    target = prepare_output(out_dir, inputs=[model, *ranking_inputs(ranking), *files], writes=SWEEP_FILES)
     prompts = read_prompt_files(tuple(files), n_prompts or None)
     with target:
         res = sweep(model, prompts, temperatures, max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,

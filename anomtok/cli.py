@@ -130,10 +130,11 @@ def nearest(model: str, k: int, metric: str, far: bool, fmt: str, include_paddin
     else:
         from .table import format_table
 
-        rows = [[i + 1, *r] for i, r in enumerate(view.iter_rows())]
-        rows = [[r[0], r[1], f"⟨{r[2]}⟩", *r[3:]] for r in rows]
         headers = ["#", *view.columns]
-        click.echo(format_table(rows, headers, right=[True, True, False, False, False] + [True] * (len(headers) - 5)))
+        at = headers.index("token")  # after "rank" too with --metric score
+        rows = [[i + 1, *r] for i, r in enumerate(view.iter_rows())]
+        rows = [[*r[:at], f"⟨{r[at]}⟩", *r[at + 1:]] for r in rows]
+        click.echo(format_table(rows, headers, right=[h not in ("token", "kind", "script") for h in headers]))
 
 
 @cli.command("rank")
@@ -161,15 +162,18 @@ def rank_cmd(model: str, out_dir: str, nn: str, seed: int, show: int, quiet: boo
     """
     from . import api
     from .loading import load
+    from .outputs import RANK_WRITES, prepare_output
     from .table import format_table
 
     t0 = time.perf_counter()
     options = _rank_options(device, nn, seed)
     resolve_device(device)  # fail on a bad device before the slow part
-    emb = load(model, hash_files=full_hash)
-    if not quiet:
-        click.echo(f"loaded {emb!r} in {emb.provenance.seconds:.2f} s", err=True)
-    result = api.rank(emb, out_dir=out_dir, options=options, progress=_progress(not quiet))
+    target = prepare_output(out_dir, inputs=[model], writes=RANK_WRITES)  # unwritable or an input: before loading
+    with target:  # a failed or interrupted run leaves no folder behind
+        emb = load(model, hash_files=full_hash)
+        if not quiet:
+            click.echo(f"loaded {emb!r} in {emb.provenance.seconds:.2f} s", err=True)
+        result = api.rank(emb, out_dir=out_dir, options=options, progress=_progress(not quiet))
     if quiet:
         return
     inv = result.meta["invalid_rows"]["count"]

@@ -373,11 +373,11 @@ def _rows(frame: pl.DataFrame, cols: list[str], k: int) -> list[dict]:
 def _summarize(frame: pl.DataFrame, loaded: LoadedTokenizer) -> dict:
     table = loaded.table
     crossed: dict[str, dict[str, int]] = {}
-    for kind, rt, cnt in frame.group_by(["kind", "round_trip"]).len().iter_rows():
+    for kind, rt, cnt in frame.group_by(["kind", "round_trip"]).len().sort(["kind", "round_trip"]).iter_rows():
         crossed.setdefault(kind, {})[rt] = int(cnt)
     audited = frame.filter(~pl.col("round_trip").is_in(["special", "padding"]))
     by_script = {}
-    for script, rt, cnt in audited.group_by(["script", "round_trip"]).len().iter_rows():
+    for script, rt, cnt in audited.group_by(["script", "round_trip"]).len().sort(["script", "round_trip"]).iter_rows():
         by_script.setdefault(script, {"tokens": 0})
         by_script[script]["tokens"] += int(cnt)
         by_script[script][rt] = int(cnt)
@@ -443,6 +443,7 @@ def audit(source: Any, out_dir: str | os.PathLike | None = None, ranking: Any = 
         raise InputError(f"{out_dir}: exists and is not a directory")
     t0 = time.perf_counter()
     loaded = load_tokenizer(source)
+    ranking = _check_ranked_vocab(loaded, ranking)  # a model of another vocabulary fails here, before the audit
     t_load = time.perf_counter() - t0
     if progress:
         progress("load")
@@ -521,6 +522,34 @@ def _component(spec: Any) -> str | None:
 
 
 # ---------------------------------------------------------------------------------- ranking
+def _check_ranked_vocab(loaded: LoadedTokenizer, ranking: Any) -> Any:
+    """An explicit ranking model (a spec, loaded embeddings or a Ranking) checked against the
+    tokenizer before any audit work: a spec is loaded (embedding and token table only, cheap) and
+    returned loaded, so it is ranked without loading it twice. InputError when more than half the
+    shared ids spell different bytes (the same rule ``_ranking`` applies to the ranked table)."""
+    from .embeddings import ModelEmbeddings
+    from .ranking import Ranking
+
+    if ranking is None or ranking is False:
+        return ranking
+    if isinstance(ranking, Ranking):
+        rf = ranking.frame.select("token_id", "bytes_hex").sort("token_id")
+        theirs = dict(zip(rf["token_id"].to_list(), rf["bytes_hex"].to_list()))
+    else:
+        if not isinstance(ranking, ModelEmbeddings):
+            from .loading import load
+
+            ranking = load(ranking)
+        theirs = {i: b.hex() for i, b in enumerate(ranking.tokens.bytes)}
+    ours = [b.hex() for b in loaded.table.bytes]
+    shared = [i for i in range(len(ours)) if i in theirs]
+    mismatch = sum(ours[i] != theirs[i] for i in shared)
+    if not shared or mismatch > len(shared) // 2:
+        raise InputError(f"the ranked model's vocabulary is not this tokenizer's ({mismatch:,} of {len(shared):,} shared ids "
+                         "spell different bytes): give the model that goes with the tokenizer")
+    return ranking
+
+
 def _ranking(loaded: LoadedTokenizer, ranking: Any, options: Any, frame: pl.DataFrame) -> tuple[pl.Series, dict]:
     n = len(frame)
     empty = pl.Series("rank", [None] * n, dtype=pl.Int64)

@@ -36,6 +36,8 @@ __all__ = ["ScanOptions", "ScanPlan", "ScanResult", "plan_steps", "scan", "STEPS
 log = logging.getLogger(__name__)
 
 STEPS = ("rank", "audit", "negtemp", "verify", "plots", "report")
+# verify checks the top N of each of up to 8 metrics: 8 x 2000 + its samples stays under its 20,000 candidates
+VERIFY_TOP_MAX = 2000
 
 
 @dataclass(frozen=True)
@@ -60,16 +62,31 @@ class ScanOptions:
     formats: tuple[str, ...] = ("png",)
 
     def __post_init__(self) -> None:
-        if self.prompts_per_language < 1:
-            raise InputError("prompts_per_language must be >= 1")
-        if self.verify_top < 1:
-            raise InputError("verify_top must be >= 1")
-        if self.max_new_tokens < 1:
-            raise InputError("max_new_tokens must be >= 1")
-        if not math.isfinite(self.temperature):
+        # every option of every step is checked here, before the first step runs
+        from .generation.loop import MAX_NEW_TOKENS
+        from .generation.sampler import SamplerConfig
+        from .inputs import UMAP_SEED_MAX, check_int, check_seed
+
+        check_int(self.prompts_per_language, "prompts_per_language", 1)
+        check_int(self.verify_top, "verify_top", 1, VERIFY_TOP_MAX, hint=" (verify checks that many per metric)")
+        check_int(self.max_new_tokens, "max_new_tokens", 1, MAX_NEW_TOKENS)
+        check_seed(self.seed, hi=UMAP_SEED_MAX)  # the maps' UMAP takes it too
+        if isinstance(self.temperature, (int, float)) and not math.isfinite(self.temperature):
             raise InputError(f"temperature must be a finite number, not {self.temperature}")
+        SamplerConfig(temperature=self.temperature)  # the negtemp step's sampler
         if not self.formats or any(f not in ("png", "svg") for f in self.formats):
             raise InputError("formats must be png and/or svg")
+        check_int(self.label_top, "label_top", 0)
+        check_int(self.umap_full_max_rows, "umap_full_max_rows", 1)
+        if self.umap_sample is not None:
+            check_int(self.umap_sample, "umap_sample", 10, hint=" (points of the map)")
+            if self.umap_full:
+                raise InputError("choose either umap_full (--full-umap) or umap_sample (--umap-sample N), not both")
+        from .device import resolve_device
+        from .ranking import RankOptions
+
+        resolve_device(self.device)
+        RankOptions(device=self.device, seed=self.seed)  # the rank step's options
 
 
 @dataclass

@@ -45,6 +45,7 @@ import polars as pl
 from ._version import __version__
 from .crosscheck import metric_ranks
 from .errors import InputError
+from .provenance import run_info
 from .ranking import METRICS, Ranking, order_by
 
 __all__ = ["VERIFY_THRESHOLD", "TEMPLATES", "VerifyResult", "verify", "build_prompts", "find_placeholder"]
@@ -145,7 +146,7 @@ def verify(model: Any, ranking: Any = None, *, metrics: Sequence[str] | None = N
     frame, a ranked.csv/parquet path, or None to rank now (``nn="off"``). ``token_ids``: verify
     exactly these instead of the metric tops (the random sample is still drawn, ``random_sample=0``
     to skip it)."""
-    from .generation import load_model_and_embeddings, ranking_for
+    from .generation import GenerationOptions, load_for_generation, ranking_for
     from .generation.loop import generate
     from .generation.sampler import SamplerConfig
 
@@ -157,9 +158,14 @@ def verify(model: Any, ranking: Any = None, *, metrics: Sequence[str] | None = N
         raise InputError(f"random_sample must be an integer from 0 to 5000, not {random_sample!r}")
     if not isinstance(n_positions, int) or not 1 <= n_positions <= 16:
         raise InputError(f"n_positions must be an integer from 1 to 16, not {n_positions!r}")
+    GenerationOptions(seed=seed, batch_size=batch_size, device=device, dtype=dtype)  # before any loading
+    unknown = [m for m in metrics or [] if m not in METRICS]
+    if unknown:
+        raise InputError(f"unknown metric(s) {', '.join(map(str, unknown))}; choose from {', '.join(METRICS)}")
     t0 = time.perf_counter()
-    lm, emb = load_model_and_embeddings(model, device=device, dtype=dtype, embeddings=embeddings)
-    rk = ranking_for(emb, ranking, device=device)
+    # the embeddings, then a given ranking checked to be this model's, and only then the model
+    lm, emb, rk = load_for_generation(model, ranking, device=device, dtype=dtype, embeddings=embeddings)
+    rk = rk if rk is not None else ranking_for(emb, None, device=device)
     frame = rk.frame if isinstance(rk, Ranking) else rk
     known = [m for m in METRICS if m in frame.columns and frame[m].drop_nulls().len() > 0]
     use = list(metrics) if metrics else known
@@ -277,7 +283,7 @@ def _write(out_dir: Any, frame: pl.DataFrame, summary: dict[str, Any], lm: Any, 
     write_json(summary, out / "verify.json")
     write_json({
         "anomtok_version": __version__,
-        "command": "verify",
+        **run_info("verify"),
         "model": emb.provenance.to_dict(),
         "generation_model": lm.describe(),
         "ranking": getattr(rk, "meta", {}).get("settings") if isinstance(rk, Ranking) else "given",

@@ -126,7 +126,7 @@ def test_verify_on_the_tiny_model_writes_outputs(real_lm, emb, ranking, tmp_path
     summary = json.loads((tmp_path / "v" / "verify.json").read_text())
     assert set(summary["precision"]) == set(res.summary["precision"]) and summary["placeholder"]["token_id"] >= 0
     meta = json.loads((tmp_path / "v" / "meta.json").read_text())
-    assert meta["command"] == "verify" and meta["model"]["files"]
+    assert meta["command"] == "anomtok.verify" and meta["model"]["files"]
 
 
 @pytest.mark.parametrize("kw, match", [

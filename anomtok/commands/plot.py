@@ -222,6 +222,9 @@ def command(model: str, out_dir: str, sample: int | None, full: bool, no_map: bo
     if full and sample is not None:
         raise click.BadParameter("use either --full or --sample, not both", param_hint="--full")
     options = MapOptions(full=True if full else None, sample=sample, seed=seed, n_epochs=n_epochs)
+    from ..device import resolve_device
+
+    resolve_device(device)  # a bad --device before the model loads
     # the ranking and the map cache are kept when a later step fails: a rerun reuses them
     target = prepare_output(out_dir, inputs=[model, mark_ids], writes=(*RANK_WRITES, CACHE_NAME, f"{PLOTS_DIR}/"),
                             keep_partial=True)

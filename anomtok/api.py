@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from .export import write_ranking
 from .loading import load
 from .ranking import RankOptions, Ranking, order_by
 from .ranking import rank as _rank
+from .steps import rank_key
 
 __all__ = ["rank", "nearest"]
 
@@ -28,12 +30,18 @@ def rank(model: Any, out_dir: str | os.PathLike | None = None, options: RankOpti
          progress: Any = None) -> Ranking:
     """Rank every token of ``model`` (a spec for ``anomtok.load`` or loaded embeddings).
 
-    With ``out_dir``, also write ``ranked.csv``, ``ranked.parquet`` and ``meta.json`` there.
+    With ``out_dir``, also write ``ranked.csv``, ``ranked.parquet`` and ``meta.json`` there,
+    committed together with the ``rank`` step's marker (``.steps/rank.json``), so that ``scan``
+    reuses them when the model and the settings are the same (see ``anomtok.steps``).
     """
+    started = time.perf_counter()
     emb = _embeddings(model)
-    result = _rank(emb, options, progress=progress)
+    opts = options or RankOptions()
+    result = _rank(emb, opts, progress=progress)
     if out_dir is not None:
-        result.meta["outputs"] = {k: str(v) for k, v in write_ranking(result, Path(out_dir)).items()}
+        key = rank_key(emb.provenance.to_dict(), opts)
+        paths = write_ranking(result, Path(out_dir), step_key=key, started=started)
+        result.meta["outputs"] = {k: str(v) for k, v in paths.items()}
     return result
 
 

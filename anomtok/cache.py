@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["cache_dir", "file_sha256", "file_fingerprint", "atomic_write_bytes", "atomic_write_text", "atomic_path"]
+__all__ = ["cache_dir", "file_sha256", "file_fingerprint", "atomic_write_bytes", "atomic_write_text", "atomic_path",
+           "make_temp", "commit_temp", "remove_stale_temps"]
 
 FINGERPRINT_SPAN = 1 << 20  # bytes hashed at each end of a file by file_fingerprint
 
@@ -25,26 +27,109 @@ def cache_dir() -> Path:
     return base
 
 
+TEMP_SUFFIX = ".tmp"
+# ".{name}.{pid}.{8 characters of mkstemp}.tmp": the pid says whose it is (see remove_stale_temps)
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]{8}\.tmp$")
+
+
+def _pid_alive(pid: int) -> bool:
+    """A process with this id runs on this machine (when unsure: yes, so nothing live is removed)."""
+    if pid <= 0 or os.name == "nt":  # os.kill(pid, 0) would terminate it on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, someone else's
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike, depth: int = 0) -> list[Path]:
+    """Remove the temporary files that a writer killed mid-write (SIGKILL, power loss) left in
+    ``folder`` (and its subfolders ``depth`` levels down): only names of our own pattern
+    ``.{name}.{pid}.XXXXXXXX.tmp`` whose pid is no running process on this machine, so a
+    concurrent run's temporaries are left alone. Returns what it removed."""
+    removed: list[Path] = []
+    root = Path(folder)
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            if depth > 0 and entry.is_dir(follow_symlinks=False):
+                removed += remove_stale_temps(entry.path, depth - 1)
+                continue
+            m = _TEMP_NAME.match(entry.name)
+            if m is None or not entry.is_file(follow_symlinks=False) or _pid_alive(int(m.group(1))):
+                continue
+            os.unlink(entry.path)
+            removed.append(root / entry.name)
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove: harmless
+    return removed
+
+
+def _test_kill_hook(target: Path, when: str = "") -> None:
+    """Fault injection for tests/test_faults.py, inactive unless ``ANOMTOK_TEST_KILL_AT`` is set:
+    this process sends itself ``ANOMTOK_TEST_KILL_SIGNAL`` (SIGINT, SIGTERM or SIGKILL; default
+    SIGKILL) right after the temporary of the file named ``ANOMTOK_TEST_KILL_AT`` was created, or,
+    for ``<name>:renamed``, right after that temporary was renamed onto the file."""
+    at = os.environ.get("ANOMTOK_TEST_KILL_AT")
+    if at and at == target.name + when:
+        import signal
+
+        signal.raise_signal(getattr(signal, os.environ.get("ANOMTOK_TEST_KILL_SIGNAL", "SIGKILL")))
+
+
+def make_temp(target: str | os.PathLike) -> Path:
+    """Create an empty temporary file next to ``target`` (creating its folder), named
+    ``.{name}.{pid}.XXXXXXXX.tmp``, after removing the stale temporaries of dead writers there."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(target.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        _test_kill_hook(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def commit_temp(tmp: Path, target: str | os.PathLike) -> None:
+    """Give a finished temporary ordinary permissions and rename it onto ``target`` (removed if
+    that fails)."""
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files
+        os.replace(tmp, target)
+        _test_kill_hook(Path(target), ":renamed")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 class atomic_path:
     """Context manager yielding a temporary path next to ``target``; renamed onto it on success,
-    removed on error. A reader never sees a half-written file."""
+    removed on any error, KeyboardInterrupt and SystemExit included. A reader never sees a
+    half-written file; a temporary that a killed process could not remove is removed by the next
+    write into that folder (``remove_stale_temps``)."""
 
     def __init__(self, target: str | os.PathLike):
         self.target = Path(target)
 
     def __enter__(self) -> Path:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
-        os.close(fd)
-        self.tmp = Path(name)
+        self.tmp = make_temp(self.target)
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files
-            os.replace(self.tmp, self.target)
+            commit_temp(self.tmp, self.target)
         else:
             self.tmp.unlink(missing_ok=True)
 

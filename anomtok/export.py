@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import polars as pl
 
-from .cache import atomic_path, atomic_write_text
+from .cache import atomic_path, atomic_write_bytes
 from .errors import InputError
 from .text import spreadsheet_safe
 
@@ -41,22 +41,33 @@ def write_csv(frame: pl.DataFrame, path: str | os.PathLike) -> Path:
     return target
 
 
+def _json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
 def write_json(obj: Any, path: str | os.PathLike) -> Path:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    atomic_write_bytes(path, _json_bytes(obj))
     return Path(path)
 
 
-def write_ranking(ranking: Any, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """``ranked.csv``, ``ranked.parquet`` and ``meta.json`` in ``out_dir``."""
+def write_ranking(ranking: Any, out_dir: str | os.PathLike, *, step_key: Mapping[str, Any] | None = None,
+                  started: float | None = None) -> dict[str, Path]:
+    """``ranked.csv``, ``ranked.parquet`` and ``meta.json`` in ``out_dir``, committed together as
+    the ``rank`` step (``steps.StepWriter``): all three are written to temporaries first and renamed
+    last, so an interrupted write leaves the previous three files. With ``step_key`` (see
+    ``steps.rank_key``) the step's marker is written after them, so ``scan`` can reuse them;
+    without, any older marker is removed."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "ranked.csv", "parquet": out / "ranked.parquet", "meta": out / "meta.json"}
-    write_csv(ranking.frame, paths["csv"])
-    with atomic_path(paths["parquet"]) as tmp:
-        ranking.frame.write_parquet(tmp)
-    write_json(ranking.meta, paths["meta"])
+    from .steps import StepCache
+
+    with StepCache(out).writer("rank", step_key, started) as step:
+        safe_for_spreadsheet(ranking.frame).write_csv(step.path("ranked.csv"))
+        ranking.frame.write_parquet(step.path("ranked.parquet"))
+        step.path("meta.json").write_bytes(_json_bytes(ranking.meta))
     return paths
 
 

@@ -21,7 +21,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,7 +29,8 @@ import polars as pl
 
 from ._version import __version__
 from .errors import InputError
-from .steps import StepCache, files_digest, model_fingerprint
+from .cache import remove_stale_temps
+from .steps import StepCache, files_digest, model_fingerprint, rank_key
 
 __all__ = ["ScanOptions", "ScanPlan", "ScanResult", "plan_steps", "scan", "STEPS"]
 
@@ -153,8 +154,7 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.rglob(".*.tmp"):  # temporary files of a writer that was killed mid-write
-        stale.unlink(missing_ok=True)
+    remove_stale_temps(out, depth=1)  # of writers killed mid-write (not of a concurrent run)
     steps = StepCache(out, opt.force)
     result = ScanResult(out_dir=out)
     t_all = time.perf_counter()
@@ -170,26 +170,32 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
     model_fp = model_fingerprint(emb.provenance.to_dict())
 
     def run(step: str, settings: dict[str, Any], outputs: list[str], fn: Callable[[], None],
-            reads: tuple[str, ...] = ()) -> None:
+            reads: tuple[str, ...] = (), key: dict[str, Any] | None = None) -> None:
         """Run ``step`` unless its key (settings, the model's fingerprint, the content of the
-        upstream files it ``reads``) and its outputs are as a finished run left them."""
-        key = {"settings": base | settings, "model": model_fp,
-               "reads": {r: files_digest(out, [r]) for r in reads}}
+        upstream files it ``reads``) and its outputs are as a finished run left them. A given
+        ``key``: ``fn`` commits the outputs and the marker itself (as ``anomtok rank`` does)."""
+        commits_itself = key is not None
+        if key is None:
+            key = {"settings": base | settings, "model": model_fp,
+                   "reads": {r: files_digest(out, [r]) for r in reads}}
         if steps.done(step, key):
             result.steps[step] = {"status": "reused", "seconds": steps.seconds(step)}
             say(step, "reused")
             return
         say(step, "running")
         t = time.perf_counter()
+        if not commits_itself:
+            steps.forget(step)  # interrupted from here on, the step has no marker: never reused
         fn()
         dt = time.perf_counter() - t
-        steps.mark(step, key, [o for o in outputs if (out / o).is_file()], dt)
+        if not commits_itself:
+            steps.mark(step, key, [o for o in outputs if (out / o).is_file()], dt)
         result.steps[step] = {"status": "ran", "seconds": round(dt, 2)}
         say(step, f"done in {dt:.1f} s")
 
     rank_opts = RankOptions(device=opt.device, seed=opt.seed)
-    run("rank", {"options": asdict(rank_opts)}, ["ranked.parquet", "ranked.csv", "meta.json"],
-        lambda: api.rank(emb, out_dir=out, options=rank_opts))
+    run("rank", {}, ["ranked.parquet", "ranked.csv", "meta.json"],  # the same step as `anomtok rank -o`
+        lambda: api.rank(emb, out_dir=out, options=rank_opts), key=rank_key(emb.provenance.to_dict(), rank_opts))
     frame = read_table(out / "ranked.parquet")
     ranking = Ranking(frame=frame, meta=read_json(out / "meta.json"))
 

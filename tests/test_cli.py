@@ -24,7 +24,8 @@ def test_rank_writes_three_files_that_round_trip(runner, tiny_model, tmp_path):
     out = tmp_path / "out"
     res = runner.invoke(cli, ["rank", str(tiny_model.hf_dir), "-o", str(out), "--top", "5"])
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in out.iterdir()) == ["meta.json", "ranked.csv", "ranked.parquet"]
+    # .steps/rank.json: the rank step's marker, so that scan reuses this ranking (issue 10.2)
+    assert sorted(p.name for p in out.iterdir()) == [".steps", "meta.json", "ranked.csv", "ranked.parquet"]
     emb = load(tiny_model.hf_dir)
     csv = read_table(out / "ranked.csv").sort("token_id")
     assert csv["token_id"].to_list() == list(range(emb.shape[0]))

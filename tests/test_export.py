@@ -288,9 +288,8 @@ def test_write_ranking_failure_in_parquet_leaves_no_partial_parquet(tmp_path, mo
     monkeypatch.setattr(pl.DataFrame, "write_parquet", _partial_then_fail)
     with pytest.raises(Boom):
         write_ranking(_ranking(), tmp_path)
-    # the CSV was complete before the failure; the parquet and meta were never half-written
-    assert sorted(os.listdir(tmp_path)) == ["ranked.csv"]
-    assert token_bytes(read_table(tmp_path / "ranked.csv")) == HOSTILE_BYTES
+    # the three files are committed together (issue 10.2): the complete CSV is not published alone
+    assert sorted(os.listdir(tmp_path)) == []
 
 
 def test_atomic_write_respects_umask(tmp_path):

@@ -439,8 +439,10 @@ def audit(source: Any, out_dir: str | os.PathLike | None = None, ranking: Any = 
     with the audit; ``None`` ranks ``source`` itself when it holds embeddings; ``False`` never ranks.
     ``samples``: ``{"ja": text, "en": text}`` for fertility and the inventory (default: the packaged ``anomtok/data/sample_*.txt``).
     """
-    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise InputError(f"{out_dir}: exists and is not a directory")
+    if out_dir is not None:
+        from .outputs import check_dir
+
+        check_dir(out_dir)
     t0 = time.perf_counter()
     loaded = load_tokenizer(source)
     ranking = _check_ranked_vocab(loaded, ranking)  # a model of another vocabulary fails here, before the audit
@@ -595,10 +597,9 @@ def write_audit(result: AuditResult, out_dir: str | os.PathLike) -> dict[str, Pa
     from .cache import atomic_write_text
     from .export import write_csv, write_json
 
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    from .outputs import make_dir
+
+    out = make_dir(out_dir)
     paths = {"csv": out / "audit.csv", "json": out / "audit.json", "md": out / "audit.md"}
     write_csv(result.frame, paths["csv"])
     write_json(result.summary, paths["json"])

@@ -57,10 +57,9 @@ def write_ranking(ranking: Any, out_dir: str | os.PathLike, *, step_key: Mapping
     last, so an interrupted write leaves the previous three files. With ``step_key`` (see
     ``steps.rank_key``) the step's marker is written after them, so ``scan`` can reuse them;
     without, any older marker is removed."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    from .outputs import make_dir
+
+    out = make_dir(out_dir)
     paths = {"csv": out / "ranked.csv", "parquet": out / "ranked.parquet", "meta": out / "meta.json"}
     from .steps import StepCache
 

@@ -150,10 +150,9 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
     from .ranking import RankOptions, Ranking
 
     opt = options or ScanOptions()
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    from .outputs import check_dir
+
+    out = check_dir(out_dir)  # created by the first step that writes (nothing is left when loading fails)
     remove_stale_temps(out, depth=1)  # of writers killed mid-write (not of a concurrent run)
     steps = StepCache(out, opt.force)
     result = ScanResult(out_dir=out)

@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from anomtok.audit import CLASSES, audit, render_markdown
+from anomtok.audit.source import load_tokenizer, read_sentencepiece_model
 from anomtok.cli import cli
 from anomtok.errors import InputError, LoadError
 from anomtok.export import read_table, token_bytes
-from anomtok.tokenizer_source import load_tokenizer, read_sentencepiece_model
 
 TEXT = (
     "the cat sat on the mat. the dog sat on the log.\n"

@@ -33,12 +33,12 @@ def _padding_tokenizer(custom: bool):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from tokenizers.pre_tokenizers import PreTokenizer
 
-    from anomtok.tokenizer_source import _table_of
+    from anomtok.audit.source import load_tokenizer
 
     tok = Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1, "b": 2, "zz": 3}, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.add_special_tokens(["<pad>"])
-    table = _table_of(tok)
+    table = load_tokenizer(tok).table
 
     class SplitOnSpace:
         def pre_tokenize(self, pretok):
@@ -82,7 +82,7 @@ def test_uncopyable_tokenizer_whose_added_tokens_would_move_is_refused_not_chang
     from tokenizers.pre_tokenizers import PreTokenizer
 
     from anomtok.detect import GlitchDetector
-    from anomtok.tokenizer_source import _table_of
+    from anomtok.audit.source import load_tokenizer
 
     class Whole:
         def pre_tokenize(self, pretok):
@@ -91,7 +91,7 @@ def test_uncopyable_tokenizer_whose_added_tokens_would_move_is_refused_not_chang
     tok = Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1}, unk_token="[UNK]"))
     tok.add_tokens(["x", "y"])  # ids 2, 3
     tok.model = models.WordLevel({"[UNK]": 0, "a": 1, "b": 2, "c": 3}, unk_token="[UNK]")  # re-added, "x" would be 4
-    table = _table_of(tok)
+    table = load_tokenizer(tok).table
     tok.pre_tokenizer = PreTokenizer.custom(Whole())
     tok.enable_truncation(5)
     with pytest.raises(InputError, match="turn padding and truncation off"):

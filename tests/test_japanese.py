@@ -10,10 +10,12 @@ import polars as pl
 import pytest
 
 from anomtok import japanese as ja
-from anomtok import japanese_audit, plots, umap_map
+from anomtok import plots, umap_map
 from anomtok.audit import audit
+from anomtok.audit import japanese as japanese_audit
+from anomtok.audit import render as audit_render
+from anomtok.audit.source import load_tokenizer
 from anomtok.text import token_script
-from anomtok.tokenizer_source import load_tokenizer
 
 # One table for the one classifier. Kanji: only characters of the kanji inventory (the kanji in
 # common Japanese use); a token with a Han character outside it (simplified-only 这 对 们 个 证,
@@ -41,7 +43,7 @@ def test_ja_class(text, expected):
 
 
 def test_module_doctests():
-    for module in (ja, japanese_audit):
+    for module in (ja, japanese_audit, audit_render):
         assert doctest.testmod(module).failed == 0
 
 
@@ -184,7 +186,7 @@ def test_single_token_kana_are_counted_in_every_kana_inventory():
                    "katakana": (93, 2, "カー"), "halfwidth_katakana": (58, 2, "ｰｶ"), "joyo": (2136, 2, None)}
     assert inv["hiragana_basic"]["label"].startswith("the 46 basic hiragana")
     assert inv["joyo"]["label"] == "the 2,136 Jōyō kanji (package kanji-lists)"
-    md = "\n".join(japanese_audit.render_section(result.summary["japanese"], lambda s: s))
+    md = "\n".join(audit_render.render_japanese_section(result.summary["japanese"], lambda s: s))
     assert "| the 46 basic hiragana (あ … ん: the gojūon and ん, no small or voiced forms) | 46 | 2 (4.35%) |" in md
     assert "| the 58 half-width katakana (U+FF66–U+FF9F) | 58 | 2 (3.45%) |" in md
 
@@ -198,7 +200,7 @@ def test_chinese_only_tokens_are_not_japanese_in_the_audit():
     sec = result.summary["japanese"]
     assert sec["foreign_han_tokens"] == 3  # 这 个 一个
     assert sec["tokens_by_class"]["kanji"]["tokens"] == 4 and sec["tokens_by_class"]["mixed"]["tokens"] == 1
-    md = "\n".join(japanese_audit.render_section(sec, lambda s: s))
+    md = "\n".join(audit_render.render_japanese_section(sec, lambda s: s))
     assert "the 3 tokens with a Han character outside it" in md
 
 
@@ -211,7 +213,7 @@ def test_top_ranked_japanese_tokens():
                                  samples={"ja": "あ", "en": "a"}, top_k=5)
     ranked = [(r["rank"], r["token"]) for r in sec["top_ranked"]["tokens"]]
     assert ranked == [(1, "東京"), (4, "ー"), (5, "京")]  # ranks 2 and 3 are b and a
-    lines = japanese_audit.render_section(sec, lambda s: f"`{s}`")
+    lines = audit_render.render_japanese_section(sec, lambda s: f"`{s}`")
     assert any("top 5" in line for line in lines) and any("東京" in line for line in lines)
 
 

@@ -216,10 +216,11 @@ def test_plot_bad_device_fails_before_the_model_loads(tiny_model, tmp_path, forb
 
 def test_audit_model_of_another_vocabulary_fails_before_the_audit(tiny_model, tmp_path, forbid, monkeypatch):
     import anomtok.audit
+    import anomtok.ranking
 
     with monkeypatch.context() as m:
         m.setattr(anomtok.audit, "audit_tokenizer", lambda *a, **k: forbid.calls.append("audit_tokenizer"))
-        m.setattr(api, "rank", lambda *a, **k: forbid.calls.append("rank"))
+        m.setattr(anomtok.ranking, "rank", lambda *a, **k: forbid.calls.append("rank"))
         res = _invoke(["audit", tiny_model.hf_dir / "tokenizer.json", "--model", "minilm-l6", "-o", tmp_path / "o"])
     _bad_input(res, "the ranked model's vocabulary is not this tokenizer's")
     assert forbid.calls == []

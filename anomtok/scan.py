@@ -278,11 +278,12 @@ def _negtemp_ids(out: Path) -> list[int]:
     path = out / "negtemp" / "negtemp_tokens.csv"
     if not path.exists():
         return []
+    from .detect.glitchlist import read_token_ids
+
     try:
-        return pl.read_csv(path, columns=["token_id"], schema_overrides={"token_id": pl.Int64})["token_id"].drop_nulls().to_list()
-    except (pl.exceptions.PolarsError, OSError) as exc:  # a damaged optional input only loses the marks
-        log.warning("could not read %s (%s: %s); maps will not mark negative-temperature tokens", path,
-                    exc.__class__.__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        return read_token_ids(path, kind="table")
+    except InputError as exc:  # a damaged optional input only loses the marks
+        log.warning("could not read %s; maps will not mark negative-temperature tokens", exc)
         return []
 
 

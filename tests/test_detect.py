@@ -221,6 +221,35 @@ def test_glitch_list_of_plain_ids(tmp_path):
         load_glitch_list(path)
 
 
+def test_read_token_ids_is_the_one_id_file_reader(tmp_path):
+    """The reader behind plain id glitch lists, ``plot --mark-ids`` and scan's negtemp marks."""
+    from anomtok.commands.plot import read_ids
+    from anomtok.detect import read_token_ids
+
+    (tmp_path / "a.csv").write_text("token_id,count\n7,2\n\n3,1\n7,5\n")
+    pl.DataFrame({"token_id": [5, None, 2]}).write_parquet(tmp_path / "a.parquet")
+    (tmp_path / "a.json").write_text('{"ids": [4, 4, 1]}')
+    (tmp_path / "a.txt").write_text("# c\n9; 8,\t7 # x\n\n9\n")
+    for name, ids in [("a.csv", [7, 3, 7]), ("a.parquet", [5, 2]), ("a.json", [4, 4, 1]), ("a.txt", [9, 8, 7, 9])]:
+        assert read_token_ids(tmp_path / name) == ids == read_ids(tmp_path / name)
+    with pytest.raises(InputError, match=r"a.csv:1: 'token_id' is not a token id"):
+        read_token_ids(tmp_path / "a.csv", kind="text")
+    (tmp_path / "e.txt").write_text("# only a comment\n")
+    assert read_token_ids(tmp_path / "e.txt") == []  # empty is the caller's call (detect refuses it)
+    (tmp_path / "sup.txt").write_text("1 \u00b2\n")  # isdigit but not a number int() reads
+    with pytest.raises(InputError, match=r"sup.txt:1: '²' is not a token id"):
+        read_token_ids(tmp_path / "sup.txt")
+    for content, reason in [("text\nhello\n", "ColumnNotFoundError"), ("token_id\nx\n", "ComputeError"), ("", "NoDataError")]:
+        (tmp_path / "b.csv").write_text(content)
+        with pytest.raises(InputError, match=f"b.csv: not a readable table of token ids \\({reason}"):
+            read_token_ids(tmp_path / "b.csv")
+    (tmp_path / "b.json").write_text('{"other": 1}')
+    with pytest.raises(InputError, match="not a list of token ids"):
+        read_token_ids(tmp_path / "b.json")
+    with pytest.raises(InputError, match="no such file"):
+        read_token_ids(tmp_path / "missing.txt")
+
+
 def test_glitch_list_errors(tmp_path):
     with pytest.raises(InputError, match="no such glitch list file"):
         load_glitch_list(tmp_path / "missing.csv")

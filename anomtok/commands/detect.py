@@ -1,14 +1,16 @@
-"""``anomtok detect``: find a model's glitch tokens in text files, JSONL or standard input."""
+"""``anomtok detect``: find a model's glitch tokens in text files, JSONL or standard input.
+
+Parses the options, runs ``anomtok.detect`` and prints what ``anomtok.detect.render`` renders."""
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
 
 import click
 
 from ..cli import handle_errors
+
+__all__ = ["command", "EXIT_GLITCH"]
 
 EXIT_GLITCH = 3  # glitch tokens above --max-rate (bad input is 2)
 _BIG_INPUT = 8 << 20  # bytes: show the progress bar from this size on (or for stdin)
@@ -56,6 +58,7 @@ def command(model: str, inputs: tuple[str, ...], glitch: str, field: str | None,
     """
     from ..cache import atomic_path
     from ..detect import DetectRun, GlitchDetector, check_inputs, load_glitch_list
+    from ..detect.render import binary_stdout, exceeded_line, list_line, summary, write_hits
     from ..outputs import prepare_output
 
     check_inputs(inputs)  # before the (slow) tokenizer load
@@ -65,9 +68,7 @@ def command(model: str, inputs: tuple[str, ...], glitch: str, field: str | None,
     glitch_list = load_glitch_list(glitch, top=top, min_score=min_score, include_special=include_special)
     detector = GlitchDetector(model, glitch_list)
     run = DetectRun(detector, inputs, field=field or "text", jsonl=True if field else None, max_rate=max_rate)
-    left = ", ".join(f"{v} {k}" for k, v in glitch_list.left_out.items())
-    click.echo(f"detect: {len(glitch_list)} glitch tokens from {glitch}: {glitch_list.why}"
-               f"{f' (left out: {left})' if left else ''}", err=True)
+    click.echo(list_line(glitch_list, glitch), err=True)
 
     total = run.total_bytes()
     show = progress if progress is not None else sys.stderr.isatty() and (total is None or total >= _BIG_INPUT)
@@ -76,93 +77,16 @@ def command(model: str, inputs: tuple[str, ...], glitch: str, field: str | None,
     with tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, disable=not show, desc="detect") as bar:
         run.progress = bar.update
         if target is None:
-            sys.stdout.flush()
-            _write_events(run, getattr(sys.stdout, "buffer", None) or _TextSink(sys.stdout))
+            write_hits(run, binary_stdout())
             run.check_read()  # nothing readable in any input: bad input, exit 2
         else:
             with target, atomic_path(out) as tmp, open(tmp, "wb") as f:
-                _write_events(run, f)
+                write_hits(run, f)
                 run.check_read()  # raised here, the hits file is not written
 
-    summary_to_stderr = not to_file
-    click.echo(_render(run, fmt, model, glitch, len(glitch_list)), err=summary_to_stderr)
+    click.echo(summary(run, fmt, model, glitch, len(glitch_list)), err=not to_file)
     if run.total.errors:
         click.echo(f"warning: {run.total.errors} lines could not be read (\"type\": \"error\" lines in the hits)", err=True)
     if run.exceeded:
-        t = run.total
-        click.echo(f"exit {EXIT_GLITCH}: glitch rate {100 * t.rate:.3f}% (highest document {100 * t.max_doc_rate:.3f}%, "
-                   f"{t.docs_over} of {t.documents} documents above) with --max-rate {max_rate:g}: {t.hits} hits in {t.tokens} tokens",
-                   err=True)
+        click.echo(exceeded_line(run, EXIT_GLITCH), err=True)
         sys.exit(EXIT_GLITCH)
-
-
-class _TextSink:
-    """A stdout without a binary buffer (some notebooks, IDEs): write decoded text."""
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-
-    def write(self, data: bytes) -> None:
-        self.stream.write(data.decode("utf-8"))
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
-def _write_events(run: Any, stream: Any) -> None:
-    dumps = json.dumps
-    for event in run:
-        records = event.hit_dicts() if hasattr(event, "hit_dicts") else [event.to_dict()]
-        if records:
-            stream.write("".join(dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
-    stream.flush()
-
-
-_KEYS = ("source", "documents", "records", "tokens", "hits", "rate", "docs_with_hits", "docs_over", "max_doc_rate", "errors")
-
-
-def _row(summary: Any, source: str | None = None) -> dict[str, Any]:
-    d = summary.to_dict() | ({"source": source} if source else {})
-    return {k: d[k] for k in _KEYS}
-
-
-def _summary_rows(run: Any) -> list[dict[str, Any]]:
-    """One row per input, and a total row when there are several."""
-    rows = [_row(s) for s in run.sources]
-    return rows + [_row(run.total, "(total)")] if len(rows) > 1 else rows
-
-
-def _found_rows(run: Any, limit: int | None) -> list[dict[str, Any]]:
-    det = run.detector
-    return [{"token_id": i, "token": det.token(i), "hits": n, "score": det.glitch.scores.get(i),
-             "rank": det.glitch.ranks.get(i)} for i, n in run.found.most_common(limit)]
-
-
-def _render(run: Any, fmt: str, model: str, glitch: str, n_glitch: int) -> str:
-    if fmt == "json":
-        doc = {"model": model, "glitch": glitch, "glitch_tokens": n_glitch, "max_rate": run.max_rate,
-               "exceeded": run.exceeded, "sources": [_row(s) for s in run.sources], "total": _row(run.total, "(total)"),
-               "found": _found_rows(run, None)}
-        return json.dumps(doc, ensure_ascii=False, indent=1)
-    rows = _summary_rows(run)
-    if fmt == "csv":
-        import polars as pl
-
-        from ..export import safe_for_spreadsheet
-
-        frame = pl.DataFrame(rows, schema_overrides={"rate": pl.Float64, "max_doc_rate": pl.Float64})
-        return safe_for_spreadsheet(frame, columns=("source",)).write_csv().rstrip("\n")
-    from ..table import format_table
-
-    pct = lambda r: f"{100 * r:.3f}%"  # noqa: E731
-    body = [[r["source"], r["documents"], r["tokens"], r["hits"], pct(r["rate"]), r["docs_over"],
-             pct(r["max_doc_rate"]), r["errors"]] for r in rows]
-    text = format_table(body, ["source", "docs", "tokens", "hits", "rate", "docs>max", "max doc rate", "errors"],
-                        right=[False] + [True] * 7)
-    found = _found_rows(run, 10)
-    if found:
-        more = f" (10 of {len(run.found)})" if len(run.found) > 10 else ""
-        text += f"\n\nglitch tokens found{more}:\n" + format_table(
-            [[f["token_id"], f"⟨{f['token']}⟩", f["hits"], f["rank"], f["score"]] for f in found],
-            ["token_id", "token", "hits", "rank", "score"], right=[True, False, True, True, True])
-    return text

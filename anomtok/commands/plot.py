@@ -56,31 +56,10 @@ class PlotResult:
 def read_ids(path: str | Path) -> list[int]:
     """Token ids from a file: a CSV or parquet table with a ``token_id`` column, a JSON list (or
     an object with ``token_ids``), or integers separated by spaces, commas or new lines (``#``
-    starts a comment)."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file")
-    try:
-        if p.suffix in (".csv", ".parquet"):
-            import polars as pl
+    starts a comment). anomtok's one token-id reader, ``anomtok.detect.read_token_ids``."""
+    from ..detect.glitchlist import read_token_ids
 
-            frame = pl.read_parquet(p) if p.suffix == ".parquet" else pl.read_csv(p, infer_schema_length=10000)
-            if "token_id" not in frame.columns:
-                raise InputError(f"{p}: no token_id column")
-            return [int(i) for i in frame["token_id"].drop_nulls().to_list()]
-        text = p.read_text(encoding="utf-8")
-        if p.suffix == ".json":
-            obj = json.loads(text)
-            ids = obj.get("token_ids", obj.get("ids")) if isinstance(obj, dict) else obj
-            return [int(i) for i in ids]
-        words = " ".join(line.split("#", 1)[0] for line in text.splitlines()).replace(",", " ").split()
-        return [int(w) for w in words]
-    except InputError:
-        raise
-    except (ValueError, TypeError, OSError) as exc:
-        raise InputError(f"{p}: not a list of token ids ({exc})") from None
-    except Exception as exc:  # noqa: BLE001 - polars raises several types
-        raise InputError(f"{p}: not a readable table ({exc.__class__.__name__})") from None
+    return read_token_ids(path)
 
 
 def _title(spec: str, meta: dict[str, Any]) -> str:

@@ -204,6 +204,19 @@ def test_chinese_only_tokens_are_not_japanese_in_the_audit():
     assert "the 3 tokens with a Han character outside it" in md
 
 
+def test_japanese_section_order_is_fixed():
+    """The per-class counts come out in one order every run (polars' group_by order varies):
+    classes in ``JA_CLASSES`` order, round-trip classes sorted."""
+    tok, _ = _tiny_fallback_tokenizer(extra=["ｶｶ", "ｶ東", "東東", "京京", "、、"])
+    sec = audit(tok, ranking=False, samples={"ja": "あ", "en": "a"}).summary["japanese"]
+    assert list(sec["unreachable"]["by_class"]) == ["halfwidth_katakana", "kanji", "ja_punct", "mixed"]
+    assert list(sec["tokens_by_class"]["kanji"]) == ["tokens", "reachable", "unreachable-multi"]
+    for row in sec["tokens_by_class"].values():
+        assert list(row)[0] == "tokens" and list(row)[1:] == sorted(list(row)[1:])
+    md = "\n".join(audit_render.render_japanese_section(sec, lambda s: s))
+    assert "(halfwidth_katakana: 1, kanji: 2, ja_punct: 1, mixed: 1)" in md
+
+
 def test_top_ranked_japanese_tokens():
     tok, vocab = _tiny_fallback_tokenizer()
     result = audit(tok, ranking=False, samples={"ja": "あ", "en": "a"})

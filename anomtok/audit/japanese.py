@@ -27,11 +27,16 @@ _CHAR_CLASS_LABELS = {"hiragana": "hiragana", "katakana": "katakana", "halfwidth
 
 def _by(frame: pl.DataFrame, key: str, col: str = "round_trip") -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
-    for k, v, cnt in frame.group_by([key, col]).len().iter_rows():
+    for k, v, cnt in frame.group_by([key, col]).len().sort([key, col]).iter_rows():  # sorted: group_by's order varies
         out.setdefault(k, {"tokens": 0})
         out[k]["tokens"] += int(cnt)
         out[k][v] = int(cnt)
     return out
+
+
+def _class_order(c: str) -> tuple[int, str]:
+    """Japanese classes in ``JA_CLASSES`` order (the order of the tables)."""
+    return (JA_CLASSES.index(c) if c in JA_CLASSES else len(JA_CLASSES), c)
 
 
 def cjk_fragment_ids(table: Any) -> list[int]:
@@ -82,6 +87,7 @@ def section(frame: pl.DataFrame, table: Any, encode_in_context: Encoder, encode:
     if "ja" in fert and "en" in fert and fert["en"]["tokens_per_char"]:
         fert["ja_over_en_tokens_per_char"] = round(fert["ja"]["tokens_per_char"] / fert["en"]["tokens_per_char"], 3)
     bad = jf.filter(pl.col("round_trip").is_in(UNREACHABLE_CLASSES))
+    bad_by = _by(bad, "ja_class")
     frag = cjk_fragment_ids(table)
     out: dict[str, Any] = {
         "tokens": jf.height,
@@ -92,7 +98,7 @@ def section(frame: pl.DataFrame, table: Any, encode_in_context: Encoder, encode:
         "coverage": cov,
         "costly_chars": costly[:40],
         "fertility": fert,
-        "unreachable": {"count": bad.height, "by_class": {k: v["tokens"] for k, v in _by(bad, "ja_class").items()},
+        "unreachable": {"count": bad.height, "by_class": {c: bad_by[c]["tokens"] for c in sorted(bad_by, key=_class_order)},
                         "examples": bad.select("token_id", "token", "ja_class", "round_trip", "cause", "normalized").head(30).to_dicts()},
         "undecodable_cjk_fragments": len(frag),
     }

@@ -51,7 +51,7 @@ class DocScan:
 class GlitchDetector:
     """Finds glitch tokens in text. Build once, scan many times.
 
-    ``tokenizer``: anything ``anomtok.tokenizer_source.load_tokenizer`` takes (a packaged alias,
+    ``tokenizer``: anything ``anomtok.audit.source.load_tokenizer`` takes (a packaged alias,
     a GGUF file, a model folder, a ``tokenizer.json``, a hub id, a ``tokenizers.Tokenizer`` or a
     ``(Tokenizer, TokenTable)`` pair). ``glitch``: a ``GlitchList`` or token ids. Ids past the
     vocabulary, or whose bytes in the list differ from this tokenizer's (a list made for another
@@ -59,8 +59,8 @@ class GlitchDetector:
     """
 
     def __init__(self, tokenizer: Any, glitch: GlitchList | Iterable[int], *, add_special_tokens: bool = False) -> None:
+        from ..audit.source import load_tokenizer
         from ..tokenizer_copy import unpadded
-        from ..tokenizer_source import load_tokenizer
 
         loaded = load_tokenizer(tokenizer)
         self.tokenizer = unpadded(loaded.tokenizer)

@@ -359,22 +359,133 @@ def test_unknown_and_unsupported_ggml_types(tmp_path: Path, model: tuple[Path, d
         GGUFFile(tmp_path / "q81.gguf").read_tensor("q")
 
 
-def test_random_corruption_only_raises_load_error(tmp_path: Path, model: tuple[Path, dict[str, Any]]) -> None:
+def _structure(path: Path) -> dict[int, tuple[str, int, int]]:
+    """Byte position -> (role, start, size) of every structural field of a GGUF file, found with the
+    gguf package's reader on the intact file: ``version``; ``count`` (the header's counts, key,
+    string and tensor-name lengths, array counts); ``vtype`` (metadata value and array element
+    types); ``ndims``, ``dim``, ``ttype`` and ``offset`` of each tensor. Other header bytes (key
+    text, string bytes, scalar values) are payload: changing them leaves the layout alone."""
+    reader = gguf.GGUFReader(path)
+    fields: list[tuple[str, int, int]] = [("version", 4, 4), ("count", 8, 8), ("count", 16, 8)]
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF."):
+            continue
+        pos, values = field.offset, set(field.data)
+        for i, part in enumerate(field.parts):
+            if i != 1 and i not in values:  # part 1 is the key's text
+                fields.append(("count" if part.dtype == np.uint64 else "vtype", pos, part.nbytes))
+            pos += part.nbytes
+    for t in reader.tensors:
+        pos = t.field.offset
+        roles = ("count", None, "ndims", "dim", "ttype", "offset")
+        for role, part in zip(roles, t.field.parts):
+            if role == "dim":
+                fields += [("dim", pos + 8 * k, 8) for k in range(part.size)]
+            elif role:
+                fields.append((role, pos, part.nbytes))
+            pos += part.nbytes
+    out = {}
+    for role, start, size in fields:
+        assert size in (4, 8), (role, start, size)
+        for at in range(start, start + size):
+            out[at] = (role, start, size)
+    return out
+
+
+def _must_detect(data: bytes, at: int, new_byte: int, structure: dict[int, tuple[str, int, int]]) -> bool:
+    """True when writing ``new_byte`` at ``at`` gives a structural field a value no valid file has
+    (in a file of this size, with the default alignment of 32): the reader must refuse it."""
+    if at not in structure or data[at] == new_byte:
+        return False
+    role, start, size = structure[at]
+    b = bytearray(data[start : start + size])
+    b[at - start] = new_byte
+    value = int.from_bytes(b, "little")
+    n = len(data)
+    return {
+        "version": value not in (2, 3),
+        "count": value >= n,  # every counted item takes at least one byte
+        "vtype": value not in {v.value for v in V},
+        "ndims": value > 8,
+        "dim": value >= 4 * n,  # the data of one row alone would not fit
+        "ttype": value not in {t.value for t in T},
+        "offset": value % 32 != 0 or value >= n,
+    }[role]
+
+
+def _parse_and_read(path: Path) -> GGUFFile:
+    f = GGUFFile(path)
+    for name in f.tensors:
+        f.read_tensor(name)
+    return f
+
+
+def _assert_consistent(f: GGUFFile, size: int) -> None:
+    """What the reader accepted obeys the GGUF layout rules: aligned, in the file, no overlap."""
+    spans = []
+    for info in f.tensors.values():
+        assert (info.offset - f.data_offset) % 32 == 0 and f.data_offset <= info.offset
+        assert info.offset + info.nbytes <= size
+        spans.append((info.offset, info.offset + info.nbytes))
+    spans.sort()
+    assert all(end <= start for (_, end), (start, _) in zip(spans, spans[1:]))
+
+
+def test_every_structural_field_corrupted_is_detected(tmp_path: Path, model: tuple[Path, dict[str, Any]]) -> None:
+    """Each byte of each length, count, type, dimension and offset of the header, set to a value no
+    valid file of this size can have: LoadError, every time."""
+    data = model[0].read_bytes()
+    structure = _structure(model[0])
+    assert len(data) < 2**16 and len(structure) > 600
+    roles = {role for role, _, _ in structure.values()}
+    assert roles == {"version", "count", "vtype", "ndims", "dim", "ttype", "offset"}
+    target = tmp_path / "corrupt.gguf"
+    tried = 0
+    for at in sorted(structure):
+        # the smallest change that makes the field impossible (one bit), else a larger one
+        candidates = (data[at] ^ 1, 0xFF, 0x80, 0x41, 0x21, 0x0D, 0x09)
+        new = next((v for v in candidates if _must_detect(data, at, v, structure)), None)
+        if new is None:  # e.g. the low byte of a count: every value could be a valid file
+            continue
+        b = bytearray(data)
+        b[at] = new
+        target.write_bytes(bytes(b))
+        with pytest.raises(LoadError):
+            _parse_and_read(target)
+        tried += 1
+    assert tried > 400
+
+
+def test_random_corruption_is_detected_or_harmless(tmp_path: Path, model: tuple[Path, dict[str, Any]]) -> None:
+    """1-3 random header bytes changed, 400 times: only ever LoadError; always LoadError when the
+    first structural byte hit holds an impossible value; and a file the reader accepts is laid out
+    by the rules (aligned, inside the file, no overlapping tensors)."""
     data = model[0].read_bytes()
     header_end = GGUFFile(model[0]).data_offset
+    structure = _structure(model[0])
     rng = np.random.default_rng(123)
     target = tmp_path / "fuzz.gguf"
+    outcomes = {"must detect": 0, "detected": 0, "accepted": 0}
     for _ in range(400):
         b = bytearray(data)
-        for at in rng.integers(4, header_end, size=int(rng.integers(1, 4))):
-            b[at] = int(rng.integers(0, 256))
+        where = rng.integers(4, header_end, size=int(rng.integers(1, 4)))
+        hits = sorted({int(at): int(rng.integers(0, 256)) for at in where}.items())
+        for at, v in hits:
+            b[at] = v
         target.write_bytes(bytes(b))
+        # payload bytes before it leave the layout alone, so the parser reaches that field in step
+        first = next(((at, v) for at, v in hits if at in structure and data[at] != v), None)
+        must = first is not None and _must_detect(data, *first, structure)
         try:
-            f = GGUFFile(target)
-            for name in f.tensors:
-                f.read_tensor(name)
+            f = _parse_and_read(target)
         except LoadError:
-            pass
+            outcomes["detected"] += 1
+            outcomes["must detect"] += must
+            continue
+        assert not must, f"corruption at {hits} ({structure[first[0]][0]}) was not detected"
+        outcomes["accepted"] += 1
+        _assert_consistent(f, len(b))
+    assert outcomes["must detect"] >= 100 and outcomes["accepted"] >= 20, outcomes
 
 
 # ---------------------------------------------------------------- real packaged models

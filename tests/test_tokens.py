@@ -33,18 +33,25 @@ def _gpt2(data: bytes) -> str:
 # ----------------------------------------------------------------------------- constants
 
 
-def test_invalid_utf8_bytes_are_exactly_rfc3629_never_bytes():
-    assert INVALID_UTF8_BYTES == frozenset({0xC0, 0xC1, *range(0xF5, 0x100)})
-    assert len(INVALID_UTF8_BYTES) == 13
-    # none of them appears in the UTF-8 encoding of any code point
-    seen = set()
-    for cp in list(range(0, 0xD800)) + list(range(0xE000, 0x110000, 7)):
-        seen.update(chr(cp).encode())
-    assert not (seen & INVALID_UTF8_BYTES)
+def test_invalid_utf8_bytes_are_exactly_the_bytes_utf8_never_uses():
+    """Derived here, not copied: the bytes that occur in no UTF-8 encoding of any code point."""
+    every_char = "".join(chr(cp) for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF)
+    never = frozenset(range(256)) - frozenset(every_char.encode("utf-8"))
+    assert INVALID_UTF8_BYTES == never
 
 
-def test_kinds_tuple():
-    assert KINDS == ("normal", "byte", "special", "unused", "added", "unknown", "padding")
+def test_kinds_are_exactly_the_kinds_tables_assign():
+    """KINDS lists every kind a table can give a row, and nothing else: tables that between them
+    have every kind (the hand-made byte-level one, a BPE with an unk token, padding rows) use
+    exactly KINDS, and kind_counts counts each in KINDS order."""
+    unk = {"model": {"type": "BPE", "vocab": {"<unk>": 0, "a": 1}, "merges": [], "unk_token": "<unk>"}}
+    tables = [TokenTable.from_tokenizer_json(_byte_level_spec()).with_rows(22), TokenTable.from_tokenizer_json(unk)]
+    assert set().union(*(t.kinds for t in tables)) == set(KINDS)
+    assert len(set(KINDS)) == len(KINDS)
+    for t in tables:
+        counts = t.kind_counts()
+        assert counts == {k: t.kinds.count(k) for k in KINDS if k in t.kinds}
+        assert list(counts) == [k for k in KINDS if k in counts]
 
 
 # ----------------------------------------------------------------------------- byte-level BPE (hand-made)

@@ -205,14 +205,16 @@ def make_prompt_set(lm: Any, tokens: Any = None, templates: Sequence[tuple[str, 
                      tuple(slots))
 
 
-def token_prompts(prompts: PromptSet, token_id: int, n_positions: int = N_POSITIONS) -> list[tuple[list[int], tuple[int, ...]]]:
+def token_prompts(prompts: PromptSet, token_id: int,
+                  n_positions: int = N_POSITIONS) -> list[tuple[list[int], tuple[int, ...]]]:
     """The prompts for one token: per template, (token ids with ``token_id`` spliced into every
     slot, the answer positions whose probability is read). The log-probability of the token at
     position k is read from the logits at position k - 1."""
     out = []
     for j, (seq, sl) in enumerate(zip(prompts.sequences, prompts.slots)):
         at = set(sl)
-        out.append(([int(token_id) if k in at else t for k, t in enumerate(seq)], prompts.answer_positions(j, n_positions)))
+        ids = [int(token_id) if k in at else t for k, t in enumerate(seq)]
+        out.append((ids, prompts.answer_positions(j, n_positions)))
     return out
 
 
@@ -222,8 +224,8 @@ class Scores:
     """Teacher-forced repetition scores of a list of tokens.
 
     ``logp[i, j, k]``: log-probability of token i at the k-th position read in template j (NaN
-    where template j has fewer positions); ``top_ids[i, j]``: the model's greedy choice at
-    template j's answer slot."""
+    where template j has fewer positions, or was skipped by ``settle``); ``top_ids[i, j]``: the
+    model's greedy choice at template j's answer slot (-1 when skipped)."""
 
     token_ids: list[int]
     names: tuple[str, ...]
@@ -240,12 +242,12 @@ class Scores:
 
     @property
     def p_template(self) -> np.ndarray:
-        """(n_tokens, n_templates): max over each template's positions."""
-        return np.exp(np.nanmax(self.logp, axis=2))
+        """(n_tokens, n_templates): max over each template's positions (NaN: skipped)."""
+        return np.exp(_nanmax(self.logp, axis=2))
 
     @property
     def max_logp(self) -> np.ndarray:
-        return np.nanmax(self.logp.reshape(len(self.token_ids), -1), axis=1)
+        return _nanmax(self.logp.reshape(len(self.token_ids), -1), axis=1)
 
     @property
     def p(self) -> np.ndarray:
@@ -258,7 +260,7 @@ class Scores:
 
     @property
     def best_template(self) -> list[str]:
-        flat = np.nanmax(self.logp, axis=2)
+        flat = np.where(np.isnan(self.logp), -np.inf, self.logp).max(axis=2)
         return [self.names[j] for j in np.argmax(flat, axis=1)]
 
     @property
@@ -275,6 +277,12 @@ class Scores:
         for j, name in enumerate(self.names):
             cols[f"top_{name}"] = self.top_ids[:, j].astype(np.int64)
         return pl.DataFrame(cols)
+
+
+def _nanmax(a: np.ndarray, axis: int) -> np.ndarray:
+    """Max ignoring NaN; NaN where a slice is all NaN (no warning)."""
+    m = np.where(np.isnan(a), -np.inf, a).max(axis=axis) if a.size else np.full(a.shape[:axis], np.nan)
+    return np.where(m == -np.inf, np.nan, m)
 
 
 def _check_positions(n_positions: int) -> None:
@@ -334,8 +342,8 @@ def _empty(n: int, ps: PromptSet, n_positions: int) -> tuple[np.ndarray, np.ndar
 
 def score_tokens(model: Any, token_ids: Sequence[int], *, prompts: PromptSet | None = None,
                  n_positions: int = N_POSITIONS, threshold: float = VERIFY_THRESHOLD,
-                 batch_size: int = DEFAULT_BATCH_SIZE, share_prefix: bool = True, tokens: Any = None,
-                 device: str = "auto", dtype: str = "auto", progress: bool = False) -> Scores:
+                 batch_size: int = DEFAULT_BATCH_SIZE, share_prefix: bool = True, settle: bool = False,
+                 tokens: Any = None, device: str = "auto", dtype: str = "auto", progress: bool = False) -> Scores:
     """Teacher-forced repetition scores of ``token_ids``, batched (see the module docstring).
 
     ``model``: a loaded ``CausalLM`` or a spec for ``load_causal_lm`` (loaded with ``device``
@@ -343,6 +351,10 @@ def score_tokens(model: Any, token_ids: Sequence[int], *, prompts: PromptSet | N
     ``prompts``: a :class:`PromptSet` (built with :func:`make_prompt_set` when None, from
     ``tokens`` or the tokenizer). ``batch_size``: sequences (tokens of one template) per forward
     pass. ``share_prefix``: run the prompt part before the first slot once and share its KV cache.
+    ``settle``: score the templates cheapest first and skip a token's remaining templates once
+    its probability reaches ``threshold`` (its verdict, "not verified", can no longer change):
+    the verdicts are those of the full computation, ``p`` is exact for every verified token and
+    a lower bound (>= threshold) for the others, and skipped templates are NaN.
     Returns :class:`Scores`; ``scores.p`` is ``max_prob``, ``scores.verified`` is ``p < threshold``."""
     import torch
 
@@ -357,11 +369,19 @@ def score_tokens(model: Any, token_ids: Sequence[int], *, prompts: PromptSet | N
     shared = False
     n_batches = len(ps.names) * math.ceil(len(ids) / batch_size) if ids else 0
     bar = _progress_bar(progress, n_batches, len(ids))
+    order = list(range(len(ps.names)))
+    if settle:  # cheapest first: the fewest tokens each candidate adds after the shared prefix
+        order.sort(key=lambda j: len(ps.sequences[j]) - (ps.prefix_length(j) if cache_ok else 0))
+    best_lp = np.full(len(ids), -np.inf)
     t0 = time.perf_counter()
     with torch.inference_mode():
-        for j, (seq, slots) in enumerate(zip(ps.sequences, ps.slots)):
-            if not ids:
-                break
+        for j in order:
+            seq, slots = ps.sequences[j], ps.slots[j]
+            todo = [i for i in range(len(ids)) if not (settle and np.exp(best_lp[i]) >= threshold)]
+            if bar is not None and len(todo) < len(ids):
+                bar.update(math.ceil(len(ids) / batch_size) - math.ceil(len(todo) / batch_size))
+            if not todo:
+                continue
             answer = ps.answer_positions(j, n_positions)
             P = ps.prefix_length(j) if cache_ok else 0
             base = torch.tensor(seq, dtype=torch.long)
@@ -379,8 +399,9 @@ def score_tokens(model: Any, token_ids: Sequence[int], *, prompts: PromptSet | N
                 shared = shared or prefix_cache is not None
             suffix = base[P:]
             pos = torch.arange(P, len(seq), dtype=torch.long)
-            for b0 in range(0, len(ids), batch_size):
-                chunk = torch.tensor(ids[b0:b0 + batch_size], dtype=torch.long)
+            for b0 in range(0, len(todo), batch_size):
+                rows = todo[b0:b0 + batch_size]
+                chunk = torch.tensor([ids[i] for i in rows], dtype=torch.long)
                 B = len(chunk)
                 x = suffix.repeat(B, 1)
                 x[:, slot_t] = chunk.unsqueeze(1)
@@ -397,8 +418,10 @@ def score_tokens(model: Any, token_ids: Sequence[int], *, prompts: PromptSet | N
                 if not keep:
                     logits = logits[:, read.to(logits.device)]
                 lp, best = _read(logits, chunk.to(logits.device), nv)
-                logp[b0:b0 + B, j, :len(answer)] = lp.cpu().double().numpy()
-                top[b0:b0 + B, j] = best.cpu().numpy()
+                lp_np = lp.cpu().double().numpy()
+                logp[rows, j, :len(answer)] = lp_np
+                top[rows, j] = best.cpu().numpy()
+                best_lp[rows] = np.maximum(best_lp[rows], lp_np.max(axis=1))
                 if bar is not None:
                     bar.update(1)
     if bar is not None:
@@ -408,6 +431,7 @@ def score_tokens(model: Any, token_ids: Sequence[int], *, prompts: PromptSet | N
         print(f"anomtok: scored {len(ids)} tokens in {seconds:.1f} s", file=sys.stderr, flush=True)
     return Scores(ids, ps.names, logp, top, threshold, n_positions, seconds,
                   {"method": "teacher forcing, batched", "batch_size": batch_size, "shared_prefix": shared,
+                   "settle": settle,
                    "device": str(dev), "dtype": str(lm.dtype).replace("torch.", ""), **ps.to_dict()})
 
 
@@ -486,13 +510,14 @@ def verify(model: Any, ranking: Any = None, *, metrics: Sequence[str] | None = N
            random_sample: int = 30, kinds: Sequence[str] = ("normal",), token_ids: Sequence[int] | None = None,
            threshold: float = VERIFY_THRESHOLD, n_positions: int = N_POSITIONS, batch_size: int = DEFAULT_BATCH_SIZE,
            seed: int = 0, device: str = "auto", dtype: str = "auto", embeddings: Any = None,
-           out_dir: str | os.PathLike | None = None, progress: bool = False) -> VerifyResult:
+           out_dir: str | os.PathLike | None = None, progress: bool = False, settle: bool = False) -> VerifyResult:
     """Verify the top candidates of a ranking by prompting (see the module docstring).
 
     ``model``: a spec for ``anomtok.load`` or a loaded ``CausalLM``. ``ranking``: a Ranking, its
     frame, a ranked.csv/parquet path, or None to rank now (``nn="off"``). ``token_ids``: verify
     exactly these instead of the metric tops (the random sample is still drawn, ``random_sample=0``
-    to skip it). ``batch_size``: sequences per forward pass (:func:`score_tokens`)."""
+    to skip it). ``batch_size``: sequences per forward pass; ``settle``: skip the templates that
+    can no longer change a verdict (:func:`score_tokens`; their ``prob_*`` columns are then empty)."""
     from .generation import GenerationOptions, load_for_generation, ranking_for
 
     if not 0.0 < threshold < 1.0 or not math.isfinite(threshold):
@@ -533,8 +558,9 @@ def verify(model: Any, ranking: Any = None, *, metrics: Sequence[str] | None = N
         raise InputError(f"token id {bad_ids[0]} is not a token of the model (0..{lm.n_vocab - 1})")
     ps = make_prompt_set(lm, emb.tokens)
     sc = score_tokens(lm, cand, prompts=ps, n_positions=n_positions, threshold=threshold, batch_size=batch_size,
-                      progress=progress)
-    is_ref = set(frame.filter(pl.col("is_reference"))["token_id"].to_list()) if "is_reference" in frame.columns else set()
+                      settle=settle, progress=progress)
+    is_ref = set(frame.filter(pl.col("is_reference"))["token_id"].to_list()) if "is_reference" in frame.columns \
+        else set()
     ranks, sizes = metric_ranks(frame, use)
     p, ver, pt, best = sc.p, sc.verified, sc.p_template, sc.best_template
     echo = ps.names.index("echo") if "echo" in ps.names else 0
@@ -571,12 +597,14 @@ def verify(model: Any, ranking: Any = None, *, metrics: Sequence[str] | None = N
                     "positions_per_template": {n: len(ps.answer_positions(j, n_positions))
                                                for j, n in enumerate(ps.names)},
                     "tokens_per_template": {n: len(s) for n, s in zip(ps.names, ps.sequences)},
-                    "batch_size": batch_size, "candidates_per_second": round(sc.per_second, 2)},
+                    "batch_size": batch_size, "settle": settle, "shared_prefix": sc.info["shared_prefix"],
+                    "candidates_per_second": round(sc.per_second, 2)},
         "seconds": round(sc.seconds, 2),
     })
     if out_dir is not None:
         _write(out_dir, out, summary, lm, emb, rk, dict(metrics=use, top=top, random_sample=random_sample,
-               kinds=list(kinds), threshold=threshold, n_positions=n_positions, batch_size=batch_size, seed=seed,
+               kinds=list(kinds), threshold=threshold, n_positions=n_positions, batch_size=batch_size, settle=settle,
+               seed=seed,
                device=str(lm.device), dtype=str(lm.dtype).replace("torch.", ""),
                total_seconds=round(time.perf_counter() - t0, 2)))
     return VerifyResult(frame=out, summary=summary)

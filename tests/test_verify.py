@@ -192,6 +192,21 @@ def test_batched_scores_equal_one_sequence_at_a_time(copying):
                                    rtol=1e-5, atol=0)
 
 
+def test_settle_skips_templates_without_changing_a_verdict(copying):
+    lm, ps = copying.lm, copying.prompts
+    ids = copying.unseen[:10] + copying.heldout[:20] + copying.trained[:10]
+    full = score_tokens(lm, ids, prompts=ps, batch_size=8)
+    fast = score_tokens(lm, ids, prompts=ps, batch_size=8, settle=True)
+    assert (fast.verified == full.verified).all() and 0 < full.verified.sum() < len(ids)
+    v = full.verified
+    np.testing.assert_allclose(fast.p[v], full.p[v], rtol=1e-5)  # every template scored for these
+    assert not np.isnan(fast.logp[v][:, :, 0]).any()
+    assert (fast.p[~v] >= VERIFY_THRESHOLD).all() and (fast.p[~v] <= full.p[~v] * (1 + 1e-5)).all()
+    echo = ps.names.index("echo")  # the costliest template, scored last and only when still needed
+    assert np.isnan(fast.logp[~v][:, echo]).all() and (fast.top_ids[~v][:, echo] == -1).all()
+    assert fast.to_frame()["prob_echo"].is_nan().sum() == int((~v).sum())
+
+
 def test_the_answer_slot_is_the_first_step_of_greedy_generation(copying):
     """The probability at the answer slot is the paper's first generated position: the same
     prompt, the same logits (the previous, generating implementation of verify)."""
@@ -291,6 +306,13 @@ def test_verify_cli(tiny_model, tmp_path):
                                  "--random", "2", "--metric", "score", "--device", "cpu"])
     assert r.exit_code == 0, r.output
     assert "precision" in r.stdout and (tmp_path / "v" / "verified.csv").exists()
+    assert json.loads((tmp_path / "v" / "verify.json").read_text())["scoring"]["settle"] is False
+    fast = CliRunner().invoke(cli, ["verify", str(tiny_model.hf_dir), "-o", str(tmp_path / "s"), "--top", "2",
+                                    "--random", "2", "--metric", "score", "--device", "cpu", "--settle",
+                                    "--batch-size", "3"])
+    assert fast.exit_code == 0, fast.output
+    summary = json.loads((tmp_path / "s" / "verify.json").read_text())
+    assert summary["scoring"]["settle"] is True and summary["scoring"]["batch_size"] == 3
     bad = CliRunner().invoke(cli, ["verify", str(tiny_model.hf_dir), "-o", str(tmp_path / "w"), "--threshold", "2"])
     assert bad.exit_code == 2 and "threshold" in bad.stderr
 

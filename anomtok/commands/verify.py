@@ -25,19 +25,24 @@ VERIFY_FILES = ("verified.csv", "verify.json", "meta.json")
 @click.option("--threshold", default=0.01, show_default=True, type=float,
               help="max_prob below this = verified under-trained.")
 @click.option("--positions", "n_positions", default=3, show_default=True, type=int,
-              help="Generated positions at which the token's probability is read.")
-@click.option("--batch-size", default=16, show_default=True, type=int)
+              help="Answer slots per prompt at which the token's probability is read (the answer and the "
+                   "in-context repeats just before it).")
+@click.option("--batch-size", default=32, show_default=True, type=int, help="Sequences per forward pass.")
+@click.option("--settle", is_flag=True,
+              help="Skip the prompts that can no longer change a verdict (faster; same verdicts, max_prob exact "
+                   "for verified tokens, a lower bound for the others).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, SEED_MAX), help="Seed of the random sample.")
 @model_options
 @click.option("--show", default=15, show_default=True, type=click.IntRange(0, 100_000), help="Rows to print.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @handle_errors
 def command(model: str, out_dir: str, ranking: str | None, metrics: tuple[str, ...], top: int, random_sample: int,
-            kinds: str, token_ids: tuple[int, ...], threshold: float, n_positions: int, batch_size: int, seed: int,
-            device: str, dtype: str, device_map: str | None, show: int, quiet: bool) -> None:
-    """Ask MODEL to repeat each candidate token (few-shot prompts built around the token id) and
-    record the highest probability it gives it; below --threshold the token is verified
-    under-trained. Writes verified.csv, verify.json (precision of each metric) and meta.json.
+            kinds: str, token_ids: tuple[int, ...], threshold: float, n_positions: int, batch_size: int,
+            settle: bool, seed: int, device: str, dtype: str, device_map: str | None, show: int, quiet: bool) -> None:
+    """Ask MODEL to repeat each candidate token (few-shot prompts built around the token id, read by
+    teacher forcing: the token placed where the answer goes) and record the highest probability
+    it gives it; below --threshold the token is verified under-trained. Writes verified.csv,
+    verify.json (precision of each metric) and meta.json.
 
     \b
     Examples:
@@ -54,8 +59,8 @@ def command(model: str, out_dir: str, ranking: str | None, metrics: tuple[str, .
     with prepare_output(out_dir, inputs=[model, *ranking_inputs(ranking)], writes=VERIFY_FILES):
         res = verify(model, ranking, metrics=list(metrics) or None, top=top, random_sample=random_sample,
                      kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), token_ids=list(token_ids) or None,
-                     threshold=threshold, n_positions=n_positions, batch_size=batch_size, seed=seed, device=device,
-                     dtype=dtype, out_dir=out_dir, progress=not quiet)
+                     threshold=threshold, n_positions=n_positions, batch_size=batch_size, settle=settle, seed=seed,
+                     device=device, dtype=dtype, out_dir=out_dir, progress=not quiet)
     if quiet:
         return
     s = res.summary

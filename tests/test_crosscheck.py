@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 from scipy.stats import hypergeom
 
-import anomtok.crosscheck as C
-from anomtok.crosscheck import crosscheck, metric_ranks, prompt_group
+import anomtok.generation.crosscheck as C
+from anomtok.generation.crosscheck import crosscheck, metric_ranks, prompt_group
 from anomtok.errors import InputError
 
 N = 1000

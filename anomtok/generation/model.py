@@ -127,8 +127,8 @@ def _gguf_file(spec: str) -> tuple[Path, str]:
     kind, paths = resolve_source(spec)
     if spec in packaged_models():
         model = packaged_models()[spec]
-        if not model.causal or model.tokenizer_only:
-            raise InputError(f"{spec}: is not a causal LM ({model.description}): it cannot generate text")
+        if model.tokenizer_only:  # causal or not is decided by anomtok.loading.arch, in load_causal_lm
+            raise InputError(f"{spec}: is a tokenizer only, with no weights: it cannot generate text")
         if kind == "gguf":
             return materialize_gguf(spec), "alias"
         return paths[0], "alias"
@@ -294,7 +294,7 @@ def load_causal_lm(spec: str | os.PathLike, *, device: str = "auto", dtype: str 
             kind, paths = "gguf", ggufs
     if kind == "gguf" or text in _packaged():
         gguf, _ = _gguf_file(text) if text in _packaged() else (paths[0], "file")
-        if gguf.is_dir():  # a packaged HF folder (not causal ones are refused above)
+        if gguf.is_dir():  # a packaged HF folder: its config.json is checked below
             kind, folder = "folder", gguf
         else:
             folder, info = _dequantized_folder(gguf, use_cache)

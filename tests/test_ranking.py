@@ -108,7 +108,10 @@ def test_rank_is_a_permutation_and_columns_present(tiny_model):
     for col in ["rank", "token_id", "token", "bytes_hex", "kind", "script", "norm", "centroid_l2",
                 "centroid_cos", "mean_cos", "pc1_removed_cos", "unused_ref_cos", "nn_cos", "score"]:
         assert col in f.columns
-    assert f["score"].is_sorted(descending=True, nulls_last=True) or f["score"].drop_nulls().is_sorted(descending=True)
+    # every row of the tiny model is valid, so rank is the order of descending score, ties by token id
+    assert f["score"].null_count() == 0 and f["valid"].all()
+    by_score = np.lexsort((f["token_id"].to_numpy(), -f["score"].to_numpy()))
+    assert f.sort("rank")["token_id"].to_list() == f["token_id"].to_numpy()[by_score].tolist()
     assert r.meta["nn_mode"] == "exact"
 
 
@@ -138,3 +141,79 @@ def test_flagged_tokens_are_the_never_seen_ones(tiny_model):
     assert not flagged & set(tiny_model.unused_ids) and not flagged & set(tiny_model.padding_ids)
     precision = len(flagged & set(tiny_model.unseen_ids)) / len(flagged)
     assert precision > 0.9, precision
+
+
+def _magikarp(M: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """The indicator written out in numpy (float64): first principal component removed, cosine to
+    the mean of the reference rows."""
+    X = M.astype(np.float64)
+    _, _, vt = np.linalg.svd(X - X.mean(0), full_matrices=False)
+    X = X - np.outer(X @ vt[0], vt[0])
+    t = X[ref].mean(0)
+    return X @ t / (np.linalg.norm(X, axis=1) * np.linalg.norm(t))
+
+
+@pytest.mark.parametrize("fixture", ["tiny_model", "tiny_model_untied"])
+def test_score_is_computed_on_the_output_matrix_when_untied(fixture, request):
+    """Untied: the indicator is computed on lm_head (the unembedding), not on the input embedding;
+    tied: on the embedding. Checked against the safetensors matrices read here."""
+    from safetensors.numpy import load_file
+
+    m = request.getfixturevalue(fixture)
+    weights = load_file(str(m.hf_dir / "model.safetensors"))
+    embed = weights["model.embed_tokens.weight"]
+    matrix = weights["lm_head.weight"] if not m.tied else embed
+    r = anomtok.rank(anomtok.load(m.hf_dir), options=anomtok.RankOptions(nn="off"))
+    f = r.frame.sort("token_id")
+    ref = f["is_reference"].to_numpy()
+    np.testing.assert_allclose(f["score"].to_numpy(), _magikarp(matrix, ref), atol=2e-4)
+    assert r.meta["score"]["matrix"] == ("input embedding" if m.tied else "output (unembedding)")
+    if not m.tied:
+        # the choice matters: on the input embedding the scores are different
+        assert np.abs(_magikarp(embed, ref) - _magikarp(matrix, ref)).max() > 0.1
+        np.testing.assert_allclose(f["out_norm"].to_numpy(), np.linalg.norm(matrix, axis=1), rtol=1e-5)
+        np.testing.assert_allclose(f["norm"].to_numpy(), np.linalg.norm(embed, axis=1), rtol=1e-5)
+    else:
+        assert "out_norm" not in f.columns
+
+
+@pytest.mark.parametrize("q", [0.0, 0.1, 0.5, 1.0])
+def test_flag_quantile_sets_the_threshold(tiny_model, q):
+    """flagged = outside the reference set, not padding, score >= the q-quantile of the reference
+    tokens' scores (numpy's linear quantile here)."""
+    r = anomtok.rank(anomtok.load(tiny_model.hf_dir), options=anomtok.RankOptions(nn="off", flag_quantile=q))
+    f = r.frame
+    ref = f.filter(pl.col("is_reference"))["score"].to_numpy()
+    threshold = float(np.quantile(ref.astype(np.float64), q))
+    assert r.meta["score"]["flag_threshold"] == pytest.approx(threshold, abs=1e-6)
+    want = f.filter(~pl.col("is_reference") & (pl.col("kind") != "padding") & (pl.col("score") >= threshold))
+    got = f.filter(pl.col("flagged"))
+    # scores within float32 rounding of the threshold may fall either way
+    near = set(f.filter((pl.col("score") - threshold).abs() < 1e-6)["token_id"].to_list())
+    assert set(got["token_id"].to_list()) - near == set(want["token_id"].to_list()) - near
+    assert r.meta["score"]["flagged"] == got.height
+
+
+def test_min_reference_switches_to_the_fallback_at_its_boundary(tiny_model):
+    """The token table of the tiny model has 16 <unusedN>, the 13 bytes invalid in UTF-8 and the
+    padding rows: with min_reference at that number it is the reference; one more, and the
+    reference is the max(8, 0.1% V) tokens with the highest pc1_removed_cos."""
+    m = tiny_model
+    emb = anomtok.load(m.hf_dir)
+    n_table = len(m.unused_ids) + 13 + len(m.padding_ids)
+    at = anomtok.rank(emb, options=anomtok.RankOptions(nn="off", min_reference=n_table))
+    assert at.meta["score"]["reference_source"] == "token table"
+    assert at.meta["score"]["reference_size"] == n_table
+    over = anomtok.rank(emb, options=anomtok.RankOptions(nn="off", min_reference=n_table + 1))
+    assert over.meta["score"]["reference_source"].startswith("fallback")
+    f = over.frame.sort("token_id")
+    k = max(8, int(np.ceil(0.001 * emb.shape[0])))
+    # pc1_removed_cos in numpy: first PC removed, cosine to the centroid
+    X = emb.input.numpy().astype(np.float64)
+    _, _, vt = np.linalg.svd(X - X.mean(0), full_matrices=False)
+    X = X - np.outer(X @ vt[0], vt[0])
+    c = X.mean(0)
+    pc1cos = X @ c / (np.linalg.norm(X, axis=1) * np.linalg.norm(c))
+    assert set(np.nonzero(f["is_reference"].to_numpy())[0].tolist()) == set(np.argsort(-pc1cos)[:k].tolist())
+    np.testing.assert_allclose(f["score"].to_numpy(), _magikarp(emb.input.numpy(), f["is_reference"].to_numpy()),
+                               atol=2e-4)

@@ -1,4 +1,12 @@
-"""Shared fixtures: three real tiny models (built once per session), seeded RNGs, isolated caches."""
+"""Shared fixtures: three real tiny models (trained once, then reused across sessions from the test
+cache, see below), seeded RNGs, isolated caches.
+
+The tiny models are kept between sessions in ``$ANOMTOK_TEST_CACHE`` (default
+``$XDG_CACHE_HOME/anomtok-tests``, else ``~/.cache/anomtok-tests``; never in the repository), keyed
+on tinymodel.py's source, the build arguments, the library versions and the CPU
+(``tinymodel.cache_key``). ``ANOMTOK_TEST_CACHE=off`` trains them afresh in every session. The
+per-test isolated caches below do not hide this one: its folder is fixed when this file is imported.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +20,26 @@ import numpy as np
 import pytest
 
 try:  # tests/ as a package or as a plain rootdir folder
-    from .tinymodel import TinyModel, build_tiny_model
+    from .tinymodel import TinyModel, cached_tiny_model
 except ImportError:
-    from tinymodel import TinyModel, build_tiny_model
+    from tinymodel import TinyModel, cached_tiny_model
 
 _CACHE_VARS = {"HF_HOME": "hf", "XDG_CACHE_HOME": "xdg", "ANOMTOK_CACHE": "anomtok"}
 _OFFLINE_VARS = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 _session_cache_root: Path | None = None
+
+
+def _tiny_model_cache() -> Path | None:
+    """Where the tiny models are kept between sessions (None: not kept). Read from the environment
+    as it was when pytest started, before the session and per-test cache variables are set."""
+    value = os.environ.get("ANOMTOK_TEST_CACHE")
+    if value is not None:
+        return None if value.strip().lower() in ("", "0", "off", "no", "false") else Path(value).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "anomtok-tests"
+
+
+TINY_MODEL_CACHE = _tiny_model_cache()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -60,16 +81,16 @@ def _seeded_rngs() -> None:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
     """Tied embeddings, 16 added ``<unusedN>`` special tokens."""
-    return build_tiny_model(tmp_path_factory.mktemp("tiny_tied"), tied=True, n_unused=16)
+    return cached_tiny_model(tmp_path_factory.mktemp("tiny_tied"), TINY_MODEL_CACHE, tied=True, n_unused=16)
 
 
 @pytest.fixture(scope="session")
 def tiny_model_untied(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
     """Separate ``lm_head``, 16 added ``<unusedN>`` special tokens."""
-    return build_tiny_model(tmp_path_factory.mktemp("tiny_untied"), tied=False, n_unused=16)
+    return cached_tiny_model(tmp_path_factory.mktemp("tiny_untied"), TINY_MODEL_CACHE, tied=False, n_unused=16)
 
 
 @pytest.fixture(scope="session")
 def tiny_model_noref(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
     """Tied, and no ``<unusedN>`` tokens: no ready-made reference set of never-trained tokens."""
-    return build_tiny_model(tmp_path_factory.mktemp("tiny_noref"), tied=True, n_unused=0)
+    return cached_tiny_model(tmp_path_factory.mktemp("tiny_noref"), TINY_MODEL_CACHE, tied=True, n_unused=0)

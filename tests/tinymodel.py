@@ -20,20 +20,34 @@ given seed, in about 15 s of one CPU core (training is ~12 s of it):
    64 rows, so a few padding rows past the tokenizer's vocabulary exist, as in real checkpoints.
 5. Saves the model as a Hugging Face folder (safetensors only) and as GGUF files written the way
    llama.cpp's ``convert_hf_to_gguf.py`` writes a llama model (F32, and Q8_0 for every 2-D weight).
+
+`cached_tiny_model` keeps what `build_tiny_model` made in a cache folder outside the repository
+(tests/conftest.py: ``$ANOMTOK_TEST_CACHE``, else ``$XDG_CACHE_HOME/anomtok-tests`` or
+``~/.cache/anomtok-tests``; ``ANOMTOK_TEST_CACHE=off`` builds every session), one entry per
+`cache_key`: a hash of this file's source, the build arguments, the Python, torch, transformers,
+tokenizers, gguf, safetensors and numpy versions, and the CPU. An entry is built in a temporary
+folder and renamed into place, and its files' SHA-256 are checked before each use; a session
+copies the entry into its own temporary folder, so no test can change the cache.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
+import os
 import random
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["TinyModel", "build_tiny_model", "EXTRA_WORDS_EN", "EXTRA_WORDS_JA"]
+__all__ = ["TinyModel", "build_tiny_model", "cached_tiny_model", "cache_key", "EXTRA_WORDS_EN", "EXTRA_WORDS_JA"]
 
 # ----------------------------------------------------------------------------------------------
 # corpora
@@ -189,6 +203,7 @@ class TinyModel:
     seed: int = 0
     build_seconds: float = 0.0
     train_seconds: float = 0.0
+    cached: bool = False  # copied from the cache of an earlier session (the timings are that build's)
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -539,3 +554,116 @@ def _byte_alphabet() -> list[str]:
     from tokenizers import pre_tokenizers
 
     return pre_tokenizers.ByteLevel.alphabet()
+
+
+# ----------------------------------------------------------------------------------------------
+# the cache across sessions
+
+_PATH_FIELDS = ("hf_dir", "gguf_path", "gguf_q8_path", "train_tokens_path", "train_text_path", "extra_text_path")
+_ENTRY_META = "tinymodel.json"
+
+
+def cache_key(**kwargs: Any) -> str:
+    """What a build depends on: this file, the arguments, the libraries that train and write the
+    model, and the CPU (float kernels differ between instruction sets)."""
+    import platform
+    import sys
+
+    import gguf
+    import safetensors
+    import tokenizers
+    import torch
+    import transformers
+
+    facts = {
+        "source": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+        "arguments": {k: kwargs[k] for k in sorted(kwargs)},
+        "python": list(sys.version_info[:2]),
+        "versions": {m.__name__: getattr(m, "__version__", "?")
+                     for m in (torch, transformers, tokenizers, gguf, safetensors, np)},
+        "machine": platform.machine(),
+        "cpu": torch.backends.cpu.get_cpu_capability(),
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _file_hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != _ENTRY_META}
+
+
+def _write_entry_meta(model: TinyModel, folder: Path) -> None:
+    d = dataclasses.asdict(model)
+    for name in _PATH_FIELDS:
+        d[name] = str(Path(d[name]).relative_to(folder)) if d[name] is not None else None
+    d["counts"] = {str(k): v for k, v in d["counts"].items()}
+    meta = {"model": d, "files": _file_hashes(folder)}
+    (folder / _ENTRY_META).write_text(json.dumps(meta, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
+def _read_entry(folder: Path, base: Path | None = None) -> TinyModel | None:
+    """The model of a complete, intact cache entry (paths under ``base``, default the entry), else None."""
+    try:
+        meta = json.loads((folder / _ENTRY_META).read_text(encoding="utf-8"))
+        if _file_hashes(folder) != meta["files"]:
+            return None
+        d = dict(meta["model"])
+    except (OSError, ValueError, KeyError):
+        return None
+    base = folder if base is None else base
+    for name in _PATH_FIELDS:
+        d[name] = base / d[name] if d[name] is not None else None
+    d["counts"] = {int(k): v for k, v in d["counts"].items()}
+    for name in TinyModel.__dataclass_fields__:
+        if isinstance(d.get(name), list):
+            d[name] = tuple(d[name])
+    return TinyModel(**d)
+
+
+def _sweep(root: Path, max_age_s: float = 3600.0) -> None:
+    """Remove the temporary build folders of sessions that died more than an hour ago."""
+    now = time.time()
+    for p in root.glob(".build-*"):
+        try:
+            if now - p.stat().st_mtime > max_age_s:
+                shutil.rmtree(p, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def cached_tiny_model(out_dir: Path, cache_root: Path | None, **kwargs: Any) -> TinyModel:
+    """`build_tiny_model(out_dir, **kwargs)`, reusing a build of an earlier session from
+    ``cache_root`` when one exists for the same `cache_key` (``cache_root=None``: always build).
+
+    The entry is built into a temporary folder of ``cache_root`` and renamed into place, so a
+    killed session or two sessions at once never leave a partial entry; an entry whose files do
+    not match the SHA-256 recorded in it is set aside and rebuilt. The files are copied to
+    ``out_dir``, which the returned model points into."""
+    out_dir = Path(out_dir)
+    if cache_root is None:
+        return build_tiny_model(out_dir, **kwargs)
+    cache_root = Path(cache_root)
+    entry = cache_root / cache_key(**kwargs)
+    reused = _read_entry(entry) is not None
+    if not reused:
+        cache_root.mkdir(parents=True, exist_ok=True)
+        _sweep(cache_root)
+        tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=cache_root))
+        try:
+            model = build_tiny_model(tmp / "entry", **kwargs)
+            _write_entry_meta(model, tmp / "entry")
+            if entry.exists() and _read_entry(entry) is None:  # a damaged entry: moved aside, then removed
+                os.rename(entry, tmp / "damaged")
+            try:
+                os.rename(tmp / "entry", entry)
+            except OSError:  # another session renamed its build into place first: use that one
+                if _read_entry(entry) is None:
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(entry, out_dir, dirs_exist_ok=True)
+    (out_dir / _ENTRY_META).unlink()
+    model = _read_entry(entry, base=out_dir)
+    if model is None:  # pragma: no cover - the entry changed under us
+        raise RuntimeError(f"tiny-model cache entry {entry} changed while it was copied")
+    return dataclasses.replace(model, cached=reused)

@@ -17,7 +17,8 @@ from gguf import GGMLQuantizationType as T
 from gguf import GGUFValueType as V
 
 from anomtok.errors import LoadError
-from anomtok.loading.gguf_reader import _GGML_TYPES, GGUFFile, TensorInfo
+from anomtok.loading.gguf_quants import GGML_TYPES
+from anomtok.loading.gguf_reader import GGUFFile, TensorInfo
 
 STRINGS: list[str | bytes] = [
     "hello", "", "naïve café", "日本語", "🙂", " leading", "\n\t", "a\x00b",
@@ -144,7 +145,7 @@ def _split(tmp_path: Path, data: bytes, cuts: list[int]) -> list[Path]:
 
 
 def test_type_table_matches_gguf() -> None:
-    for type_id, (name, block, tsize) in _GGML_TYPES.items():
+    for type_id, (name, block, tsize) in GGML_TYPES.items():
         q = T(type_id)
         assert q.name == name and gguf.GGML_QUANT_SIZES[q] == (block, tsize)
 

@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import LoadError
+from ..loading.registry import FunctionLoader, Loader, Registry
 from ..tokens import TokenTable
 from .sentencepiece import read_sentencepiece_model, tokenizer_from_sentencepiece
 
-__all__ = ["LoadedTokenizer", "load_tokenizer", "read_sentencepiece_model", "tokenizer_from_gguf_metadata"]
+__all__ = ["LoadedTokenizer", "load_tokenizer", "read_sentencepiece_model", "tokenizer_from_gguf_metadata", "TOKENIZERS"]
 
 _SPM_NAMES = ("tokenizer.model", "sentencepiece.bpe.model", "spiece.model")
 _WEIGHT_GLOBS = ("*.safetensors", "pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -76,24 +77,7 @@ def load_tokenizer(source: Any) -> LoadedTokenizer:
     if not isinstance(source, (str, os.PathLike)):
         raise LoadError(f"cannot load a tokenizer from a {type(source).__name__}")
 
-    from ..loading import resolve_source
-
-    spec = str(source)
-    kind, paths = resolve_source(spec)
-    if kind == "gguf":
-        return _from_gguf(paths, spec)
-    if kind == "hub":
-        return _from_hub(spec)
-    path = paths[0]
-    if kind == "folder":
-        return _from_folder(path, spec)
-    if kind == "safetensors":
-        return _from_folder(path.parent, spec, weights=True)
-    if path.suffix == ".model":
-        return _from_spm(path, spec)
-    if path.suffix == ".json":
-        return _from_json(path, spec)
-    raise LoadError(f"{spec}: not a tokenizer (expected tokenizer.json, a SentencePiece .model, a GGUF file or a folder)")
+    return TOKENIZERS.load(source)
 
 
 # ---------------------------------------------------------------------------------- sources
@@ -180,6 +164,26 @@ def _from_hub(repo_id: str) -> LoadedTokenizer:
         return out
     reason = str(last).splitlines()[0] if last and str(last) else type(last).__name__
     raise LoadError(f"{repo_id}: no tokenizer in the local Hugging Face cache and none could be downloaded ({reason})")
+
+
+def _tokenizer_file_loaders() -> tuple[Loader[LoadedTokenizer], ...]:
+    """A tokenizer file, by suffix: SentencePiece ``.model`` or ``tokenizer.json``."""
+    return (FunctionLoader(lambda s: _from_spm(s.path, s.spec), when=lambda s: s.path.suffix == ".model"),
+            FunctionLoader(lambda s: _from_json(s.path, s.spec), when=lambda s: s.path.suffix == ".json"))
+
+
+TOKENIZERS: Registry[LoadedTokenizer] = Registry(
+    loaders={
+        "gguf": (FunctionLoader(lambda s: _from_gguf(list(s.paths), s.spec)),),
+        "hub": (FunctionLoader(lambda s: _from_hub(s.spec)),),
+        "folder": (FunctionLoader(lambda s: _from_folder(s.path, s.spec)),),
+        "safetensors": (FunctionLoader(lambda s: _from_folder(s.path.parent, s.spec, weights=True)),),
+        "tokenizer": _tokenizer_file_loaders(),
+        "file": _tokenizer_file_loaders(),  # a packaged alias's file
+    },
+    refuse=lambda s: LoadError(f"{s.spec}: not a tokenizer (expected tokenizer.json, a SentencePiece .model, a GGUF file "
+                               "or a folder)"),
+)
 
 
 # ---------------------------------------------------------------------------------- GGUF

@@ -27,7 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -35,6 +35,8 @@ from ..cache import atomic_write_text, cache_dir, file_sha256
 from ..device import resolve_device
 from ..errors import InputError, LoadError
 from ..loading.arch import causal_verdict, hf_config_causal
+from ..loading.packaged import materialize_gguf, packaged_models
+from ..loading.registry import FunctionLoader, Registry, Source
 
 __all__ = ["CausalLM", "load_causal_lm", "DTYPES", "resolve_dtype"]
 
@@ -117,22 +119,6 @@ def _check_causal_config(raw: dict[str, Any], where: str) -> None:
     mtype = raw.get("model_type")
     if mtype is not None and mtype not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise InputError(f"{where}: model type {mtype!r} is not a causal LM that transformers can generate with")
-
-
-def _gguf_file(spec: str) -> tuple[Path, str]:
-    """The single GGUF file of a spec and the kind of spec ("alias" or "file")."""
-    from ..loading import resolve_source
-    from ..loading.packaged import materialize_gguf, packaged_models
-
-    kind, paths = resolve_source(spec)
-    if spec in packaged_models():
-        model = packaged_models()[spec]
-        if model.tokenizer_only:  # causal or not is decided by anomtok.loading.arch, in load_causal_lm
-            raise InputError(f"{spec}: is a tokenizer only, with no weights: it cannot generate text")
-        if kind == "gguf":
-            return materialize_gguf(spec), "alias"
-        return paths[0], "alias"
-    return paths[0], "file"
 
 
 def _gguf_facts(path: Path) -> tuple[str, int | None]:
@@ -268,6 +254,56 @@ def _eos_ids(model: Any, tok: Any) -> tuple[int, ...]:
     return tuple(ids)
 
 
+# (format, folder for transformers or None for a hub id, facts about the conversion)
+Weights = tuple[str, Optional[Path], dict[str, Any]]
+
+
+def _from_alias(source: Source, *, use_cache: bool) -> Weights:
+    """A packaged alias: its folder, or its GGUF (chunked packages joined once) dequantized."""
+    if packaged_models()[source.spec].tokenizer_only:  # causal or not is decided by anomtok.loading.arch
+        raise InputError(f"{source.spec}: is a tokenizer only, with no weights: it cannot generate text")
+    path = materialize_gguf(source.spec) if source.kind == "gguf" else source.path
+    if path.is_dir():  # a packaged HF folder: its config.json is checked by load_causal_lm
+        return "folder", path, {}
+    return ("gguf", *_dequantized_folder(path, use_cache))
+
+
+def _from_gguf(source: Source, *, use_cache: bool) -> Weights:
+    return ("gguf", *_dequantized_folder(source.path, use_cache))
+
+
+def _from_folder(source: Source, *, use_cache: bool) -> Weights:
+    """A model folder (a ``.safetensors`` file: its folder); one with no config.json and a single
+    ``.gguf``: that GGUF, dequantized."""
+    folder = source.path if source.kind == "folder" else source.path.parent
+    ggufs = sorted(folder.glob("*.gguf"))
+    if not (folder / "config.json").exists() and len(ggufs) == 1:
+        return ("gguf", *_dequantized_folder(ggufs[0], use_cache))
+    return "folder", folder, {}
+
+
+def _refuse(source: Source) -> Exception:
+    if source.kind == "tokenizer":
+        return InputError(f"{source.spec}: is a tokenizer only, with no weights: it cannot generate text")
+    return LoadError(f"{source.spec}: unsupported source")
+
+
+def _is_alias(source: Source) -> bool:
+    return source.alias is not None
+
+
+WEIGHTS: Registry[Weights] = Registry(
+    loaders={
+        "gguf": (FunctionLoader(_from_alias, when=_is_alias), FunctionLoader(_from_gguf)),
+        "folder": (FunctionLoader(_from_alias, when=_is_alias), FunctionLoader(_from_folder)),
+        "safetensors": (FunctionLoader(_from_folder),),
+        "file": (FunctionLoader(_from_alias, when=_is_alias),),
+        "hub": (FunctionLoader(lambda source, use_cache: ("hub", None, {})),),
+    },
+    refuse=_refuse,
+)
+
+
 def load_causal_lm(spec: str | os.PathLike, *, device: str = "auto", dtype: str | torch.dtype = "auto",
                    device_map: str | None = None, use_cache: bool = True) -> CausalLM:
     """Load model and tokenizer for generation (see the module docstring)."""
@@ -279,30 +315,7 @@ def load_causal_lm(spec: str | os.PathLike, *, device: str = "auto", dtype: str 
     dt = resolve_dtype(dtype, dev)
     if device_map not in (None, "auto"):
         raise InputError(f"device_map must be None or 'auto', not {device_map!r}")
-    from ..loading import resolve_source
-
-    kind, paths = resolve_source(text)
-    info: dict[str, Any] = {}
-    if kind == "tokenizer":
-        raise InputError(f"{text}: is a tokenizer only, with no weights: it cannot generate text")
-    if kind == "safetensors":
-        kind, paths = "folder", [paths[0].parent]
-    if kind == "folder":
-        folder = paths[0]
-        ggufs = sorted(folder.glob("*.gguf"))
-        if not (folder / "config.json").exists() and len(ggufs) == 1:
-            kind, paths = "gguf", ggufs
-    if kind == "gguf" or text in _packaged():
-        gguf, _ = _gguf_file(text) if text in _packaged() else (paths[0], "file")
-        if gguf.is_dir():  # a packaged HF folder: its config.json is checked below
-            kind, folder = "folder", gguf
-        else:
-            folder, info = _dequantized_folder(gguf, use_cache)
-            kind = "gguf"
-    elif kind == "hub":
-        folder = None
-    else:
-        folder = paths[0]
+    kind, folder, info = WEIGHTS.load(text, use_cache=use_cache)
     where = str(folder) if folder is not None else text
     if folder is not None:
         cfg_path = folder / "config.json"
@@ -338,9 +351,3 @@ def load_causal_lm(spec: str | os.PathLike, *, device: str = "auto", dtype: str 
         raise LoadError(f"{text}: the tokenizer has {n_vocab} tokens but the model's output has only {lm.rows} rows")
     lm.info["load_seconds"] = round(time.perf_counter() - t0, 2)
     return lm
-
-
-def _packaged() -> dict[str, Any]:
-    from ..loading.packaged import packaged_models
-
-    return packaged_models()

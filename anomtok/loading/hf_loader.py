@@ -25,7 +25,8 @@ from ..errors import LoadError
 from ..tokens import TokenTable
 from .arch import hf_config_causal
 
-__all__ = ["load_hf_folder", "load_safetensors_file", "load_tokenizer_table"]
+__all__ = ["load_hf_folder", "load_safetensors_file", "load_tokenizer_table", "config_errors", "skeleton_names",
+           "match_key", "first_line"]
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def _weight_map(index: Path) -> dict[str, Path]:
         wm = json.loads(index.read_text("utf-8"))["weight_map"]
         return {str(k): index.parent / str(v) for k, v in wm.items()}
     except (OSError, ValueError, LookupError, TypeError, AttributeError) as exc:
-        raise LoadError(f"{index}: unreadable index ({exc.__class__.__name__}: {_first_line(exc)})") from None
+        raise LoadError(f"{index}: unreadable index ({exc.__class__.__name__}: {first_line(exc)})") from None
 
 
 def _checkpoint_map(folder: Path) -> tuple[dict[str, Path], str]:
@@ -106,7 +107,7 @@ def config_errors() -> tuple[type[BaseException], ...]:
     return (*errors, StrictDataclassError)
 
 
-def _skeleton_names(config: Any, why: list[str] | None = None) -> tuple[str | None, str | None, bool]:
+def skeleton_names(config: Any, why: list[str] | None = None) -> tuple[str | None, str | None, bool]:
     """(input name, output name, tied) from a meta-device model skeleton; (None, None, tied) on
     failure, with each class's failure appended to ``why``."""
     import transformers
@@ -124,7 +125,7 @@ def _skeleton_names(config: Any, why: list[str] | None = None) -> tuple[str | No
             with torch.device("meta"):
                 model = cls.from_config(config) if cls.__name__.startswith("Auto") else cls(config)
         except config_errors() as exc:  # try the next class
-            reason = f"{getattr(cls, '__name__', cls)}: {exc.__class__.__name__}: {_first_line(exc)}"
+            reason = f"{getattr(cls, '__name__', cls)}: {exc.__class__.__name__}: {first_line(exc)}"
             log.debug("skeleton %s", reason)
             if why is not None:
                 why.append(reason)
@@ -141,7 +142,7 @@ def _skeleton_names(config: Any, why: list[str] | None = None) -> tuple[str | No
     return None, None, tied
 
 
-def _match_key(name: str, keys: list[str]) -> str | None:
+def match_key(name: str, keys: list[str]) -> str | None:
     """The checkpoint key for a skeleton parameter name, allowing a different module prefix."""
     if name in keys:
         return name
@@ -239,11 +240,11 @@ def load_tokenizer_table(folder: Path) -> TokenTable | None:
         # ValueError: no tokenizer class or backend fits the files (also bad JSON); OSError: unreadable
         # files; ImportError: a converter needs an absent package; AttributeError: a slow-only tokenizer
         raise LoadError(f"{folder}: has tokenizer files but no tokenizer could be built "
-                        f"({exc.__class__.__name__}: {_first_line(exc)})") from None
+                        f"({exc.__class__.__name__}: {first_line(exc)})") from None
     except Exception as exc:  # noqa: BLE001 - only the tokenizers library's own errors, which are plain Exception
         if type(exc) is not Exception:
             raise
-        raise LoadError(f"{folder}: has tokenizer files but the tokenizers library rejects them ({_first_line(exc)})") from None
+        raise LoadError(f"{folder}: has tokenizer files but the tokenizers library rejects them ({first_line(exc)})") from None
     return TokenTable.from_tokenizer_json(spec)
 
 
@@ -266,7 +267,7 @@ def load_hf_folder(folder: Path, source: str, *, hash_files: bool = False) -> Mo
             config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
         except config_errors() as exc:
             log.warning("%s: transformers cannot read it (%s: %s); the embedding is found by tensor names and shapes",
-                        folder / "config.json", exc.__class__.__name__, _first_line(exc))
+                        folder / "config.json", exc.__class__.__name__, first_line(exc))
     notes: list[str] = []
     in_name = out_name = None
     tied = bool(raw_cfg.get("tie_word_embeddings", True))
@@ -276,15 +277,15 @@ def load_hf_folder(folder: Path, source: str, *, hash_files: bool = False) -> Mo
         method = "safetensors headers: one embedding-shaped tensor; no output head, or tying explicit in config.json"
     elif config is not None:
         failures: list[str] = []
-        sk_in, sk_out, tied = _skeleton_names(config, failures)
+        sk_in, sk_out, tied = skeleton_names(config, failures)
         if sk_in is None:
             log.warning("%s: no model skeleton could be built from config.json (%s); the embedding is found by "
                         "tensor names and shapes", folder, "; ".join(failures) or "no input embedding in any skeleton")
         keys = list(keymap)
         if sk_in:
-            in_name = _match_key(sk_in, keys)
+            in_name = match_key(sk_in, keys)
         if sk_out and not tied:
-            out_name = _match_key(sk_out, keys) or sk_out
+            out_name = match_key(sk_out, keys) or sk_out
     if in_name is None:
         shapes = _shapes(keymap, fmt)
         vocab = raw_cfg.get("vocab_size")
@@ -370,6 +371,7 @@ def _itemsize(dtype: str) -> int:
     return {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I8": 1, "U8": 1}.get(dtype, 4)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its class name when the message is empty)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else exc.__class__.__name__

@@ -29,13 +29,13 @@ def download_embedding_files(repo_id: str, revision: str | None = None) -> Path:
         folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=_SMALL))
         index = folder / "model.safetensors.index.json"
         if index.exists():
-            from .hf_loader import _first_line, _match_key, _skeleton_names, config_errors  # noqa: PLC0415
+            from .hf_loader import config_errors, first_line, match_key, skeleton_names  # noqa: PLC0415
 
             try:
                 weight_map = json.loads(index.read_text("utf-8"))["weight_map"]
                 shards = set(weight_map.values())
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                raise LoadError(f"{index}: unreadable index ({exc.__class__.__name__}: {_first_line(exc)})") from None
+                raise LoadError(f"{index}: unreadable index ({exc.__class__.__name__}: {first_line(exc)})") from None
             wanted = set()
             why: list[str] = []
             try:
@@ -43,10 +43,10 @@ def download_embedding_files(repo_id: str, revision: str | None = None) -> Path:
 
                 cfg = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
             except config_errors() as exc:
-                why.append(f"config.json: {exc.__class__.__name__}: {_first_line(exc)}")
+                why.append(f"config.json: {exc.__class__.__name__}: {first_line(exc)}")
             else:
-                for n in _skeleton_names(cfg, why)[:2]:
-                    key = _match_key(n, list(weight_map)) if n else None
+                for n in skeleton_names(cfg, why)[:2]:
+                    key = match_key(n, list(weight_map)) if n else None
                     if key:
                         wanted.add(weight_map[key])
             if not wanted:

@@ -12,7 +12,8 @@ import polars as pl
 
 from .errors import InputError
 from .export import read_json, read_table
-from .report import _table, md_token
+from .report import md_token
+from .table import markdown_table
 
 __all__ = ["Comparison", "compare", "vocabulary_hash"]
 
@@ -51,7 +52,7 @@ def compare(folders: list[str | Path], top: int = 25) -> Comparison:
         meta, frame = _load(f)
         flagged = frame.filter(pl.col("flagged"))
         vh = vocabulary_hash(frame)
-        scripts = flagged.group_by("script").len().sort("len", descending=True).head(3)
+        scripts = flagged.group_by("script").len().sort(["len", "script"], descending=[True, False]).head(3)
         cc = folder_json(f / "negtemp" / "crosscheck.json")
         enr = None
         if cc:
@@ -67,8 +68,8 @@ def compare(folders: list[str | Path], top: int = 25) -> Comparison:
         data.append((f, frame, set(flagged["token_id"].to_list()), vh))
     summary = pl.DataFrame(rows)
     pairs = []
-    lines = ["# anomtok comparison", "", _table([[str(v) if v is not None else "–" for v in r.values()] for r in rows],
-                                                list(rows[0].keys())), ""]
+    lines = ["# anomtok comparison", "", markdown_table([[str(v) if v is not None else "–" for v in r.values()] for r in rows],
+                                                        list(rows[0].keys())), ""]
     for i in range(len(data)):
         for j in range(i + 1, len(data)):
             (fa, a, sa, ha), (fb, b, sb, hb) = data[i], data[j]

@@ -17,6 +17,7 @@ import polars as pl
 
 from ._version import __version__
 from .errors import InputError
+from .table import markdown_cell, markdown_table
 
 __all__ = ["write_report", "render_report", "glitch_table", "md_token"]
 
@@ -38,22 +39,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     from .export import read_json
 
     return read_json(path, missing_ok=True)
-
-
-def _fmt(v: Any, digits: int = 4) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}" if abs(v) < 1e5 else f"{v:.3g}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
-
-
-def _table(rows: list[list[Any]], headers: list[str]) -> str:
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    out += ["| " + " | ".join(_fmt(v) if not isinstance(v, str) else v for v in r) + " |" for r in rows]
-    return "\n".join(out)
 
 
 def glitch_table(frame: pl.DataFrame, verified: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -100,7 +85,7 @@ def render_report(out: Path, step_status: dict[str, Any] | None = None, total_se
         ["files", "<br>".join((f"`{Path(f['path']).name}` sha256 `{f['sha256'][:16]}…`" if f.get('sha256') else f"`{Path(f['path']).name}` fingerprint `{(f.get('fingerprint') or '')[4:20]}…`") for f in src.get("files", []))],
         ["read", f"{src.get('bytes_read', 0) / 1e6:,.0f} MB of tensor data in {src.get('seconds', 0):.2f} s ({src.get('method')})"],
     ]
-    lines += [_table(facts, ["", ""]), ""]
+    lines += [markdown_table(facts, ["", ""]), ""]
 
     # --- the ranking
     n_flag = int(frame["flagged"].sum())
@@ -108,20 +93,20 @@ def render_report(out: Path, step_status: dict[str, Any] | None = None, total_se
     lines += [f"Score: cosine to the mean of **{sc.get('reference_size', 0):,} reference tokens** "
               f"({sc.get('reference_source')}; kinds {sc.get('reference_kinds')}) after removing the first principal "
               f"component, on the {sc.get('matrix')}. **{n_flag:,} tokens** ({100 * n_flag / max(frame.height, 1):.2f}% of "
-              f"the vocabulary) are flagged: {sc.get('flag_rule')} (threshold {_fmt(sc.get('flag_threshold'))}). "
+              f"the vocabulary) are flagged: {sc.get('flag_rule')} (threshold {markdown_cell(sc.get('flag_threshold'))}). "
               f"Invalid (NaN/inf/zero) rows: {meta.get('invalid_rows', {}).get('count', 0)}. "
               f"The full list is `glitch.csv`; every token is in `ranked.csv`.", ""]
     head = glitch.head(40)
     rows = []
     for r in head.iter_rows(named=True):
-        row = [str(r["rank"]), str(r["token_id"]), md_token(r["token"]), r["kind"], r["script"], _fmt(r["score"]),
-               _fmt(r["norm"])]
+        row = [str(r["rank"]), str(r["token_id"]), md_token(r["token"]), r["kind"], r["script"], markdown_cell(r["score"]),
+               markdown_cell(r["norm"])]
         if "max_prob" in head.columns:
             row.append("–" if r.get("max_prob") is None else f"{r['max_prob']:.2g}")
         rows.append(row)
     headers = ["rank", "id", "token", "kind", "script", "score", "norm"] + (["verify p"] if "max_prob" in head.columns else [])
-    lines += [_table(rows, headers), ""]
-    scripts = glitch.group_by("script").len().sort("len", descending=True).head(10)
+    lines += [markdown_table(rows, headers), ""]
+    scripts = glitch.group_by("script").len().sort(["len", "script"], descending=[True, False]).head(10)
     lines += ["Flagged tokens by script: " + ", ".join(f"{r['script']} {r['len']:,}" for r in scripts.iter_rows(named=True)), ""]
 
     # --- both tails
@@ -164,8 +149,9 @@ def render_report(out: Path, step_status: dict[str, Any] | None = None, total_se
     # --- run
     lines += ["## Run", ""]
     if step_status:
-        lines += [_table([[k, v.get("status", ""), _fmt(v.get("seconds")) if v.get("seconds") is not None else v.get("why", "")]
-                          for k, v in step_status.items()], ["step", "status", "seconds"]), ""]
+        rows = [[k, v.get("status", ""), markdown_cell(v.get("seconds")) if v.get("seconds") is not None else v.get("why", "")]
+                for k, v in step_status.items()]
+        lines += [markdown_table(rows, ["step", "status", "seconds"]), ""]
     if total_seconds is not None:
         lines += [f"Total: {total_seconds:.1f} s on this machine.", ""]
     lines += [f"Ranking settings: `{json.dumps(meta.get('settings', {}))}`", ""]
@@ -199,11 +185,11 @@ def _negtemp_section(out: Path, cc: dict[str, Any]) -> list[str]:
         m = s.get("metrics", {}).get("score", {})
         top = m.get("topk", {})
         t1000 = top.get("1000", {}) if isinstance(top, dict) else {}
-        rows.append([g, s.get("n_generated"), s.get("n_distinct"), _fmt(m.get("mean_percentile"), 2),
-                     _fmt(t1000.get("overlap")), _fmt(t1000.get("expected"), 2), _fmt(t1000.get("enrichment"), 1)])
+        rows.append([g, s.get("n_generated"), s.get("n_distinct"), markdown_cell(m.get("mean_percentile"), 2),
+                     markdown_cell(t1000.get("overlap")), markdown_cell(t1000.get("expected"), 2), markdown_cell(t1000.get("enrichment"), 1)])
     if rows:
         lines += ["Cross-check against the default score (percentile 0 = most suspect; a random token averages 50):", "",
-                  _table(rows, ["prompts", "tokens", "distinct", "mean percentile", "in top 1000", "expected by chance",
+                  markdown_table(rows, ["prompts", "tokens", "distinct", "mean percentile", "in top 1000", "expected by chance",
                                 "enrichment"]), ""]
     return lines
 
@@ -216,18 +202,18 @@ def _verify_section(vj: dict[str, Any]) -> list[str]:
               f"below {vj.get('threshold')}. {vj.get('n_verified')} of {vj.get('n_candidates')} candidates verified. "
               "Details: `verify/verified.csv`.", ""]
     prec = vj.get("precision") or {}
-    rows = [[m, _fmt(p.get("verified")), _fmt(p.get("n")), _fmt(p.get("precision"), 2), _fmt(p.get("lift"), 2)]
+    rows = [[m, markdown_cell(p.get("verified")), markdown_cell(p.get("n")), markdown_cell(p.get("precision"), 2), markdown_cell(p.get("lift"), 2)]
             for m, p in prec.items() if isinstance(p, dict)]
     base = vj.get("base_rate")
     if isinstance(base, dict):
-        rows.append(["random tokens (base rate)", _fmt(base.get("verified")), _fmt(base.get("n")),
-                     _fmt(base.get("precision", base.get("rate")), 2), "1.00"])
+        rows.append(["random tokens (base rate)", markdown_cell(base.get("verified")), markdown_cell(base.get("n")),
+                     markdown_cell(base.get("precision", base.get("rate")), 2), "1.00"])
     ref = vj.get("reference")
     if isinstance(ref, dict) and ref.get("n"):
-        rows.append(["reference tokens (sanity check, never candidates)", _fmt(ref.get("verified")),
-                     _fmt(ref.get("n")), _fmt(ref.get("rate"), 2), ""])
+        rows.append(["reference tokens (sanity check, never candidates)", markdown_cell(ref.get("verified")),
+                     markdown_cell(ref.get("n")), markdown_cell(ref.get("rate"), 2), ""])
     if rows:
-        lines += [_table(rows, ["candidates from", "verified", "tested", "precision", "lift over random"]), ""]
+        lines += [markdown_table(rows, ["candidates from", "verified", "tested", "precision", "lift over random"]), ""]
     return lines
 
 
@@ -236,28 +222,28 @@ def _audit_section(aj: dict[str, Any]) -> list[str]:
     counts = aj.get("counts", {})
     rt = counts.get("round_trip") or counts.get("classes") or {}
     if rt:
-        lines += [_table([[k, v] for k, v in rt.items()], ["round trip", "tokens"]), ""]
+        lines += [markdown_table([[k, v] for k, v in rt.items()], ["round trip", "tokens"]), ""]
     ja = aj.get("japanese")
     if isinstance(ja, dict):
         lines += ["### Japanese", ""]
         fert = ja.get("fertility") or {}
-        rows = [[k, _fmt(v.get("chars")), _fmt(v.get("tokens")), _fmt(v.get("tokens_per_char"), 3),
-                 _fmt(v.get("byte_piece_tokens"))] for k, v in fert.items() if isinstance(v, dict)]
+        rows = [[k, markdown_cell(v.get("chars")), markdown_cell(v.get("tokens")), markdown_cell(v.get("tokens_per_char"), 3),
+                 markdown_cell(v.get("byte_piece_tokens"))] for k, v in fert.items() if isinstance(v, dict)]
         if rows:
             lines += ["Fertility on the bundled samples (`anomtok/data/sample_ja.txt`, `anomtok/data/sample_en.txt`):", "",
-                      _table(rows, ["sample", "characters", "tokens", "tokens per character", "byte-piece tokens"]), ""]
+                      markdown_table(rows, ["sample", "characters", "tokens", "tokens per character", "byte-piece tokens"]), ""]
         cov = (ja.get("coverage") or {}).get("by_inventory") or {}
-        rows = [[v.get("label", k), _fmt(v.get("chars")), _fmt(v.get("single_token")), _fmt(v.get("single_token_pct"), 1),
-                 _fmt(v.get("mean_tokens"), 2)] for k, v in cov.items() if isinstance(v, dict)]
+        rows = [[v.get("label", k), markdown_cell(v.get("chars")), markdown_cell(v.get("single_token")), markdown_cell(v.get("single_token_pct"), 1),
+                 markdown_cell(v.get("mean_tokens"), 2)] for k, v in cov.items() if isinstance(v, dict)]
         if rows:
             lines += ["Character coverage (is the character a single token?):", "",
-                      _table(rows, ["inventory", "characters", "single token", "%", "mean tokens per character"]), ""]
+                      markdown_table(rows, ["inventory", "characters", "single token", "%", "mean tokens per character"]), ""]
         cls = ja.get("tokens_by_class") or {}
-        rows = [[k, _fmt(v.get("tokens")), _fmt(v.get("reachable")), _fmt(v.get("undecodable", 0))]
+        rows = [[k, markdown_cell(v.get("tokens")), markdown_cell(v.get("reachable")), markdown_cell(v.get("undecodable", 0))]
                 for k, v in cls.items() if isinstance(v, dict)]
         if rows:
             lines += ["Japanese tokens in the vocabulary:", "",
-                      _table(rows, ["class", "tokens", "reachable", "undecodable"]), ""]
+                      markdown_table(rows, ["class", "tokens", "reachable", "undecodable"]), ""]
         top = ja.get("top_ranked")
         if isinstance(top, dict) and top.get("tokens"):
             lines += [f"{top.get('count')} Japanese tokens (or fragments of Japanese characters) in the top "

@@ -237,9 +237,6 @@ class TokenTable:
         )
 
     # ------------------------------------------------------------------ queries
-    def kind_array(self) -> np.ndarray:
-        return np.asarray(self.kinds)
-
     def reference_mask(self) -> np.ndarray:
         """Tokens known never to occur in training: unused/reserved tokens, single bytes that are
         invalid anywhere in UTF-8, and padding rows. Used as the reference set of the

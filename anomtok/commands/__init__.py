@@ -7,16 +7,10 @@ import importlib
 
 import click
 
-# Module names, in the order they appear in --help. A module that does not exist yet is skipped.
+# Module names, in the order they appear in --help.
 MODULES = ("audit", "negtemp", "sweep", "verify", "plot", "scan", "compare", "detect")
 
 
 def register(group: click.Group) -> None:
     for name in MODULES:
-        try:
-            mod = importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__name__}.{name}":
-                continue
-            raise
-        group.add_command(mod.command)
+        group.add_command(importlib.import_module(f"{__name__}.{name}").command)

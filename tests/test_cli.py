@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -35,7 +36,11 @@ def test_rank_writes_three_files_that_round_trip(runner, tiny_model, tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["anomtok_version"] and meta["source"]["files"][0]["fingerprint"].startswith("fp1:")
     assert meta["settings"]["nn"] == "auto"
-    assert "rank" in res.stdout and "token_id" in res.stdout
+    # the printed table is the --top 5 rows of ranked.csv outside the reference set, by rank
+    printed = [tuple(map(int, m)) for m in re.findall(r"^\s*(\d+)\s+(\d+)\s+⟨", res.stdout, re.M)]
+    top = csv.filter(~pl.col("is_reference")).sort("rank").head(5)
+    assert printed == list(zip(top["rank"].to_list(), top["token_id"].to_list()))
+    assert f"mean of {int(csv['is_reference'].sum())} reference tokens" in res.stdout
 
 
 def test_nearest_table_csv_json(runner, tiny_model):
@@ -76,6 +81,16 @@ def test_corrupt_file_via_subprocess_has_no_traceback(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_help_lists_commands(runner):
+COMMANDS = ["audit", "compare", "detect", "nearest", "negtemp", "plot", "rank", "scan", "sweep", "verify"]
+
+
+def test_help_lists_every_command_and_each_has_its_own_help(runner):
     res = runner.invoke(cli, ["--help"])
-    assert res.exit_code == 0 and "nearest" in res.stdout and "rank" in res.stdout
+    assert res.exit_code == 0
+    listed = res.stdout.split("Commands:\n", 1)[1]
+    rows = [line.split(None, 1) for line in listed.splitlines() if line.strip()]
+    assert [r[0] for r in rows] == COMMANDS
+    assert all(len(r) == 2 and len(r[1]) > 10 for r in rows), rows  # a summary line each
+    for name in COMMANDS:
+        sub = runner.invoke(cli, [name, "--help"], prog_name="anomtok")
+        assert sub.exit_code == 0 and sub.stdout.startswith(f"Usage: anomtok {name} "), (name, sub.output)

@@ -198,8 +198,8 @@ def _verify_section(vj: dict[str, Any]) -> list[str]:
     lines = ["## Verification by prompting", ""]
     lines += [f"The top {vj.get('top')} candidates of each metric (kinds {vj.get('kinds')}) and a random sample were "
               f"prompted to repeat the token (few-shot prompts built around the token id); a token is *verified* "
-              f"under-trained when its highest probability over the first {vj.get('n_positions')} positions stays "
-              f"below {vj.get('threshold')}. {vj.get('n_verified')} of {vj.get('n_candidates')} candidates verified. "
+              f"under-trained when its highest probability over {vj.get('n_positions')} answer positions per prompt "
+              f"stays below {vj.get('threshold')}. {vj.get('n_verified')} of {vj.get('n_candidates')} candidates verified. "
               "Details: `verify/verified.csv`.", ""]
     prec = vj.get("precision") or {}
     rows = [[m, markdown_cell(p.get("verified")), markdown_cell(p.get("n")), markdown_cell(p.get("precision"), 2), markdown_cell(p.get("lift"), 2)]

@@ -4,6 +4,7 @@ side-by-side summary for all."""
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,24 @@ class Comparison:
     summary: pl.DataFrame  # one row per folder
     pairs: list[dict[str, Any]]  # one entry per pair sharing a tokenizer
     markdown: str
+
+    def text(self, fmt: str = "markdown") -> str:
+        """The comparison as ``anomtok compare --format`` writes it: ``markdown`` or ``json``."""
+        if fmt == "markdown":
+            return self.markdown
+        if fmt == "json":
+            return json.dumps({"summary": self.summary.to_dicts(), "pairs": self.pairs}, ensure_ascii=False, indent=1)
+        raise InputError(f"format must be one of markdown, json, not {fmt!r}")
+
+    def __repr__(self) -> str:
+        reports = self.summary["report"].to_list() if "report" in self.summary.columns else []
+        pairs = "; ".join(f"{p['a']} and {p['b']}: {p['shared']} shared, Jaccard {p['jaccard']:.3f}"
+                          for p in self.pairs[:3])
+        more = f" (+{len(self.pairs) - 3} more)" if len(self.pairs) > 3 else ""
+        return (f"Comparison of {len(reports)} reports: {', '.join(map(str, reports[:6]))}"
+                f"{', ...' if len(reports) > 6 else ''}\n"
+                f"  sharing a tokenizer: {pairs + more if pairs else 'no pair'}\n"
+                f"  .summary ({self.summary.height} rows), .pairs, .markdown, .text(fmt)")
 
 
 def _load(folder: Path) -> tuple[dict[str, Any], pl.DataFrame]:

@@ -99,6 +99,24 @@ class Ranking:
     def top(self, k: int = 20, metric: str = "score", far: bool = False, include_padding: bool = False) -> pl.DataFrame:
         return order_by(self.frame, metric, far=far, include_padding=include_padding).head(k)
 
+    def __repr__(self) -> str:
+        """A few lines: the model, the shape, what the score is, the top 5 tokens (not the frame)."""
+        m, f = self.meta, self.frame
+        name = (m.get("model") or {}).get("name") or (m.get("source") or {}).get("source") or "a model"
+        rows, dim = (m.get("shape") or [f.height, "?"])[:2]
+        sc = m.get("score") or {}
+        lines = [f"Ranking of {name}: {rows:,} tokens × {dim}"]
+        if sc:
+            lines.append(f"  score: cosine to the mean of {sc.get('reference_size')} reference tokens "
+                         f"({sc.get('reference_source')}) on the {sc.get('matrix')}; {sc.get('flagged', 0):,} flagged")
+        if {"rank", "token", "score"} <= set(f.columns):
+            top = f.filter(~pl.col("is_reference")) if "is_reference" in f.columns else f
+            shown = [f"#{r['rank']} ⟨{r['token'][:16]}⟩ {r['score']:.3f}" if r["score"] is not None
+                     else f"#{r['rank']} ⟨{r['token'][:16]}⟩" for r in top.head(5).iter_rows(named=True)]
+            lines.append(f"  top 5{' outside the reference set' if top is not f else ''}: {', '.join(shown)}")
+        lines.append(f"  .frame: {f.height:,} rows × {f.width} columns; .meta; .top(k, metric)")
+        return "\n".join(lines)
+
 
 def order_by(frame: pl.DataFrame, metric: str, far: bool = False, include_padding: bool = False) -> pl.DataFrame:
     """Rows ordered by one metric, suspicious end first (``far`` flips the direction).

@@ -79,6 +79,7 @@ from .provenance import run_info
 from .ranking import METRICS, Ranking, order_by
 
 __all__ = ["VERIFY_THRESHOLD", "N_POSITIONS", "TEMPLATES", "PromptSet", "Scores", "VerifyResult", "verify",
+           "check_settings",
            "build_prompts", "find_placeholder", "make_prompt_set", "token_prompts", "score_tokens",
            "score_tokens_one_by_one"]
 
@@ -104,6 +105,18 @@ MAX_CANDIDATES = 20_000
 class VerifyResult:
     frame: pl.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        """A few lines: the verdicts and the precision of each metric (not the frame)."""
+        s = self.summary
+        base = s.get("base_rate") or {}
+        lines = [f"VerifyResult: {s.get('n_verified', '?')} of {s.get('n_candidates', self.frame.height)} candidates "
+                 f"verified (max_prob < {s.get('threshold', '?')}); base rate {base.get('verified', '?')}/{base.get('n', '?')}"]
+        prec = ", ".join(f"{m} {p['verified']}/{p['n']}" for m, p in list((s.get("precision") or {}).items())[:8])
+        if prec:
+            lines.append(f"  precision: {prec}")
+        lines.append(f"  .frame ({self.frame.height:,} rows × {self.frame.width} columns), .summary")
+        return "\n".join(lines)
 
 
 # ------------------------------------------------------------------ prompts
@@ -506,21 +519,16 @@ def _select(frame: pl.DataFrame, metrics: Sequence[str], top: int, kinds: Sequen
     return tops, rnd, ref_sample
 
 
-def verify(model: Any, ranking: Any = None, *, metrics: Sequence[str] | None = None, top: int = 20,
-           random_sample: int = 30, kinds: Sequence[str] = ("normal",), token_ids: Sequence[int] | None = None,
-           threshold: float = VERIFY_THRESHOLD, n_positions: int = N_POSITIONS, batch_size: int = DEFAULT_BATCH_SIZE,
-           seed: int = 0, device: str = "auto", dtype: str = "auto", embeddings: Any = None,
-           out_dir: str | os.PathLike | None = None, progress: bool = False, settle: bool = False) -> VerifyResult:
-    """Verify the top candidates of a ranking by prompting (see the module docstring).
+def check_settings(*, metrics: Sequence[str] | None = None, top: int = 20, random_sample: int = 30,
+                   kinds: Sequence[str] = ("normal",), threshold: float = VERIFY_THRESHOLD,
+                   n_positions: int = N_POSITIONS, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
+                   device: str = "auto", dtype: str = "auto") -> None:
+    """The settings of ``verify`` checked before anything loads (``anomtok.options.VerifyOptions``
+    checks with this too): an ``InputError`` naming what is allowed."""
+    from .generation import GenerationOptions
+    from .tokens import KINDS
 
-    ``model``: a spec for ``anomtok.load`` or a loaded ``CausalLM``. ``ranking``: a Ranking, its
-    frame, a ranked.csv/parquet path, or None to rank now (``nn="off"``). ``token_ids``: verify
-    exactly these instead of the metric tops (the random sample is still drawn, ``random_sample=0``
-    to skip it). ``batch_size``: sequences per forward pass; ``settle``: skip the templates that
-    can no longer change a verdict (:func:`score_tokens`; their ``prob_*`` columns are then empty)."""
-    from .generation import GenerationOptions, load_for_generation, ranking_for
-
-    if not 0.0 < threshold < 1.0 or not math.isfinite(threshold):
+    if not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0 or not math.isfinite(threshold):
         raise InputError(f"threshold must be in (0, 1), not {threshold}")
     if not isinstance(top, int) or not 1 <= top <= 5000:
         raise InputError(f"top must be an integer from 1 to 5000, not {top!r}")
@@ -533,6 +541,27 @@ def verify(model: Any, ranking: Any = None, *, metrics: Sequence[str] | None = N
     unknown = [m for m in metrics or [] if m not in METRICS]
     if unknown:
         raise InputError(f"unknown metric(s) {', '.join(map(str, unknown))}; choose from {', '.join(METRICS)}")
+    bad_kinds = [k for k in kinds if k not in KINDS]
+    if bad_kinds or not kinds:
+        raise InputError(f"kinds must be among {', '.join(KINDS)}, not {', '.join(map(str, bad_kinds)) or 'none'}")
+
+
+def verify(model: Any, ranking: Any = None, *, metrics: Sequence[str] | None = None, top: int = 20,
+           random_sample: int = 30, kinds: Sequence[str] = ("normal",), token_ids: Sequence[int] | None = None,
+           threshold: float = VERIFY_THRESHOLD, n_positions: int = N_POSITIONS, batch_size: int = DEFAULT_BATCH_SIZE,
+           seed: int = 0, device: str = "auto", dtype: str = "auto", embeddings: Any = None,
+           out_dir: str | os.PathLike | None = None, progress: bool = False, settle: bool = False) -> VerifyResult:
+    """Verify the top candidates of a ranking by prompting (see the module docstring).
+
+    ``model``: a spec for ``anomtok.load`` or a loaded ``CausalLM``. ``ranking``: a Ranking, its
+    frame, a ranked.csv/parquet path, or None to rank now (``nn="off"``). ``token_ids``: verify
+    exactly these instead of the metric tops (the random sample is still drawn, ``random_sample=0``
+    to skip it). ``batch_size``: sequences per forward pass; ``settle``: skip the templates that
+    can no longer change a verdict (:func:`score_tokens`; their ``prob_*`` columns are then empty)."""
+    from .generation import load_for_generation, ranking_for
+
+    check_settings(metrics=metrics, top=top, random_sample=random_sample, kinds=kinds, threshold=threshold,
+                   n_positions=n_positions, batch_size=batch_size, seed=seed, device=device, dtype=dtype)
     t0 = time.perf_counter()
     # the embeddings, then a given ranking checked to be this model's, and only then the model
     lm, emb, rk = load_for_generation(model, ranking, device=device, dtype=dtype, embeddings=embeddings)

@@ -31,6 +31,19 @@ class AuditResult:
     def markdown(self) -> str:
         return render_markdown(self.summary)
 
+    def __repr__(self) -> str:
+        """A few lines: the source, the round-trip classes, where the files are (not the frame)."""
+        s = self.summary
+        n = s.get("n_tokens", self.frame.height)
+        counts = ", ".join(f"{k} {v:,}" for k, v in ((s.get("counts") or {}).get("round_trip") or {}).items() if v)
+        lines = [f"AuditResult of {(s.get('source') or {}).get('spec', 'a tokenizer')}: {n:,} tokens",
+                 f"  round trip: {counts or 'no counts'}",
+                 f"  ranking: {(s.get('ranking') or {}).get('status', 'none')}"]
+        if self.paths:
+            lines.append(f"  wrote {', '.join(p.name for p in self.paths.values())} in {next(iter(self.paths.values())).parent}")
+        lines.append(f"  .frame: {self.frame.height:,} rows × {self.frame.width} columns; .summary; .markdown()")
+        return "\n".join(lines)
+
 
 def write_audit(result: AuditResult, out_dir: str | os.PathLike) -> dict[str, Path]:
     """``audit.csv`` (spreadsheet-safe, exact bytes in ``bytes_hex``), ``audit.json``, ``audit.md``."""

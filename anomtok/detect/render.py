@@ -1,7 +1,7 @@
 """What ``anomtok detect`` prints: the hits as JSON lines, the summary, the one-line messages.
 
 ``write_hits`` writes a ``DetectRun``'s hits and errors as JSONL while the run goes (the run is
-iterated here); ``summary`` renders its counts as a table, JSON or CSV once it is done;
+iterated here; ``save_hits``: into a file, atomically); ``summary`` renders its counts as a table, JSON or CSV once it is done;
 ``list_line`` and ``exceeded_line`` are the lines printed before and after.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from .glitchlist import GlitchList
 from .run import DetectRun, SourceSummary
 
-__all__ = ["binary_stdout", "write_hits", "summary", "list_line", "exceeded_line"]
+__all__ = ["binary_stdout", "write_hits", "save_hits", "summary", "list_line", "exceeded_line"]
 
 _KEYS = ("source", "documents", "records", "tokens", "hits", "rate", "docs_with_hits", "docs_over", "max_doc_rate", "errors")
 
@@ -47,6 +47,16 @@ def write_hits(run: DetectRun, stream: Any) -> None:
         if records:
             stream.write("".join(dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
     stream.flush()
+
+
+def save_hits(run: DetectRun, path: Any) -> None:
+    """``write_hits`` into the file ``path``, atomically: when no input could be read
+    (``DetectRun.check_read``) the ``InputError`` is raised and no file is written."""
+    from ..cache import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write_hits(run, f)
+        run.check_read()
 
 
 def list_line(glitch_list: GlitchList, glitch: str) -> str:

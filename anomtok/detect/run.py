@@ -121,6 +121,12 @@ class DetectRun:
                  for i in self.inputs]
         return None if None in sizes else sum(sizes)  # type: ignore[arg-type]
 
+    def __repr__(self) -> str:
+        t = self.total
+        state = (f"{t.tokens:,} tokens, {t.hits:,} hits (rate {t.rate:.4%}), {t.errors} unreadable lines"
+                 if self._done else "not read yet (iterate it)")
+        return f"DetectRun: {len(self.inputs)} input(s), {self.detector!r}\n  {state}"
+
     def __iter__(self) -> Iterator[RecordScan | LineError]:
         if self._done:
             raise RuntimeError("a DetectRun can be iterated once")

@@ -38,6 +38,17 @@ class NegtempResult:
     crosscheck: dict[str, Any]
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """A few lines: what was generated and where it sits in the ranking (not the records)."""
+        sampler = ((self.meta.get("settings") or {}).get("sampler") or {})
+        lines = [f"NegtempResult: {len(self.generations)} generations at T = {sampler.get('temperature', '?')}"]
+        for group, g in list((self.crosscheck.get("groups") or {}).items())[:3]:
+            s = (g.get("metrics") or {}).get("score") or {}
+            pct = f"; score: mean percentile {s['mean_percentile']:.1f} (random 50)" if s.get("mean_percentile") is not None else ""
+            lines.append(f"  {group}: {g.get('n_generated', 0)} tokens, {g.get('n_distinct', 0)} distinct{pct}")
+        lines.append(f"  .generations, .tokens ({self.tokens.height:,} rows), .crosscheck, .meta")
+        return "\n".join(lines)
+
 
 def negtemp(model: Any, prompts: Any, config: SamplerConfig | None = None, *, max_new_tokens: int = 64,
             seed: int = 0, batch_size: int = 8, stop_at_eos: bool = False, timeout_s: float | None = None,

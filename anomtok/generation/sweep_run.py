@@ -41,6 +41,16 @@ class SweepResult:
     generations: list[dict[str, Any]]
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """A few lines: the temperatures and the percentile at each (not the frame)."""
+        f = self.frame
+        lines = [f"SweepResult: {f.height} temperatures, {len(self.generations)} generations"]
+        if {"temperature", "mean_percentile"} <= set(f.columns):
+            pairs = [f"T={t:g}: {'-' if p is None else f'{p:.1f}'}" for t, p in zip(f["temperature"], f["mean_percentile"])]
+            lines.append("  mean percentile: " + ", ".join(pairs[:9]) + (" ..." if len(pairs) > 9 else ""))
+        lines.append(f"  .frame ({f.height} rows × {f.width} columns), .generations, .meta")
+        return "\n".join(lines)
+
 
 def _mean(values: list[float]) -> float | None:
     vals = [v for v in values if math.isfinite(v)]

@@ -1,12 +1,15 @@
-"""`anomtok scan` end to end on the tiny trained model: every section, resumable, comparable."""
+"""`anomtok scan` end to end on the tiny trained model: every section agrees with the files, a killed
+scan resumes to the same files, reports of models sharing a tokenizer are compared."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
+import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import polars as pl
@@ -32,17 +35,69 @@ def full_scan(tiny_model, tmp_path_factory):
     return out
 
 
-def test_report_has_every_section_and_files(full_scan):
+def _section(text: str, title: str) -> str:
+    """The body of the section headed ``title`` (up to the next heading of its level or above)."""
+    level = title.split(" ")[0]
+    body = text[text.index(title + "\n") + len(title) + 1:]
+    nxt = re.search(rf"^#{{1,{len(level)}}} ", body, re.M)
+    return body[: nxt.start()] if nxt else body
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", path
+    return struct.unpack(">II", data[16:24])
+
+
+def test_report_sections_agree_with_the_files(tiny_model, full_scan):
+    """Every section is there and says what the model and the step files hold: the model's shape
+    and token kinds (known by construction), the flagged count and rows of glitch.csv, the audit's
+    class counts, the negtemp token count, the verification count; the plots are distinct images."""
     text = (full_scan / "report.md").read_text("utf-8")
     for section in SECTIONS:
         assert section in text, section
-    for name in ["map_score", "map_kind", "map_script", "map_japanese", "centroid_hist", "score_norm"]:
-        assert (full_scan / "plots" / f"{name}.png").stat().st_size > 1000
-        assert f"plots/{name}.png" in text
-    glitch = pl.read_csv(full_scan / "glitch.csv", infer_schema_length=10000)
     ranked = pl.read_parquet(full_scan / "ranked.parquet")
-    assert glitch.height == int(ranked["flagged"].sum()) > 0
-    assert glitch["rank"].is_sorted()
+    glitch = pl.read_csv(full_scan / "glitch.csv", infer_schema_length=10000)
+
+    model = _section(text, "## Model")
+    assert f"| embedding | {tiny_model.embedding_rows} × {tiny_model.hidden_size}, tied |" in model
+    for kind, n in (("unused", len(tiny_model.unused_ids)), ("padding", len(tiny_model.padding_ids)),
+                    ("special", len(tiny_model.special_ids))):
+        assert re.search(rf"\b{kind} {n}\b", model), (kind, n)
+
+    flagged = ranked.filter(pl.col("flagged"))
+    assert glitch.height == flagged.height > 0
+    assert set(glitch["token_id"].to_list()) == set(flagged["token_id"].to_list())
+    assert glitch["rank"].to_list() == sorted(flagged["rank"].to_list())
+    section = _section(text, "## Glitch tokens")
+    assert f"**{glitch.height} tokens**" in section
+    assert f"**{int(ranked['is_reference'].sum())} reference tokens**" in section
+    rows = [(int(r), int(i)) for r, i in re.findall(r"^\| (\d+) \| (\d+) \| <code>", section, re.M)]
+    assert len(rows) == min(40, glitch.height)
+    assert rows == list(zip(glitch["rank"].to_list(), glitch["token_id"].to_list()))[: len(rows)]
+
+    audit = pl.read_csv(full_scan / "audit" / "audit.csv", infer_schema_length=10000)
+    assert audit.height == tiny_model.embedding_rows - len(tiny_model.padding_ids)
+    listed = {c: int(n) for c, n in re.findall(r"^\| ([a-z-]+) \| (\d+) \|$", _section(text, "## Tokenizer audit"), re.M)}
+    counts = dict(audit["round_trip"].value_counts().iter_rows())
+    assert listed == {c: counts.get(c, 0) for c in listed} and set(counts) <= set(listed)
+
+    gens = [json.loads(line) for line in (full_scan / "negtemp" / "generations.jsonl").read_text("utf-8").splitlines()]
+    assert sorted(g["group"] for g in gens) == ["en", "en", "ja", "ja"]  # --prompts-per-language 2
+    n_tokens = sum(len(g["generated_ids"]) for g in gens)
+    assert re.search(rf"^\| all \| {n_tokens} \| ", _section(text, "## Negative-temperature generation"), re.M)
+
+    verified = pl.read_csv(full_scan / "verify" / "verified.csv", infer_schema_length=10000)
+    assert f"{int(verified['verified'].sum())} of {verified.height} candidates verified" in text
+
+    pngs = {}
+    for name in ["map_score", "map_kind", "map_script", "map_japanese", "centroid_hist", "score_norm"]:
+        path = full_scan / "plots" / f"{name}.png"
+        width, height = _png_size(path)
+        assert width >= 400 and height >= 300, (name, width, height)
+        assert f"](plots/{name}.png)" in text
+        pngs[name] = path.read_bytes()
+    assert len(set(pngs.values())) == len(pngs)
 
 
 def test_rerun_reuses_every_step(tiny_model, full_scan):
@@ -54,38 +109,62 @@ def test_rerun_reuses_every_step(tiny_model, full_scan):
     assert {p: (full_scan / p).stat().st_mtime_ns for p in before} == before
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
-    t = time.time()
-    while not path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"scan ended before {path.name} appeared")
-        if time.time() - t > timeout:
-            raise AssertionError(f"{path} did not appear")
-        time.sleep(0.05)
-
-
-def test_interrupted_scan_resumes_to_the_same_files(tiny_model, full_scan, tmp_path):
+def test_killed_scan_resumes_to_the_same_files(tiny_model, full_scan, tmp_path):
+    """Killed (SIGKILL) at a fixed point, never on a timer: ``ANOMTOK_TEST_KILL_AT`` makes the scan
+    kill itself right after the negtemp step created its first temporary file. The next run reuses
+    rank and audit, reruns the rest, removes the dead run's temporary and writes the same files as
+    the uninterrupted scan. (--no-umap: the map is not among the compared files.)"""
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "anomtok", "scan", str(tiny_model.hf_dir), "-o", str(out), *FAST]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    _wait_for(out / ".steps" / "audit.json", proc)  # the negtemp step has just started
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    args = ["scan", str(tiny_model.hf_dir), "-o", str(out), *FAST, "--no-umap"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANOMTOK_TEST_KILL")}
+    env["ANOMTOK_TEST_KILL_AT"] = "generations.jsonl"
+    killed = subprocess.run([sys.executable, "-m", "anomtok", *args], env=env, capture_output=True, text=True,
+                            timeout=900)
+    assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
+    assert "negtemp  running" in killed.stderr and "negtemp  done" not in killed.stderr, killed.stderr
+    assert (out / ".steps" / "rank.json").is_file() and (out / ".steps" / "audit.json").is_file()
     assert not (out / ".steps" / "negtemp.json").exists()
     assert not (out / "report.md").exists()
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
+    assert [p.name.split(".")[1:3] for p in out.rglob("*.tmp")] == [["generations", "jsonl"]]
+
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
     assert "rank     reused" in res.stderr and "audit    reused" in res.stderr
-    assert "negtemp  done" in res.stderr
+    assert "negtemp  done" in res.stderr and "verify   done" in res.stderr
     for p in COMPARED:
         assert (out / p).read_bytes() == (full_scan / p).read_bytes(), p
-    assert not list(out.rglob("*.tmp"))  # a killed writer's temporary files are swept on resume
+    assert not list(out.rglob("*.tmp"))  # the killed writer's temporary is swept on resume
 
 
-def test_compare_same_tokenizer(full_scan, tmp_path):
-    res = compare([full_scan, full_scan])
-    assert res.pairs and res.pairs[0]["jaccard"] == 1.0
-    assert res.summary.height == 2
+@pytest.fixture(scope="module")
+def rank_folders(tiny_model_untied, tiny_model_noref, tmp_path_factory):
+    """`anomtok rank` folders of the untied model (same tokenizer as tiny_model) and of the model
+    without <unusedN> tokens (another vocabulary)."""
+    out = {}
+    for name, m in (("untied", tiny_model_untied), ("noref", tiny_model_noref)):
+        out[name] = tmp_path_factory.mktemp("rank") / name
+        res = CliRunner().invoke(cli, ["rank", str(m.hf_dir), "-o", str(out[name]), "-q"])
+        assert res.exit_code == 0, res.output
+    return out
+
+
+def test_compare_pairs_models_that_share_a_tokenizer(full_scan, rank_folders):
+    """Two models with one tokenizer are paired, with the overlap of their flagged sets computed
+    here from ranked.parquet; a third model with another vocabulary is summarised, not paired."""
+    folders = [full_scan, rank_folders["untied"], rank_folders["noref"]]
+    res = compare(folders)
+    flagged = [set(pl.read_parquet(f / "ranked.parquet").filter(pl.col("flagged"))["token_id"].to_list())
+               for f in folders]
+    a, b = flagged[0], flagged[1]
+    assert a != b and a & b  # the two models flag overlapping, different sets: the Jaccard is informative
+    (pair,) = res.pairs
+    assert (pair["a"], pair["b"]) == (full_scan.name, "untied")
+    assert (pair["shared"], pair["only_a"], pair["only_b"]) == (len(a & b), len(a - b), len(b - a))
+    assert pair["jaccard"] == pytest.approx(len(a & b) / len(a | b), abs=1e-4) and 0 < pair["jaccard"] < 1
+    assert res.summary["flagged"].to_list() == [len(f) for f in flagged]
+    assert res.summary["tied"].to_list() == [True, False, True]
+    assert [line for line in res.markdown.splitlines() if line.startswith("## ")] == [
+        f"## {full_scan.name} and untied share a tokenizer"]
 
 
 def test_compare_needs_reports(tmp_path):

@@ -78,7 +78,8 @@ def test_report_sections_agree_with_the_files(tiny_model, full_scan):
 
     audit = pl.read_csv(full_scan / "audit" / "audit.csv", infer_schema_length=10000)
     assert audit.height == tiny_model.embedding_rows - len(tiny_model.padding_ids)
-    listed = {c: int(n) for c, n in re.findall(r"^\| ([a-z-]+) \| (\d+) \|$", _section(text, "## Tokenizer audit"), re.M)}
+    audit_section = _section(text, "## Tokenizer audit")
+    listed = {c: int(n) for c, n in re.findall(r"^\| ([a-z-]+) \| (\d+) \|$", audit_section, re.M)}
     counts = dict(audit["round_trip"].value_counts().iter_rows())
     assert listed == {c: counts.get(c, 0) for c in listed} and set(counts) <= set(listed)
 
@@ -172,3 +173,56 @@ def test_compare_needs_reports(tmp_path):
     (tmp_path / "b").mkdir()
     res = CliRunner().invoke(cli, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
     assert res.exit_code == 2 and "not an anomtok report" in res.stderr
+
+
+def _tiny_encoder(folder: Path) -> Path:
+    """A BERT masked-LM folder (random weights, 1 layer) with a WordPiece tokenizer trained here,
+    ``[unusedN]`` reserved tokens included: an encoder-only model, not a causal LM."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"[unused{i}]" for i in range(8)]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    text = ["the cat sat on the mat", "a dog ran in the park", "東京 and 大阪 are cities", "tokens and words"] * 20
+    tok.train_from_iterator(text, trainers.WordPieceTrainer(vocab_size=120, special_tokens=specials,
+                                                            show_progress=False))
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=64)
+    BertForMaskedLM(cfg).save_pretrained(folder)
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                            sep_token="[SEP]", mask_token="[MASK]").save_pretrained(folder)
+    return folder
+
+
+def test_encoder_only_scan_skips_generation_and_reports_the_rest(tmp_path):
+    """An encoder-only model scans end to end: rank, audit, plots and the report; negtemp and
+    verify are announced as skipped before the first step, skipped, and leave no folder."""
+    model = _tiny_encoder(tmp_path / "bert")
+    out = tmp_path / "report"
+    res = CliRunner().invoke(cli, ["scan", str(model), "-o", str(out), "--no-umap"])
+    assert res.exit_code == 0, res.output
+    why = "bert: an encoder-only model, not a causal LM"
+    steps = [line.split("] ", 1)[1] for line in res.stderr.splitlines() if line.startswith("[")]
+    assert steps[:3] == [f"negtemp  will be skipped: {why}", f"verify   will be skipped: {why}", "rank     running"]
+    assert "negtemp  skipped" in steps and "verify   skipped" in steps
+    assert not any(s.startswith(("negtemp  running", "verify   running")) for s in steps)
+    assert not (out / "negtemp").exists() and not (out / "verify").exists()
+    assert (out / ".steps" / "rank.json").is_file() and (out / ".steps" / "audit.json").is_file()
+
+    text = (out / "report.md").read_text("utf-8")
+    for section in ["## Model", "## Glitch tokens", "## Maps and plots", "## Tokenizer audit", "## Run"]:
+        assert section in text, section
+    assert "## Negative-temperature generation" not in text and "## Verification by prompting" not in text
+    assert f"| negtemp | skipped | {why} |" in text and f"| verify | skipped | {why} |" in text
+    ranked = pl.read_parquet(out / "ranked.parquet")
+    vocab = json.loads((model / "config.json").read_text())["vocab_size"]
+    assert ranked.height == vocab and f"| embedding | {vocab} × 16, tied |" in text
+    # the reference set is the eight [unusedN] tokens; the all-zero [PAD] row is invalid, ranked first
+    assert sorted(ranked.filter(pl.col("is_reference"))["token"].to_list()) == sorted(f"[unused{i}]" for i in range(8))
+    assert ranked.sort("rank")["token"][0] == "[PAD]" and not ranked.sort("rank")["valid"][0]
+    glitch = pl.read_csv(out / "glitch.csv", infer_schema_length=10000)
+    assert glitch.height == int(ranked["flagged"].sum())

@@ -6,7 +6,6 @@ failure prints one line and exits 1 (``--debug`` shows the traceback).
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import time
@@ -15,48 +14,8 @@ from typing import Any, Callable
 import click
 
 from ._version import __version__
+from .commands._common import EXIT_BAD_INPUT, Terminated, device_option, handle_errors, interrupted
 from .device import resolve_device
-from .errors import AnomtokError
-
-EXIT_BAD_INPUT = 2
-
-
-def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        root = click.get_current_context().find_root().params
-        debug = root.get("debug", False)
-        if kwargs.get("quiet"):
-            from . import progress
-
-            progress.configure(quiet=True, verbose=root.get("verbose", 0))
-        try:
-            return fn(*args, **kwargs)
-        except AnomtokError as exc:
-            if debug:
-                raise
-            click.echo(f"anomtok: error: {exc}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
-        except KeyboardInterrupt as exc:
-            interrupted(exc)
-        except MemoryError:
-            click.echo("anomtok: error: out of memory (try a smaller model or --device cuda)", err=True)
-            sys.exit(1)
-        except (click.exceptions.Exit, click.ClickException, SystemExit):
-            raise
-        except OSError as exc:  # read-only or full output, a folder where a file is wanted, ...
-            if debug:
-                raise
-            where = f"{exc.filename}: " if exc.filename else ""
-            click.echo(f"anomtok: error: {where}{exc.strerror or exc}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
-        except Exception as exc:  # noqa: BLE001 - never show a traceback unless asked
-            if debug:
-                raise
-            click.echo(f"anomtok: internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for the traceback)", err=True)
-            sys.exit(1)
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -92,9 +51,6 @@ def _rank_options(device: str, nn: str, seed: int):
         return RankOptions(device=device, nn=nn, seed=seed)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-
-
-device_option = click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 
 
 @cli.command()
@@ -203,21 +159,8 @@ def _register_commands() -> None:
 _register_commands()
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so every ``finally`` and temporary-file cleanup runs."""
-
-
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated()
-
-
-def interrupted(exc: BaseException) -> None:
-    """Ctrl-C (exit 130) or SIGTERM (exit 143): one line, no traceback."""
-    if isinstance(exc, Terminated):
-        click.echo("anomtok: terminated", err=True)
-        sys.exit(143)
-    click.echo("anomtok: interrupted", err=True)
-    sys.exit(130)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -237,24 +237,15 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
         say("verify", "skipped")
 
     def do_plots() -> None:
-        from .plots import render_all
-        from .umap_map import MapOptions, compute_map
+        from .maps import MapOptions, plot_model
 
-        marks = _negtemp_ids(out)
-        mres = None
-        if opt.umap:
-            # The full vocabulary up to umap_full_max_rows (seeded UMAP of Gemma's 262k rows takes
-            # ~8 CPU-minutes here); above that a stratified sample that keeps every flagged,
-            # reference and Japanese token, unless umap_full asks for everything.
-            sample = opt.umap_sample
-            if sample is None and not opt.umap_full and emb.shape[0] > opt.umap_full_max_rows:
-                sample = 50_000
-            mopts = MapOptions(full=True if opt.umap_full else None, sample=None if opt.umap_full else sample,
-                               seed=opt.seed)
-            mres = compute_map(emb.input.numpy(), frame, mopts, cache=out / "umap.parquet",
-                               source=emb.provenance.to_dict(), extra_ids=marks)
-        render_all(frame, out / "plots", mres, title=_title(emb), label_top=opt.label_top, mark_ids=marks,
-                   mark_name="negative-temperature tokens", formats=opt.formats)
+        # the full vocabulary up to umap_full_max_rows (100,000 by default) valid rows, else a
+        # 50,000-token sample that keeps every flagged, reference, Japanese and marked token
+        options = MapOptions(full=True if opt.umap_full else None, sample=opt.umap_sample,
+                             max_full_rows=opt.umap_full_max_rows, seed=opt.seed)
+        plot_model(emb, out, ranking=ranking, map_options=options, no_map=not opt.umap,
+                   label_top=opt.label_top, mark_ids=_negtemp_ids(out), mark_name="negative-temperature tokens",
+                   title=_title(emb), formats=opt.formats)
 
     plot_outputs = ["plots/centroid_hist.png" if "png" in opt.formats else "plots/centroid_hist.svg"]
     run("plots", {"umap": opt.umap, "sample": opt.umap_sample, "full": opt.umap_full, "seed": opt.seed, "label_top": opt.label_top,

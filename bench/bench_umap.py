@@ -41,7 +41,7 @@ def _rss_mb() -> float:
 
 
 def _options(sample: int | None, n_epochs: int | None):
-    from anomtok.umap_map import MapOptions
+    from anomtok.maps import MapOptions
 
     return MapOptions(sample=sample, n_epochs=n_epochs) if sample else MapOptions(full=True, n_epochs=n_epochs)
 
@@ -51,8 +51,7 @@ def child_compute(model: str, out: Path, sample: int | None, formats: list[str],
     import numpy as np
 
     import anomtok
-    from anomtok.commands.plot import plot_model
-    from anomtok.umap_map import compute_map, umap_coords
+    from anomtok.maps import compute_map, plot_model, umap_coords
 
     r: dict = {"imports_s": round(time.perf_counter() - t0, 2)}
     t = time.perf_counter()
@@ -88,7 +87,7 @@ def child_compute(model: str, out: Path, sample: int | None, formats: list[str],
 
 def child_rerender(model: str, out: Path, sample: int | None, formats: list[str], n_epochs: int | None) -> dict:
     t0 = time.perf_counter()
-    from anomtok.commands.plot import plot_model
+    from anomtok.maps import plot_model
 
     r: dict = {"imports_s": round(time.perf_counter() - t0, 2)}
     t, c = time.perf_counter(), time.process_time()
@@ -110,8 +109,7 @@ def docs_image(out: Path, target: Path, dpi: int) -> dict:
     import json as _json
 
     from anomtok.export import read_table
-    from anomtok.plots import map_figure, save_figure
-    from anomtok.umap_map import MapResult, read_map
+    from anomtok.maps import MapResult, map_figure, read_map, save_figure
 
     frame = read_table(out / "ranked.parquet")
     coords, meta = read_map(out / "umap.parquet")

@@ -29,7 +29,7 @@ NOTEBOOKS = {
                       "print(ranking.meta[\"score\"][\"reference_source\"])\n"
                       "ranking.frame.filter(~ranking.frame[\"is_reference\"]).head(15).select(\"rank\", \"token_id\", \"token\", \"kind\", \"score\")"),
         new_markdown_cell("A UMAP map of a stratified sample (every flagged token is kept), coloured by score."),
-        new_code_cell("from anomtok.plots import map_figure\nfrom anomtok.umap_map import MapOptions, compute_map\n\n"
+        new_code_cell("from anomtok.maps import MapOptions, compute_map, map_figure\n\n"
                       "result = compute_map(emb.input.numpy(), ranking.frame, MapOptions(sample=3000, n_epochs=100))\n"
                       "fig = map_figure(ranking.frame, result, \"score\", title=MODEL, label_top=15)\nfig"),
     ],

@@ -223,7 +223,7 @@ def test_glitch_list_of_plain_ids(tmp_path):
 
 def test_read_token_ids_is_the_one_id_file_reader(tmp_path):
     """The reader behind plain id glitch lists, ``plot --mark-ids`` and scan's negtemp marks."""
-    from anomtok.commands.plot import read_ids
+    from anomtok.maps import read_ids
     from anomtok.detect import read_token_ids
 
     (tmp_path / "a.csv").write_text("token_id,count\n7,2\n\n3,1\n7,5\n")

@@ -10,11 +10,11 @@ import polars as pl
 import pytest
 
 from anomtok import japanese as ja
-from anomtok import plots, umap_map
 from anomtok.audit import audit
 from anomtok.audit import japanese as japanese_audit
 from anomtok.audit import render as audit_render
 from anomtok.audit.source import load_tokenizer
+from anomtok.maps import figures, select
 from anomtok.text import token_script
 
 # One table for the one classifier. Kanji: only characters of the kanji inventory (the kanji in
@@ -86,13 +86,13 @@ def _frame(tokens):
 def test_map_uses_the_one_classifier():
     tokens = ["这", "東京", "AIモデル", "ー", "〆", "１２", "abc", "一个", "中国证券投资基金业协会", "ｶﾀｶﾅ", "、"]
     frame = _frame(tokens)
-    japanese = {tokens[i] for i, why in umap_map.required_reasons(frame, 0).items() if why == "japanese"}
+    japanese = {tokens[i] for i, why in select.required_reasons(frame, 0).items() if why == "japanese"}
     assert japanese == {t for t in tokens if ja.ja_class(t)} == {"東京", "AIモデル", "ー", "〆", "１２", "ｶﾀｶﾅ", "、"}
-    view = plots._with_japanese(frame)["_ja"].to_list()
+    view = figures._with_japanese(frame)["_ja"].to_list()
     assert view == [ja.ja_class(t) or None for t in tokens]
     assert view[:3] == [None, "kanji", "mixed"]
-    assert set(plots.JAPANESE_COLORS) == set(ja.JA_CLASSES)  # every class has its colour on the map
-    assert not hasattr(umap_map, "japanese_class")
+    assert set(figures.JAPANESE_COLORS) == set(ja.JA_CLASSES)  # every class has its colour on the map
+    assert not hasattr(select, "japanese_class")
 
 
 def test_inventories_are_complete_and_overlap():

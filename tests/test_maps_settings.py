@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 import umap
 
-from anomtok.umap_map import MapOptions, compute_map
+from anomtok.maps import MapOptions, compute_map
 
 
 def _matrix(n: int = 300, d: int = 16) -> tuple[np.ndarray, pl.DataFrame]:

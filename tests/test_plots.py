@@ -4,6 +4,7 @@ the stratified sample keeps every required token, the CLI re-renders without rec
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 import warnings
 
@@ -13,11 +14,14 @@ import pytest
 from click.testing import CliRunner
 
 import anomtok
-from anomtok import fonts, plots, umap_map
+from anomtok import maps
 from anomtok.cli import cli
-from anomtok.commands.plot import plot_model, read_ids
+from anomtok.commands import MODULES as COMMAND_MODULES
 from anomtok.japanese import ja_class
-from anomtok.umap_map import MapOptions, MapSettings, compute_map, load_map, select_rows
+from anomtok.maps import (MapOptions, MapSettings, cache_matches, compute_map, load_map, plot_model, read_ids,
+                          render_all, select_rows, source_fingerprint)
+from anomtok.maps import figures, fonts
+from anomtok.maps import umap as maps_umap
 
 GLYPH_MISSING = r".*[Gg]lyph .* missing from (current )?font"
 
@@ -111,9 +115,9 @@ def test_plots_render_planted_labels_in_many_scripts_without_missing_glyphs(rank
     marks = list(planted)[:3]
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=GLYPH_MISSING)
-        files = plots.render_all(frame, tmp_path, res, title="tiny ＝ テスト", label_top=len(PLANTED) + 5,
-                                 mark_ids=marks, mark_name="negative-temperature tokens")
-        fig = plots.map_figure(frame, res, "score", label_top=len(PLANTED) + 5, mark_ids=marks)
+        files = render_all(frame, tmp_path, res, title="tiny ＝ テスト", label_top=len(PLANTED) + 5,
+                           mark_ids=marks, mark_name="negative-temperature tokens")
+        fig = figures.map_figure(frame, res, "score", label_top=len(PLANTED) + 5, mark_ids=marks)
         fig.savefig(tmp_path / "check.png", format="png")
     assert dict(matplotlib.rcParams) == rc_before
     assert set(files) == {"map_score", "map_kind", "map_script", "map_japanese", "centroid_hist", "score_norm"}
@@ -138,7 +142,7 @@ def test_the_glyph_check_does_catch_a_missing_glyph(tmp_path):
     ch = "\u0f40"
     if fonts.is_covered(ch):
         pytest.skip("a Tibetan font is in the chain now")
-    fig = plots._figure(2, 1)
+    fig = figures._figure(2, 1)
     fig.text(0.1, 0.5, ch, fontproperties=fonts.font_properties(size=8))
     with pytest.warns(UserWarning, match=GLYPH_MISSING):
         fig.savefig(tmp_path / "x.png", format="png")
@@ -149,7 +153,7 @@ def test_japanese_map_labels_japanese_tokens(ranked, mapped):
     res, _ = mapped
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=GLYPH_MISSING)
-        fig = plots.map_figure(ranking.frame, res, "japanese", label_top=10)
+        fig = figures.map_figure(ranking.frame, res, "japanese", label_top=10)
         fig.canvas.draw()
     labels = [t.get_text() for t in fig.axes[0].texts]
     assert labels and all(ja_class(t.replace("\u2423", " ")) for t in labels)
@@ -160,7 +164,7 @@ def test_japanese_map_labels_japanese_tokens(ranked, mapped):
 def test_labels_do_not_overlap(ranked, mapped):
     _, ranking = ranked
     res, _ = mapped
-    fig = plots.map_figure(ranking.frame, res, "score", label_top=40)
+    fig = figures.map_figure(ranking.frame, res, "score", label_top=40)
     from matplotlib.text import Text
 
     fig.canvas.draw()
@@ -182,27 +186,27 @@ def test_second_render_reuses_the_cache_without_umap(ranked, mapped, monkeypatch
     def boom(*a, **k):
         raise AssertionError("UMAP was called although the cache is valid")
 
-    monkeypatch.setattr(umap_map, "umap_coords", boom)
+    monkeypatch.setattr(maps_umap, "umap_coords", boom)
     again = compute_map(emb.input.numpy(), ranking.frame, MapOptions(n_epochs=30), cache=cache,
                         source=emb.provenance.to_dict())
     assert again.from_cache
     assert again.coords.equals(res.coords)
     # without the matrix, the source files vouch for the cache
     settings = MapSettings.make(MapOptions(n_epochs=30), int(ranking.frame["valid"].sum()), *emb.shape)
-    fp = umap_map.source_fingerprint(emb.provenance.to_dict())
+    fp = source_fingerprint(emb.provenance.to_dict())
     hit = load_map(cache, settings, ranking.frame, source=fp)
     assert hit is not None and hit.coords.equals(res.coords)
     # other settings or another matrix: not reused
     other = MapSettings.make(MapOptions(n_epochs=30, seed=1), int(ranking.frame["valid"].sum()), *emb.shape)
     assert load_map(cache, other, ranking.frame, source=fp) is None
-    assert umap_map.cache_matches(hit.meta, settings, digest="0" * 32) == "made from another matrix"
+    assert cache_matches(hit.meta, settings, digest="0" * 32) == "made from another matrix"
 
 
 def test_coordinates_belong_to_their_token_whatever_the_row_order(ranked, tmp_path, monkeypatch):
     emb, ranking = ranked
     M = emb.input.numpy()
     # a stand-in projection (the first two dimensions) shows which matrix row each point came from
-    monkeypatch.setattr(umap_map, "umap_coords", lambda X, **kw: np.ascontiguousarray(X[:, :2]))
+    monkeypatch.setattr(maps_umap, "umap_coords", lambda X, **kw: np.ascontiguousarray(X[:, :2]))
     for frame in (ranking.frame, ranking.frame.sort("token_id"), ranking.frame.drop("valid")):
         res = compute_map(M, frame, MapOptions(), cache=None)
         ids = res.coords["token_id"].to_numpy()
@@ -215,8 +219,8 @@ def test_coordinates_belong_to_their_token_whatever_the_row_order(ranked, tmp_pa
 def test_umap_is_seeded(ranked):
     emb, _ = ranked
     X = emb.input.numpy()[:200]
-    a = umap_map.umap_coords(X, seed=3, n_epochs=20)
-    b = umap_map.umap_coords(X, seed=3, n_epochs=20)
+    a = maps_umap.umap_coords(X, seed=3, n_epochs=20)
+    b = maps_umap.umap_coords(X, seed=3, n_epochs=20)
     assert a.shape == (200, 2) and np.array_equal(a, b)
 
 
@@ -224,7 +228,7 @@ def test_stratified_sample_keeps_every_required_token(ranked):
     _, ranking = ranked
     frame = ranking.frame
     extra = [5, 6, 7]
-    req = umap_map.required_reasons(frame, 40, extra)
+    req = maps.required_reasons(frame, 40, extra)
     kinds = dict(zip(frame["token_id"].to_list(), frame["kind"].to_list()))
     valid = dict(zip(frame["token_id"].to_list(), frame["valid"].to_list()))
     # what must be there: the top 40 by score, every unused/reference and Japanese token, the marks
@@ -258,6 +262,8 @@ def test_map_options_choose_full_or_sample():
     assert MapOptions(max_full_rows=100_000).mode(262_144) == ("sample", 50_000)
     assert MapOptions(sample=1000).mode(500) == ("full", 500)
     assert MapOptions(full=True, max_full_rows=10).mode(500) == ("full", 500)
+    assert MapOptions(max_full_rows=10).mode(500) == ("full", 500)  # the default sample holds every row
+    assert MapOptions(max_full_rows=10, default_sample=100).mode(500) == ("sample", 100)
     with pytest.raises(anomtok.InputError):
         MapOptions(full=True, sample=100)
 
@@ -266,13 +272,13 @@ def test_sampled_map_cache_needs_every_required_token(ranked, tmp_path, monkeypa
     emb, ranking = ranked
     cache = tmp_path / "umap.parquet"
     calls = []
-    real = umap_map.umap_coords
+    real = maps_umap.umap_coords
 
     def counting(M, **kw):
         calls.append(M.shape[0])
         return real(M, **kw)
 
-    monkeypatch.setattr(umap_map, "umap_coords", counting)
+    monkeypatch.setattr(maps_umap, "umap_coords", counting)
     opt = MapOptions(sample=300, flag_top=40, n_epochs=10)
     first = compute_map(emb.input.numpy(), ranking.frame, opt, cache=cache)
     assert calls == [300] and set(first.coords["why"].unique()) >= {"flagged", "reference", "japanese", "sampled"}
@@ -307,7 +313,7 @@ def test_cli_plot_then_rerender_from_cache(tiny_model, tmp_path, monkeypatch):
     def no_load(*a, **k):
         raise AssertionError("model reloaded")
 
-    monkeypatch.setattr(umap_map, "umap_coords", boom)
+    monkeypatch.setattr(maps_umap, "umap_coords", boom)
     monkeypatch.setattr("anomtok.loading.load", no_load)
     r2 = runner.invoke(cli, args)
     assert r2.exit_code == 0, r2.output
@@ -343,3 +349,43 @@ def test_plot_model_without_map(ranked, tmp_path):
     res = plot_model(emb, tmp_path, no_map=True, formats=("png",))
     assert set(res.files) == {"centroid_hist", "score_norm"} and res.map_meta is None
     assert (tmp_path / "ranked.parquet").exists() and not (tmp_path / "umap.parquet").exists()
+
+
+def test_plot_model_with_the_callers_ranking(ranked, tmp_path, monkeypatch):
+    """What ``anomtok scan`` does: its own ranking and title, the map options of its rule; nothing is
+    ranked or loaded again, no ranking file is written, marks outside the vocabulary are left out."""
+    emb, ranking = ranked
+
+    def no_rank(*a, **k):
+        raise AssertionError("ranked again")
+
+    monkeypatch.setattr("anomtok.ranking.rank", no_rank)
+    monkeypatch.setattr("anomtok.loading.load", no_rank)
+    res = plot_model(emb, tmp_path, ranking=ranking, no_map=True, formats=("png",), title="the scan's title",
+                     mark_ids=[5, 6, 10**9], mark_name="negative-temperature tokens")
+    assert res.ranking_reused and res.marked == 2 and set(res.files) == {"centroid_hist", "score_norm"}
+    assert not (tmp_path / "ranked.parquet").exists()
+    assert (tmp_path / "plots" / "centroid_hist.png").is_file()
+
+
+def test_maps_names_resolve_lazily():
+    """Every name of ``anomtok.maps.__all__`` resolves; importing the package, or the plot command,
+    pulls in neither polars nor matplotlib."""
+    assert set(maps.__all__) <= set(dir(maps))
+    for name in maps.__all__:
+        assert getattr(maps, name) is not None, name
+    with pytest.raises(AttributeError):
+        maps.no_such_name  # noqa: B018
+    code = ("import sys, anomtok.maps, anomtok.commands.plot; "
+            "print(','.join(m for m in ('polars', 'matplotlib', 'umap', 'torch') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "", proc.stderr
+
+
+@pytest.mark.parametrize("module", COMMAND_MODULES)
+def test_a_command_module_imports_first(module):
+    """A command module imported before ``anomtok.cli`` (as a test or a library user may) is not
+    caught in a cycle: the shared CLI pieces live in ``anomtok.commands._common``."""
+    code = f"import anomtok.commands.{module} as m, anomtok.cli as c; assert m.command in c.cli.commands.values()"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

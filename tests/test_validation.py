@@ -249,7 +249,7 @@ def test_out_of_range_seed_is_bad_input(tiny_model, tmp_path, forbid, command, s
     (lambda s: RankOptions(nn="approx", seed=s), 2**63 - 1),
     (lambda s: generation.GenerationOptions(seed=s), 2**63 - 1),
     (lambda s: __import__("anomtok.scan", fromlist=["ScanOptions"]).ScanOptions(seed=s), 2**32 - 1),
-    (lambda s: __import__("anomtok.umap_map", fromlist=["MapOptions"]).MapOptions(seed=s), 2**32 - 1),
+    (lambda s: __import__("anomtok.maps", fromlist=["MapOptions"]).MapOptions(seed=s), 2**32 - 1),
 ])
 def test_options_refuse_seeds_their_generators_cannot_take(make, hi):
     make(0)

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from ..cli import device_option, handle_errors
+from ._common import device_option, handle_errors
 
 AUDIT_FILES = ("audit.csv", "audit.json", "audit.md")
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..cli import handle_errors
+from ._common import handle_errors
 
 
 @click.command("compare")

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from ..cli import device_option, handle_errors
+from ._common import device_option, handle_errors
 from ..inputs import SEED_MAX
 
 NEGTEMP_FILES = ("generations.jsonl", "negtemp_tokens.csv", "crosscheck.json", "meta.json")

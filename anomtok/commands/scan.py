@@ -6,7 +6,7 @@ import time
 
 import click
 
-from ..cli import device_option, handle_errors
+from ._common import device_option, handle_errors
 from ..inputs import UMAP_SEED_MAX
 
 # what a scan writes in its folder (see anomtok.scan); an input may not be among them

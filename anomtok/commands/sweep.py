@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli import handle_errors
+from ._common import handle_errors
 from ..inputs import SEED_MAX
 from .negtemp import model_options, read_prompt_files
 

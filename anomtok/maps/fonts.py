@@ -280,7 +280,7 @@ def scripts_covered(scripts: Iterable[str] | None = None) -> dict[str, bool]:
 
     import regex
 
-    from .text import SCRIPTS
+    from ..text import SCRIPTS
 
     cov = coverage()
     out: dict[str, bool] = {}

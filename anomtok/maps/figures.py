@@ -1,6 +1,8 @@
-"""Plots of a ranking and its map: matplotlib ``Figure`` objects (Agg), no pyplot, no global state.
+"""The figures of a ranking and its map: matplotlib ``Figure`` objects (Agg), no pyplot, no
+global state.
 
-Maps (from ``anomtok.umap_map``), each saying how many points it shows and how they were chosen:
+Maps (from ``anomtok.maps.compute_map``), each saying how many points it shows and how they were
+chosen:
 
 * ``map_score``     coloured by the under-trained score, top tokens labelled
 * ``map_kind``      coloured by token kind (normal, byte, special, unused, ...)
@@ -13,34 +15,28 @@ and two plots of the ranking alone: ``centroid_hist`` (distance to the centroid,
 the reference tokens overlaid) and ``score_norm`` (score against norm). Tokens given as
 ``mark_ids`` (e.g. what negative-temperature sampling produced) are drawn as crosses on each.
 
-Labels go through ``anomtok.fonts``: the fallback chain draws every covered script and the rest is
-escaped, so no label shows an empty box; a greedy placer keeps labels from piling up.
+Labels go through ``anomtok.maps.fonts``: the fallback chain draws every covered script and the
+rest is escaped, so no label shows an empty box; a greedy placer keeps labels from piling up.
+Writing them to files is ``anomtok.maps.render``.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import polars as pl
 
+from ..errors import InputError
+from ..japanese import JA_CLASSES, ja_class
 from . import fonts
-from .cache import atomic_path
-from .errors import InputError
-from .japanese import JA_CLASSES, ja_class
-from .umap_map import MapResult
+from .options import MapResult
 
 __all__ = [
-    "FORMATS", "MAP_VIEWS", "KIND_COLORS", "join_map", "map_figure", "centroid_histogram",
-    "score_vs_norm", "place_labels", "save_figure", "render_all",
+    "MAP_VIEWS", "KIND_COLORS", "JAPANESE_COLORS", "join_map", "map_figure", "centroid_histogram",
+    "score_vs_norm", "place_labels",
 ]
 
-log = logging.getLogger(__name__)
-
-FORMATS = ("png", "svg")
 MAP_VIEWS = ("score", "kind", "script", "japanese")
 KIND_COLORS = {"normal": "#c8c8c8", "byte": "#1f77b4", "special": "#2ca02c", "unused": "#d62728",
                "added": "#9467bd", "unknown": "#8c564b", "padding": "#e377c2"}
@@ -331,47 +327,3 @@ def score_vs_norm(frame: pl.DataFrame, *, title: str = "", label_top: int = 15,
     _footnote(fig, [f"{f.height:,} tokens. Labels: the top {len(items)} by score, unused/padding rows aside"
                     + (f" ({dropped} left out for lack of room)." if dropped else ".")])
     return fig
-
-
-def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, dpi: int = 150) -> list[Path]:
-    """Write ``stem.png`` / ``stem.svg`` atomically (SVG text as paths, no date: reproducible)."""
-    import matplotlib
-
-    out = []
-    for fmt in formats:
-        if fmt not in FORMATS:
-            raise InputError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-        target = Path(f"{stem}.{fmt}")
-        meta = {"Date": None} if fmt == "svg" else {"Software": None}
-        rc = {"svg.hashsalt": "anomtok", "svg.fonttype": "path"} if fmt == "svg" else {}
-        with matplotlib.rc_context(rc), atomic_path(target) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi, metadata=meta)
-        out.append(target)
-    return out
-
-
-def render_all(frame: pl.DataFrame, out_dir: str | os.PathLike, result: MapResult | None = None, *,
-               title: str = "", label_top: int = 25, mark_ids: Iterable[int] | None = None,
-               mark_name: str = "marked tokens", formats: Sequence[str] = FORMATS,
-               progress: Any = None) -> dict[str, list[Path]]:
-    """Every plot into ``out_dir``: the four maps when ``result`` is given, the histogram and the
-    score/norm scatter always. Returns {plot name: [files]}."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    marks = sorted({int(i) for i in mark_ids}) if mark_ids else None
-    data = join_map(frame, result.coords) if result is not None else None
-    written: dict[str, list[Path]] = {}
-    jobs: list[tuple[str, Any]] = []
-    if result is not None:
-        for view in MAP_VIEWS:
-            jobs.append((f"map_{view}", lambda v=view: map_figure(data, result, v, title=title, label_top=label_top,
-                                                                  mark_ids=marks, mark_name=mark_name)))
-    jobs.append(("centroid_hist", lambda: centroid_histogram(frame, title=title, mark_ids=marks, mark_name=mark_name)))
-    jobs.append(("score_norm", lambda: score_vs_norm(frame, title=title, label_top=min(label_top, 15),
-                                                     mark_ids=marks, mark_name=mark_name)))
-    for name, make in jobs:
-        fig = make()
-        written[name] = save_figure(fig, out / name, formats)
-        if progress:
-            progress(name)
-    return written

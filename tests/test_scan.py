@@ -226,3 +226,36 @@ def test_encoder_only_scan_skips_generation_and_reports_the_rest(tmp_path):
     assert ranked.sort("rank")["token"][0] == "[PAD]" and not ranked.sort("rank")["valid"][0]
     glitch = pl.read_csv(out / "glitch.csv", infer_schema_length=10000)
     assert glitch.height == int(ranked["flagged"].sum())
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"generate": "yes"}, "generate must be True or False"),
+    ({"umap_full": 1}, "umap_full must be True or False"),
+    ({"prompts_per_language": 0}, "prompts_per_language"),
+    ({"verify_top": 0}, "verify_top"),
+    ({"label_top": -1}, "label_top"),
+    ({"umap_full_max_rows": 0}, "umap_full_max_rows"),
+    ({"umap_sample": 9}, "umap_sample"),
+    ({"umap_sample": 100, "umap_full": True}, "choose either umap_full"),
+    ({"formats": ()}, "formats must be png and/or svg"),
+    ({"formats": ("png", "pdf")}, "formats must be png and/or svg"),
+    ({"temperature": float("inf")}, "temperature must be a finite number"),
+    ({"max_new_tokens": 0}, "max_new_tokens"),
+    ({"device": "tpu"}, "device"),
+    ({"seed": 2**32}, "seed"),
+])
+def test_scan_options_refuse_each_bad_value(bad, message):
+    """ScanOptions checks every field itself (the API, not only the CLI's option types)."""
+    from anomtok.errors import InputError
+    from anomtok.scan import ScanOptions
+
+    with pytest.raises(InputError, match=re.escape(message)):
+        ScanOptions(**{"device": "cpu", **bad})
+
+
+def test_scan_options_accept_the_edges():
+    from anomtok.scan import VERIFY_TOP_MAX, ScanOptions
+
+    o = ScanOptions(device="cpu", prompts_per_language=1, verify_top=VERIFY_TOP_MAX, label_top=0, umap_sample=10,
+                    umap_full_max_rows=1, formats=("svg",), seed=2**32 - 1)
+    assert o.verify_options.top == VERIFY_TOP_MAX and o.map_options.sample == 10 and o.rank_options.seed == 2**32 - 1

@@ -408,12 +408,7 @@ def test_cli_bad_file_is_one_line_exit_2(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- real tokenizers
-REAL = {  # alias: round-trip counts measured on the packaged files (see docs/audit.md)
-    "gemma-3-270m": {"reachable": 255653, "unreachable-single": 110, "unreachable-multi": 4, "undecodable": 128, "special": 6249},
-    "smollm2-135m": {"reachable": 48815, "unreachable-multi": 7, "undecodable": 313, "special": 17},
-    "minilm-l6": {"reachable": 29186, "unreachable-single": 336, "unreachable-multi": 1, "special": 999},
-    "xlmr-tokenizer": {"reachable": 249988, "unreachable-multi": 9, "special": 5},
-}
+REAL = ["gemma-3-270m", "smollm2-135m", "minilm-l6", "xlmr-tokenizer"]  # packaged tokenizers
 
 
 @pytest.fixture(scope="module", params=list(REAL))
@@ -434,7 +429,19 @@ def test_real_every_token_classified(real_audit):
     alias, result, _ = real_audit
     assert result.frame.height == len(result.table)
     counts = result.summary["counts"]["round_trip"]
-    assert {k: v for k, v in counts.items() if v} == REAL[alias]
+    # derived from the token table, not from the audit's output: the rows never re-encoded, and
+    # the ordinary rows whose bytes are not UTF-8 alone
+    table = result.table
+    never = {"special": ("special", "unused", "unknown"), "padding": ("padding",)}
+    assert sum(counts.values()) == len(table)
+    for cls, kinds in never.items():
+        assert counts.get(cls, 0) == sum(k in kinds for k in table.kinds), cls
+    assert counts.get("undecodable", 0) == sum(_partial(b) for b, k in zip(table.bytes, table.kinds)
+                                               if k not in never["special"] + never["padding"])
+    assert counts.get("error", 0) == 0
+    # a real tokenizer can produce nearly all of its ordinary tokens
+    audited = len(table) - sum(counts.get(c, 0) for c in ("special", "padding", "undecodable"))
+    assert counts["reachable"] > 0.98 * audited, counts
     assert set(result.frame["round_trip"].unique()) <= set(CLASSES)
     assert result.summary["counts"]["decode_errors"] == 0
 

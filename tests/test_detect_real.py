@@ -78,7 +78,8 @@ def planted(gemma):
             continue
         if s.strip() and s.isprintable() and "{" not in s and "}" not in s:
             texts[i] = s
-    ja = next(i for i, s in texts.items() if s == s.strip() and all(ord(c) > 0x2000 for c in s) and plant(JA_FRAME, i, s))
+    non_latin = (i for i, s in texts.items() if s == s.strip() and all(ord(c) > 0x2000 for c in s))
+    ja = next(i for i in non_latin if plant(JA_FRAME, i, texts[i]))
     for i, s in texts.items():
         if len(spots) >= N_PLANTED:
             break

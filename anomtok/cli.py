@@ -74,9 +74,11 @@ def nearest(model: str, k: int, metric: str, far: bool, fmt: str, include_paddin
     """
     from . import api
     from .export import safe_for_spreadsheet
+    from .options import NearestOptions
 
-    frame = api.nearest(model, k=k, metric=metric, far=far, include_padding=include_padding,
-                        options=_rank_options(device, "off", 0))
+    options = NearestOptions(k=k, metric=metric, far=far, include_padding=include_padding,
+                             rank=_rank_options(device, "off", 0))
+    frame = api.nearest(model, options)
     cols = ["token_id", "token", "kind", "script", metric] + [c for c in ("centroid_l2", "centroid_cos", "norm") if c != metric]
     view = frame.select(["rank"] + cols) if metric == "score" else frame.select(cols)
     if fmt == "csv":
@@ -129,7 +131,7 @@ def rank_cmd(model: str, out_dir: str, nn: str, seed: int, show: int, quiet: boo
         emb = load(model, hash_files=full_hash)
         if not quiet:
             click.echo(f"loaded {emb!r} in {emb.provenance.seconds:.2f} s", err=True)
-        result = api.rank(emb, out_dir=out_dir, options=options, progress=_progress(not quiet))
+        result = api.rank(emb, options, out_dir=out_dir, progress=_progress(not quiet))
     if quiet:
         return
     inv = result.meta["invalid_rows"]["count"]

@@ -43,8 +43,17 @@ VERIFY_TOP_MAX = 2000
 
 @dataclass(frozen=True)
 class ScanOptions:
-    """What a scan does. ``prompts_per_language``: how many prompts of each bundled prompt file
-    (English, Japanese) the negative-temperature step uses."""
+    """What a scan does, as the flat settings ``anomtok scan`` takes. ``prompts_per_language``:
+    how many prompts of each bundled prompt file (English, Japanese) the negative-temperature
+    step uses.
+
+    Building it builds every step's options, each checking its own values: ``rank_options``
+    (``RankOptions``), ``negtemp_options`` (``NegtempOptions``), ``verify_options``
+    (``VerifyOptions``) and ``map_options`` (``MapOptions``: the full vocabulary up to
+    ``umap_full_max_rows`` valid rows, else a 50,000-token sample). So a bad temperature fails
+    here, before the first step runs, and each step runs with the object that was checked. The
+    settings stay flat because a scan sets only a few of each step's settings (the rest keep the
+    step's defaults) and the step markers (``.steps/*.json``) record these flat values."""
 
     generate: bool = True
     verify: bool = True
@@ -61,20 +70,30 @@ class ScanOptions:
     umap_full_max_rows: int = 100_000
     label_top: int = 25
     formats: tuple[str, ...] = ("png",)
+    # every step's options, built (and so checked) from the fields above
+    rank_options: Any = field(init=False, repr=False, compare=False, default=None)
+    negtemp_options: Any = field(init=False, repr=False, compare=False, default=None)
+    verify_options: Any = field(init=False, repr=False, compare=False, default=None)
+    map_options: Any = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         # every option of every step is checked here, before the first step runs
-        from .generation.loop import MAX_NEW_TOKENS
+        from .device import resolve_device
+        from .generation.options import GenerationOptions
         from .generation.sampler import SamplerConfig
         from .inputs import UMAP_SEED_MAX, check_int, check_seed
+        from .maps import MapOptions
+        from .options import NegtempOptions, VerifyOptions
+        from .ranking import RankOptions
 
+        for name in ("generate", "verify", "umap", "force", "umap_full"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"{name} must be True or False, not {getattr(self, name)!r}")
         check_int(self.prompts_per_language, "prompts_per_language", 1)
         check_int(self.verify_top, "verify_top", 1, VERIFY_TOP_MAX, hint=" (verify checks that many per metric)")
-        check_int(self.max_new_tokens, "max_new_tokens", 1, MAX_NEW_TOKENS)
         check_seed(self.seed, hi=UMAP_SEED_MAX)  # the maps' UMAP takes it too
         if isinstance(self.temperature, (int, float)) and not math.isfinite(self.temperature):
             raise InputError(f"temperature must be a finite number, not {self.temperature}")
-        SamplerConfig(temperature=self.temperature)  # the negtemp step's sampler
         if not self.formats or any(f not in ("png", "svg") for f in self.formats):
             raise InputError("formats must be png and/or svg")
         check_int(self.label_top, "label_top", 0)
@@ -83,11 +102,18 @@ class ScanOptions:
             check_int(self.umap_sample, "umap_sample", 10, hint=" (points of the map)")
             if self.umap_full:
                 raise InputError("choose either umap_full (--full-umap) or umap_sample (--umap-sample N), not both")
-        from .device import resolve_device
-        from .ranking import RankOptions
-
         resolve_device(self.device)
-        RankOptions(device=self.device, seed=self.seed)  # the rank step's options
+        parts = {
+            "rank_options": RankOptions(device=self.device, seed=self.seed),
+            "negtemp_options": NegtempOptions(
+                sampler=SamplerConfig(temperature=self.temperature),
+                generation=GenerationOptions(max_new_tokens=self.max_new_tokens, seed=self.seed, device=self.device)),
+            "verify_options": VerifyOptions(top=self.verify_top, seed=self.seed, device=self.device),
+            "map_options": MapOptions(full=True if self.umap_full else None, sample=self.umap_sample,
+                                      max_full_rows=self.umap_full_max_rows, seed=self.seed),
+        }
+        for name, value in parts.items():
+            object.__setattr__(self, name, value)
 
 
 @dataclass
@@ -95,6 +121,12 @@ class ScanResult:
     out_dir: Path
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)  # step -> {"status": ran|reused|skipped, "seconds": s}
     seconds: float = 0.0
+
+    def __repr__(self) -> str:
+        """Two lines: where, how long, and each step's status."""
+        steps = ", ".join(f"{name} {st.get('status')}" + (f" {st['seconds']:.1f} s" if st.get("status") == "ran" else "")
+                          for name, st in self.steps.items())
+        return f"ScanResult: {self.out_dir} in {self.seconds:.1f} s\n  steps: {steps or 'none'}"
 
 
 @dataclass(frozen=True)
@@ -144,10 +176,10 @@ def _prompts(n: int) -> tuple[list[str], list[str]]:
 def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
          progress: Callable[[str, str], None] | None = None) -> ScanResult:
     """Run every step on ``model`` into ``out_dir`` (see the module docstring)."""
-    from . import api
-    from .export import read_json, read_table
+    from .export import read_json, read_table, write_ranking
     from .loading import load
-    from .ranking import RankOptions, Ranking
+    from .ranking import Ranking
+    from .ranking import rank as rank_embeddings
 
     opt = options or ScanOptions()
     from .outputs import check_dir
@@ -192,9 +224,14 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
         result.steps[step] = {"status": "ran", "seconds": round(dt, 2)}
         say(step, f"done in {dt:.1f} s")
 
-    rank_opts = RankOptions(device=opt.device, seed=opt.seed)
-    run("rank", {}, ["ranked.parquet", "ranked.csv", "meta.json"],  # the same step as `anomtok rank -o`
-        lambda: api.rank(emb, out_dir=out, options=rank_opts), key=rank_key(emb.provenance.to_dict(), rank_opts))
+    rank_opts = opt.rank_options
+    rank_step = rank_key(emb.provenance.to_dict(), rank_opts)
+
+    def do_rank() -> None:  # the same step as `anomtok rank -o`: the files and their marker
+        started = time.perf_counter()
+        write_ranking(rank_embeddings(emb, rank_opts), out, step_key=rank_step, started=started)
+
+    run("rank", {}, ["ranked.parquet", "ranked.csv", "meta.json"], do_rank, key=rank_step)
     frame = read_table(out / "ranked.parquet")
     ranking = Ranking(frame=frame, meta=read_json(out / "meta.json"))
 
@@ -208,12 +245,10 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
     if plan.runs("negtemp"):
         def do_negtemp() -> None:
             from .generation import negtemp
-            from .generation.sampler import SamplerConfig
 
             texts, files = _prompts(opt.prompts_per_language)
-            negtemp(model, texts, SamplerConfig(temperature=opt.temperature), max_new_tokens=opt.max_new_tokens,
-                    seed=opt.seed, device=opt.device, ranking=ranking, embeddings=emb, out_dir=out / "negtemp",
-                    progress=True, prompt_files=files)
+            negtemp(model, texts, ranking=ranking, embeddings=emb, out_dir=out / "negtemp", progress=True,
+                    prompt_files=files, **opt.negtemp_options.feature_kwargs())
 
         run("negtemp", {"T": opt.temperature, "max_new_tokens": opt.max_new_tokens, "seed": opt.seed,
                         "prompts_per_language": opt.prompts_per_language},
@@ -227,8 +262,8 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
         def do_verify() -> None:
             from .verify import verify
 
-            verify(model, ranking, top=opt.verify_top, seed=opt.seed, device=opt.device, embeddings=emb,
-                   out_dir=out / "verify", progress=True)
+            verify(model, ranking, embeddings=emb, out_dir=out / "verify", progress=True,
+                   **opt.verify_options.feature_kwargs())
 
         run("verify", {"top": opt.verify_top, "seed": opt.seed}, ["verify/verified.csv", "verify/verify.json"],
             do_verify, reads=("ranked.parquet",))
@@ -237,13 +272,11 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
         say("verify", "skipped")
 
     def do_plots() -> None:
-        from .maps import MapOptions, plot_model
+        from .maps import plot_model
 
-        # the full vocabulary up to umap_full_max_rows (100,000 by default) valid rows, else a
-        # 50,000-token sample that keeps every flagged, reference, Japanese and marked token
-        options = MapOptions(full=True if opt.umap_full else None, sample=opt.umap_sample,
-                             max_full_rows=opt.umap_full_max_rows, seed=opt.seed)
-        plot_model(emb, out, ranking=ranking, map_options=options, no_map=not opt.umap,
+        # the ranking is this scan's; the map options say full vocabulary or sample (scan's
+        # umap_full_max_rows, 100,000 by default: above it a 50,000-token sample)
+        plot_model(emb, out, ranking=ranking, map_options=opt.map_options, no_map=not opt.umap,
                    label_top=opt.label_top, mark_ids=_negtemp_ids(out), mark_name="negative-temperature tokens",
                    title=_title(emb), formats=opt.formats)
 

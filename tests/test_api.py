@@ -290,3 +290,11 @@ def test_scan_result_repr(tmp_path):
     res = ScanResult(out_dir=tmp_path, steps={s: {"status": "ran", "seconds": 1.0} for s in
                                               ("rank", "audit", "negtemp", "verify", "plots", "report")}, seconds=6.0)
     assert_short_repr(res, "ScanResult: ")
+
+
+def test_plot(model, tmp_path):
+    _invoke("plot", model, "--no-map", "--format", "svg", "--label-top", "5", "--device", "cpu", "-q",
+            "-o", tmp_path / "cli")
+    res = anomtok.plot(model, no_map=True, formats="svg", label_top=5, device="cpu", out_dir=tmp_path / "api")
+    assert_same_files(tmp_path / "cli", tmp_path / "api")  # the SVGs too: rendered reproducibly
+    assert_short_repr(res, "PlotResult: ")

@@ -253,7 +253,7 @@ def test_compare_refuses_to_write_inside_a_report(reports, name):
 
 
 def test_plot_refuses_a_mark_file_it_would_overwrite(reports, tmp_path, monkeypatch):
-    _no_work(monkeypatch, "anomtok.commands.plot.plot_model")
+    _no_work(monkeypatch, "anomtok.maps.plot.plot_model")
     out = tmp_path / "r"
     out.mkdir()
     (out / "meta.json").write_bytes((reports / "a" / "meta.json").read_bytes())
@@ -282,7 +282,7 @@ def test_output_beside_the_ranking_would_replace_its_meta_json(command, reports,
 # ---------------------------------------------------------------------------------- 10.4 before the work
 WORK = {
     "rank": "anomtok.loading.load",
-    "plot": "anomtok.commands.plot.plot_model",
+    "plot": "anomtok.maps.plot.plot_model",
     "scan": "anomtok.scan.scan",
     "audit": "anomtok.audit.audit",
     "negtemp": "anomtok.generation.negtemp",

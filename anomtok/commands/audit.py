@@ -33,22 +33,19 @@ def command(source: str, out_dir: str, model: str | None, no_rank: bool, quiet: 
       anomtok audit gemma-3-270m -o out/gemma --no-rank
       anomtok audit ./tokenizer.json -o out/tok --model ./model-folder
     """
-    from ..audit import audit
+    from .. import api
+    from ..options import AuditOptions
     from ..outputs import prepare_output
     from ..ranking import RankOptions
 
     if model is not None and no_rank:
         raise click.UsageError("--model and --no-rank contradict each other")
-    try:
-        options = RankOptions(device=device, nn="off")
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+    options = AuditOptions(model=model, no_rank=no_rank, rank=RankOptions(device=device, nn="off"))
     target = prepare_output(out_dir, inputs=[source, model], writes=AUDIT_FILES)
     t0 = time.perf_counter()
     progress = None if quiet else (lambda step: click.echo(f"  {step:<10} {time.perf_counter() - t0:6.1f} s", err=True))
     with target:
-        result = audit(source, out_dir=out_dir, ranking=False if no_rank else model, rank_options=options,
-                       progress=progress)
+        result = api.audit(source, options, out_dir=out_dir, progress=progress)
     if quiet:
         return
     s = result.summary

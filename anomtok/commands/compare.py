@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from ._common import handle_errors
@@ -23,17 +21,15 @@ def command(folders: tuple[str, ...], top: int, fmt: str, out_file: str | None) 
     Example:
       anomtok compare reports/gemma-3-270m reports/smollm2-135m reports/minilm-l6
     """
-    from ..cache import atomic_write_text
-    from ..compare import compare
+    from .. import api
+    from ..options import CompareOptions
     from ..outputs import prepare_output
 
+    options = CompareOptions(top=top, format=fmt)
     # an output inside a report folder would change that report (-o A/meta.json breaks report A)
     target = prepare_output(out_file, kind="file", report_dirs=folders) if out_file else None
-    res = compare(list(folders), top=top)
-    text = res.markdown if fmt == "markdown" else json.dumps(
-        {"summary": res.summary.to_dicts(), "pairs": res.pairs}, ensure_ascii=False, indent=1)
     if target is not None:
         with target:
-            atomic_write_text(out_file, text + "\n")
+            api.compare(folders, options, out=out_file)
     else:
-        click.echo(text)
+        click.echo(api.compare(folders, options).text(options.format))

@@ -56,18 +56,20 @@ def command(model: str, inputs: tuple[str, ...], glitch: str, field: str | None,
       anomtok detect gemma-3-270m --glitch out/gemma/ranked.csv --top 1000 --field prompt data.jsonl -o hits.jsonl
       cat answer.txt | anomtok detect smollm2-135m --glitch ids.txt - > hits.jsonl
     """
-    from ..cache import atomic_path
-    from ..detect import DetectRun, GlitchDetector, check_inputs, load_glitch_list
-    from ..detect.render import binary_stdout, exceeded_line, list_line, summary, write_hits
+    from .. import api
+    from ..detect import check_inputs
+    from ..detect.render import binary_stdout, exceeded_line, list_line, save_hits, summary, write_hits
+    from ..options import DetectOptions
     from ..outputs import prepare_output
 
+    options = DetectOptions(field=field, top=top, min_score=min_score, include_special=include_special,
+                            max_rate=max_rate)
     check_inputs(inputs)  # before the (slow) tokenizer load
     to_file = out is not None and out != "-"
     # the hits file may be none of the inputs (-o t.txt would replace t.txt); checked before any work
     target = prepare_output(out, kind="file", inputs=[*inputs, glitch, model]) if to_file else None
-    glitch_list = load_glitch_list(glitch, top=top, min_score=min_score, include_special=include_special)
-    detector = GlitchDetector(model, glitch_list)
-    run = DetectRun(detector, inputs, field=field or "text", jsonl=True if field else None, max_rate=max_rate)
+    run = api.detect(model, inputs, options, glitch=glitch)  # checked and loaded; the inputs are read below
+    glitch_list = run.detector.glitch
     click.echo(list_line(glitch_list, glitch), err=True)
 
     total = run.total_bytes()
@@ -80,9 +82,8 @@ def command(model: str, inputs: tuple[str, ...], glitch: str, field: str | None,
             write_hits(run, binary_stdout())
             run.check_read()  # nothing readable in any input: bad input, exit 2
         else:
-            with target, atomic_path(out) as tmp, open(tmp, "wb") as f:
-                write_hits(run, f)
-                run.check_read()  # raised here, the hits file is not written
+            with target:
+                save_hits(run, out)  # no input readable: raised there, the hits file is not written
 
     click.echo(summary(run, fmt, model, glitch, len(glitch_list)), err=not to_file)
     if run.total.errors:

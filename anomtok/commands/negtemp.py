@@ -38,16 +38,6 @@ def model_options(fn):
     return fn
 
 
-def read_prompt_files(files: tuple[str, ...], n_each: int | None = None) -> list[str]:
-    from ..generation import read_prompts
-
-    prompts: list[str] = []
-    for f in files:
-        ps = read_prompts(f)
-        prompts.extend(ps[:n_each] if n_each else ps)
-    return prompts
-
-
 @click.command("negtemp")
 @click.argument("model")
 @click.option("-T", "--temperature", default=-0.001, show_default=True, type=float,
@@ -85,25 +75,27 @@ def command(model: str, temperature: float, prompt_files: tuple[str, ...], out_d
       anomtok negtemp smollm2-135m -T -0.001 -o out/neg            # the packaged prompts
       anomtok negtemp gemma-3-270m --prompts prompts_ja.txt -n 32 --timeout 600 -o out/g
     """
-    from ..generation import GenerationOptions, SamplerConfig, negtemp
+    from .. import api
+    from ..generation import GenerationOptions, SamplerConfig
+    from ..options import NegtempOptions
     from ..outputs import prepare_output, ranking_inputs
     from ..text import display
 
-    config = SamplerConfig(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                           top_n_sigma=top_n_sigma, repetition_penalty=repeat_penalty)
-    GenerationOptions(max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, timeout_s=timeout_s,
-                      stop_at_eos=stop_at_eos, device=device, dtype=dtype, device_map=device_map)
     if not prompt_files:
         from ..generation import default_prompt_files
 
         prompt_files = tuple(str(p) for p in default_prompt_files())
+    options = NegtempOptions(
+        sampler=SamplerConfig(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                              top_n_sigma=top_n_sigma, repetition_penalty=repeat_penalty),
+        generation=GenerationOptions(max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
+                                     timeout_s=timeout_s, stop_at_eos=stop_at_eos, device=device, dtype=dtype,
+                                     device_map=device_map),
+        prompt_files=prompt_files)
     target = prepare_output(out_dir, inputs=[model, *ranking_inputs(ranking), *prompt_files], writes=NEGTEMP_FILES)
-    prompts = read_prompt_files(prompt_files)
     t0 = time.perf_counter()
     with target:
-        res = negtemp(model, prompts, config, max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
-                      stop_at_eos=stop_at_eos, timeout_s=timeout_s, device=device, dtype=dtype, device_map=device_map,
-                      ranking=ranking, out_dir=out_dir, progress=not quiet, prompt_files=list(prompt_files))
+        res = api.negtemp(model, options, ranking=ranking, out_dir=out_dir, progress=not quiet)
     if quiet:
         return
     for rec in res.generations[:show]:

@@ -1,7 +1,7 @@
 """``anomtok plot``: maps and plots of a model's ranking, re-rendered from cached tables.
 
-Parses the options, calls ``anomtok.maps.plot_model`` (the library function, also behind the
-plots step of ``anomtok scan``) and prints what it did.
+Parses the options, calls ``anomtok.plot`` (``anomtok.maps.plot_model``, the library function also
+behind the plots step of ``anomtok scan``) and prints what it did.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from ..inputs import UMAP_SEED_MAX
-from ..maps.plot import NEGTEMP_FILE, PLOTS_DIR, plot_model, read_ids
+from ..maps.plot import NEGTEMP_FILE, PLOTS_DIR
 from ._common import device_option, handle_errors
 
 __all__ = ["command"]
@@ -47,8 +47,9 @@ def command(model: str, out_dir: str, sample: int | None, full: bool, no_map: bo
       anomtok plot gemma-3-270m -o out/gemma --sample 50000
       anomtok plot ./model.gguf -o out/m --mark-ids out/m/negtemp_tokens.csv --format png
     """
-    from ..device import resolve_device
+    from .. import api
     from ..maps import CACHE_NAME, MapOptions
+    from ..options import PlotOptions
     from ..outputs import RANK_WRITES, prepare_output
 
     formats = tuple(f.strip().lower() for f in fmt.split(",") if f.strip())
@@ -56,12 +57,11 @@ def command(model: str, out_dir: str, sample: int | None, full: bool, no_map: bo
         raise click.BadParameter("give at least one format", param_hint="--format")
     if full and sample is not None:
         raise click.BadParameter("use either --full or --sample, not both", param_hint="--full")
-    options = MapOptions(full=True if full else None, sample=sample, seed=seed, n_epochs=n_epochs)
-    resolve_device(device)  # a bad --device before the model loads
+    options = PlotOptions(map=MapOptions(full=True if full else None, sample=sample, seed=seed, n_epochs=n_epochs),
+                          no_map=no_map, label_top=label_top, formats=formats, device=device)  # device too: before loading
     # the ranking and the map cache are kept when a later step fails: a rerun reuses them
     target = prepare_output(out_dir, inputs=[model, mark_ids], writes=(*RANK_WRITES, CACHE_NAME, f"{PLOTS_DIR}/"),
                             keep_partial=True)
-    ids = read_ids(mark_ids) if mark_ids else None
     start = time.perf_counter()
 
     def progress(step: str) -> None:
@@ -69,10 +69,7 @@ def command(model: str, out_dir: str, sample: int | None, full: bool, no_map: bo
             click.echo(f"  {step:<16} {time.perf_counter() - start:6.1f} s", err=True)
 
     with target:
-        result = plot_model(model, out_dir, map_options=options, no_map=no_map, label_top=label_top, mark_ids=ids,
-                            mark_name=(("negative-temperature tokens" if Path(mark_ids).name == NEGTEMP_FILE
-                                        else "marked tokens") if mark_ids else None), formats=formats, device=device,
-                            progress=progress)
+        result = api.plot(model, options, out_dir=out_dir, mark_ids=mark_ids, progress=progress)
     if quiet:
         return
     if result.map_meta is not None:

@@ -48,11 +48,10 @@ def command(model: str, out_dir: str, no_generate: bool, no_verify: bool, no_uma
       anomtok scan minilm-l6 -o reports/minilm-l6          # encoder: no generation step
       anomtok scan ./model.gguf -o out/m --no-umap --no-generate
     """
-    from ..device import resolve_device
+    from .. import api
     from ..outputs import prepare_output
-    from ..scan import ScanOptions, scan
+    from ..scan import ScanOptions
 
-    resolve_device(device)
     opts = ScanOptions(generate=not no_generate, verify=not no_verify, umap=not no_umap, force=force,
                        device=device, seed=seed, temperature=temperature, max_new_tokens=max_new_tokens,
                        prompts_per_language=prompts_per_language, verify_top=verify_top, umap_sample=umap_sample, umap_full=full_umap,
@@ -64,5 +63,5 @@ def command(model: str, out_dir: str, no_generate: bool, no_verify: bool, no_uma
 
     # checked before any work; a failed first run leaves no empty folder, finished steps are kept
     with prepare_output(out_dir, inputs=[model], writes=SCAN_WRITES, keep_partial=True):
-        result = scan(model, out_dir, opts, progress=progress)
+        result = api.scan(model, opts, out_dir=out_dir, progress=progress)
     click.echo(f"wrote {out_dir}/report.md and glitch.csv in {result.seconds:.1f} s", err=True)

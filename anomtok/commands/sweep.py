@@ -6,7 +6,7 @@ import click
 
 from ._common import handle_errors
 from ..inputs import SEED_MAX
-from .negtemp import model_options, read_prompt_files
+from .negtemp import model_options
 
 SWEEP_FILES = ("sweep.csv", "sweep.png", "sweep_generations.jsonl", "meta.json")
 
@@ -48,23 +48,21 @@ def command(model: str, out_dir: str, prompt_files: tuple[str, ...], n_prompts: 
       anomtok sweep smollm2-135m -o out/sweep
       anomtok sweep gemma-3-270m --temperatures=-1,-0.001,1 --n-prompts 2 -n 16 -o out/s
     """
-    from ..generation import GenerationOptions, SamplerConfig, check_metric, default_prompt_files, sweep
+    from .. import api
+    from ..generation import GenerationOptions, default_prompt_files
+    from ..options import SweepOptions
     from ..outputs import prepare_output, ranking_inputs
     from ..table import format_table
 
-    temperatures = _temps(temps)
-    for t in temperatures:  # every option checked before the prompts are read and the model loaded
-        SamplerConfig(temperature=t)
-    GenerationOptions(max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, timeout_s=timeout_s,
-                      device=device, dtype=dtype, device_map=device_map)
-    check_metric(metric)
-    files = list(prompt_files) or [str(p) for p in default_prompt_files()]
+    files = tuple(prompt_files) or tuple(str(p) for p in default_prompt_files())
+    # every option checked before the prompts are read and the model loaded
+    options = SweepOptions(temperatures=tuple(_temps(temps)), metric=metric, prompt_files=files, n_prompts=n_prompts,
+                           generation=GenerationOptions(max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
+                                                        timeout_s=timeout_s, device=device, dtype=dtype,
+                                                        device_map=device_map))
     target = prepare_output(out_dir, inputs=[model, *ranking_inputs(ranking), *files], writes=SWEEP_FILES)
-    prompts = read_prompt_files(tuple(files), n_prompts or None)
     with target:
-        res = sweep(model, prompts, temperatures, max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
-                    metric=metric, device=device, dtype=dtype, device_map=device_map, ranking=ranking,
-                    timeout_s=timeout_s, out_dir=out_dir, progress=not quiet, prompt_files=files)
+        res = api.sweep(model, options, ranking=ranking, out_dir=out_dir, progress=not quiet)
     if quiet:
         return
     cols = ["temperature", "distinct_tokens", "mean_entropy", "mean_sample_entropy", "mean_percentile",

@@ -50,17 +50,19 @@ def command(model: str, out_dir: str, ranking: str | None, metrics: tuple[str, .
       anomtok verify gemma-3-270m --ranking out/gemma/ranked.parquet --metric score --top 50 -o out/v
       anomtok verify ./model --token-id 1234 --token-id 99 -o out/v
     """
+    from .. import api
+    from ..options import VerifyOptions
     from ..outputs import prepare_output, ranking_inputs
     from ..table import format_table
-    from ..verify import verify
 
     if device_map is not None:
         raise click.BadParameter("verify runs on one device; --device-map is not supported here")
+    options = VerifyOptions(metrics=metrics, top=top, random_sample=random_sample,
+                            kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
+                            token_ids=token_ids or None, threshold=threshold, n_positions=n_positions,
+                            batch_size=batch_size, settle=settle, seed=seed, device=device, dtype=dtype)
     with prepare_output(out_dir, inputs=[model, *ranking_inputs(ranking)], writes=VERIFY_FILES):
-        res = verify(model, ranking, metrics=list(metrics) or None, top=top, random_sample=random_sample,
-                     kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()), token_ids=list(token_ids) or None,
-                     threshold=threshold, n_positions=n_positions, batch_size=batch_size, settle=settle, seed=seed,
-                     device=device, dtype=dtype, out_dir=out_dir, progress=not quiet)
+        res = api.verify(model, options, ranking=ranking, out_dir=out_dir, progress=not quiet)
     if quiet:
         return
     s = res.summary

@@ -44,6 +44,14 @@ class PlotResult:
     marked: int
     seconds: dict[str, float] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """Two lines: the files per plot, and what was reused (not every path)."""
+        n = sum(len(v) for v in self.files.values())
+        where = next((str(v[0].parent) for v in self.files.values() if v), "nowhere")
+        reused = [w for w, r in (("ranking", self.ranking_reused), ("map", self.map_reused)) if r]
+        return (f"PlotResult: {n} files ({', '.join(self.files)}) in {where}\n"
+                f"  reused: {', '.join(reused) or 'nothing'}; {self.marked} marked tokens; .files, .map_meta, .seconds")
+
 
 def read_ids(path: str | Path) -> list[int]:
     """Token ids from a file: a CSV or parquet table with a ``token_id`` column, a JSON list (or

@@ -418,6 +418,70 @@ def run_model(alias: str, out: Path, *, top: int, n_random: int, seed: int, k: i
     log("done")
 
 
+def choose_default(tables: Mapping[str, pl.DataFrame], current: str = "score",
+                   combinations: Iterable[str] = tuple(COMBINATIONS), ks: Sequence[int] = (100, 500)
+                   ) -> tuple[str, list[str]]:
+    """The decision rule of docs/validity.md, declared before the results: ``(name, reasons)``.
+
+    1. A metric *qualifies* when, on every model and at every k in ``ks``, its precision is >= that of
+       every single (non-combination) metric (complete cells only).
+    2. A challenger must also beat ``current`` on at least one model at some k in ``ks`` by more than
+       the wider of the two Wilson intervals' widths.
+    3. Among qualifying challengers, the highest mean precision@max(ks) over the models wins;
+       with none, ``current`` is kept.
+
+    >>> def t(rows):
+    ...     return pl.DataFrame([{"metric": m, "k": k, "n": k, "verified": round(p * k), "precision": p,
+    ...                           "lo": p - .05, "hi": p + .05, "complete": True} for m, k, p in rows])
+    >>> a = t([("score", 100, .5), ("score", 500, .3), ("x", 100, .4), ("x", 500, .3), ("c", 100, .7), ("c", 500, .5)])
+    >>> choose_default({"m1": a, "m2": a}, combinations=["c"])[0]
+    'c'
+    >>> b = t([("score", 100, .5), ("score", 500, .3), ("c", 100, .52), ("c", 500, .31)])
+    >>> choose_default({"m1": b, "m2": b}, combinations=["c"])[0]
+    'score'
+    """
+    combos = set(combinations)
+    reasons: list[str] = []
+
+    def cell(t: pl.DataFrame, m: str, k: int) -> dict[str, Any] | None:
+        r = t.filter((pl.col("metric") == m) & (pl.col("k") == k) & pl.col("complete"))
+        return r.row(0, named=True) if r.height else None
+
+    metrics = [m for m in next(iter(tables.values()))["metric"].unique(maintain_order=True).to_list()
+               if not m.startswith("random")]
+    singles = [m for m in metrics if m not in combos]
+    qualifying = []
+    for m in metrics:
+        ok = True
+        for model, t in tables.items():
+            for k in ks:
+                mine = cell(t, m, k)
+                best = max((c["precision"] for s in singles if (c := cell(t, s, k)) is not None), default=None)
+                if mine is None or best is None or mine["precision"] < best:
+                    ok = False
+        if ok:
+            qualifying.append(m)
+    reasons.append(f"qualifying (>= every single metric at @{', @'.join(map(str, ks))} on every model): "
+                   f"{', '.join(qualifying) or 'none'}")
+    beats = []
+    for m in qualifying:
+        if m == current:
+            continue
+        for model, t in tables.items():
+            for k in ks:
+                a, b = cell(t, m, k), cell(t, current, k)
+                if a and b and a["precision"] - b["precision"] > max(a["hi"] - a["lo"], b["hi"] - b["lo"]):
+                    beats.append(m)
+                    reasons.append(f"{m} beats {current} on {model} @{k} by {a['precision'] - b['precision']:.3f} "
+                                   f"> the interval width {max(a['hi'] - a['lo'], b['hi'] - b['lo']):.3f}")
+    beats = sorted(set(beats), key=lambda m: -np.mean([cell(t, m, max(ks))["precision"] for t in tables.values()]))
+    if beats:
+        reasons.append(f"switch to {beats[0]} (highest mean precision@{max(ks)} among the qualifying challengers)")
+        return beats[0], reasons
+    reasons.append(f"keep {current}: no qualifying metric beats it by more than the interval width")
+    return current, reasons
+
+
 def markdown_table(table: pl.DataFrame, ks: Sequence[int] = KS) -> str:
     """One model's precision table as markdown: a row per metric, ``v/n = p [lo, hi]`` per k
     (``—`` where no token of that depth has a verdict; ``*`` marks an incomplete cell).
@@ -464,6 +528,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"### {m}\n\n{meta['n_scored']} of {meta['n_unique_tokens']} unique tokens scored "
                   f"({meta['tokens_per_second']} tokens/s); top {meta['top']} per metric, {meta['random']} random\n")
             print(markdown_table(pl.read_csv(d / "precision.csv")) + "\n")
+        tables = {m: pl.read_csv(Path(a.out) / m / "precision.csv") for m in a.models}
+        name, reasons = choose_default(tables)
+        print(f"### Decision: {name}\n")
+        print("\n".join(f"- {r}" for r in reasons))
         return 0
     for m in a.models:
         run_model(m, Path(a.out) / m, top=a.top, n_random=a.random, seed=a.seed, k=a.k, batch_size=a.batch_size,

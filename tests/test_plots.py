@@ -300,7 +300,9 @@ def test_cli_plot_then_rerender_from_cache(tiny_model, tmp_path, monkeypatch):
             "--label-top", "10", "--mark-ids", str(tmp_path / "ids.txt")]
     r1 = runner.invoke(cli, args)
     assert r1.exit_code == 0, r1.output
-    assert "768 points" in r1.output or "points: the full vocabulary" in r1.output
+    # every row of the tiny model is valid (its padding rows included): the map holds them all
+    assert f"{tiny_model.embedding_rows:,} points: the full vocabulary" in r1.output
+    assert pl.read_parquet(out / "umap.parquet")["token_id"].sort().to_list() == list(range(tiny_model.embedding_rows))
     for name in ("ranked.parquet", "meta.json", "umap.parquet", "plots/map_score.png", "plots/map_japanese.png",
                  "plots/centroid_hist.png", "plots/score_norm.png"):
         assert (out / name).exists(), name

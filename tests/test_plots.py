@@ -370,6 +370,20 @@ def test_plot_model_with_the_callers_ranking(ranked, tmp_path, monkeypatch):
     assert (tmp_path / "plots" / "centroid_hist.png").is_file()
 
 
+def test_scan_and_plot_share_one_sampling_rule():
+    """``anomtok scan`` maps the full vocabulary up to umap_full_max_rows (100,000) valid rows and a
+    50,000-token sample above; ``anomtok plot`` up to 300,000. One rule, two option values."""
+    from anomtok.scan import ScanOptions
+
+    scan_opts = ScanOptions(device="cpu").map_options
+    assert scan_opts.max_full_rows == 100_000
+    assert scan_opts.mode(49_152) == ("full", 49_152) and scan_opts.mode(262_144) == ("sample", 50_000)
+    assert ScanOptions(device="cpu", umap_full=True).map_options.mode(262_144) == ("full", 262_144)
+    assert ScanOptions(device="cpu", umap_sample=2000).map_options.mode(49_152) == ("sample", 2000)
+    assert ScanOptions(device="cpu", umap_full_max_rows=300_000).map_options == MapOptions()
+    assert MapOptions().mode(262_144) == ("full", 262_144)
+
+
 def test_maps_names_resolve_lazily():
     """Every name of ``anomtok.maps.__all__`` resolves; importing the package, or the plot command,
     pulls in neither polars nor matplotlib."""

@@ -18,6 +18,9 @@ from .commands._common import EXIT_BAD_INPUT, Terminated, device_option, handle_
 from .device import resolve_device
 
 
+__all__ = ["cli", "main", "usage_error", "handle_errors", "device_option", "interrupted", "Terminated", "EXIT_BAD_INPUT"]
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="anomtok")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")

@@ -8,6 +8,8 @@ import click
 
 from ._common import device_option, handle_errors
 
+__all__ = ["command", "AUDIT_FILES"]
+
 AUDIT_FILES = ("audit.csv", "audit.json", "audit.md")
 
 

@@ -7,6 +7,8 @@ import click
 from ._common import handle_errors
 
 
+__all__ = ["command"]
+
 @click.command("compare")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--top", default=25, show_default=True, type=click.IntRange(1, 10000), help="Shared tokens to list.")

@@ -9,6 +9,8 @@ import click
 from ._common import device_option, handle_errors
 from ..inputs import SEED_MAX
 
+__all__ = ["command", "NEGTEMP_FILES", "sampler_options", "model_options"]
+
 NEGTEMP_FILES = ("generations.jsonl", "negtemp_tokens.csv", "crosscheck.json", "meta.json")
 _DTYPES = click.Choice(["auto", "float32", "bfloat16", "float16"])
 

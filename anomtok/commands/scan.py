@@ -9,6 +9,8 @@ import click
 from ._common import device_option, handle_errors
 from ..inputs import UMAP_SEED_MAX
 
+__all__ = ["command", "SCAN_WRITES"]
+
 # what a scan writes in its folder (see anomtok.scan); an input may not be among them
 SCAN_WRITES = ("ranked.csv", "ranked.parquet", "meta.json", "umap.parquet", "glitch.csv", "report.md",
                "audit/", "negtemp/", "verify/", "plots/", ".steps/")

@@ -8,6 +8,8 @@ from ._common import handle_errors
 from ..inputs import SEED_MAX
 from .negtemp import model_options
 
+__all__ = ["command", "SWEEP_FILES"]
+
 SWEEP_FILES = ("sweep.csv", "sweep.png", "sweep_generations.jsonl", "meta.json")
 
 

@@ -8,6 +8,8 @@ from ._common import handle_errors
 from ..inputs import SEED_MAX
 from .negtemp import model_options
 
+__all__ = ["command", "VERIFY_FILES"]
+
 VERIFY_FILES = ("verified.csv", "verify.json", "meta.json")
 
 

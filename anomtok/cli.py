@@ -62,7 +62,8 @@ def _rank_options(device: str, nn: str, seed: int):
 @click.option("--metric", default="centroid_l2", show_default=True,
               help="centroid_l2, centroid_cos, norm, mean_cos, pc1_removed_cos, unused_ref_cos, score.")
 @click.option("--far", is_flag=True, help="Farthest from the centroid (the other tail) instead of nearest.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+              help="table for people; csv (spreadsheet-safe, with bytes_hex) or json for programs.")
 @click.option("--include-padding", is_flag=True, help="Also list embedding rows past the tokenizer's vocabulary.")
 @device_option
 @handle_errors

@@ -27,12 +27,17 @@ SCAN_WRITES = ("ranked.csv", "ranked.parquet", "meta.json", "umap.parquet", "gli
               help="Map a stratified sample of N tokens instead of the full vocabulary.")
 @click.option("--full-umap", is_flag=True,
               help="Map the full vocabulary even above 100,000 tokens (Gemma 3: ~8 CPU-minutes).")
-@click.option("--prompts-per-language", default=6, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(1, 4096))
-@click.option("-T", "--temperature", default=-0.001, show_default=True, type=float)
-@click.option("--verify-top", default=5, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--prompts-per-language", default=6, show_default=True, type=click.IntRange(1, 1000),
+              help="Packaged prompts of each language (English, Japanese) for negative temperature.")
+@click.option("--max-new-tokens", default=32, show_default=True, type=click.IntRange(1, 4096),
+              help="Tokens generated per prompt at negative temperature.")
+@click.option("-T", "--temperature", default=-0.001, show_default=True, type=float,
+              help="Temperature of the generation step (any finite T; negative = least likely tokens).")
+@click.option("--verify-top", default=5, show_default=True, type=click.IntRange(1, 100000),
+              help="Candidates per metric that verification prompts the model with.")
 @click.option("--svg", is_flag=True, help="Also write SVG plots.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, UMAP_SEED_MAX))
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, UMAP_SEED_MAX),
+              help="Seed of every random step (generation, verification sample, map).")
 @click.option("--force", is_flag=True, help="Redo every step even when its outputs are up to date.")
 @device_option
 @handle_errors

@@ -30,8 +30,9 @@ def _temps(text: str) -> list[float]:
 @click.option("--temperatures", "temps", default="-1,-0.1,-0.001,0.001,0.01,1,1.8,20,100", show_default=True,
               help="Comma-separated temperatures.")
 @click.option("-n", "--max-new-tokens", default=32, show_default=True, type=int, help="Tokens per prompt.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, SEED_MAX))
-@click.option("--batch-size", default=8, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, SEED_MAX),
+              help="Seed; sequence i draws from its own stream.")
+@click.option("--batch-size", default=8, show_default=True, type=int, help="Prompts per forward pass.")
 @click.option("--metric", default="score", show_default=True, help="Ranking metric for the anomaly percentile.")
 @click.option("--timeout", "timeout_s", default=None, type=float, help="Wall-clock limit per temperature, seconds.")
 @click.option("--ranking", default=None, type=click.Path(exists=True, dir_okay=False),

@@ -324,7 +324,8 @@ def _order_for_scoring(lists: Mapping[str, Sequence[int]], rnd: Sequence[int]) -
 
 
 def run_model(alias: str, out: Path, *, top: int, n_random: int, seed: int, k: int, batch_size: int,
-              chunk: int, threads: int | None, deadline: float | None) -> None:
+              chunk: int, threads: int | None, deadline: float | None, no_knn: bool = False,
+              extra_cache: Sequence[str] | None = None) -> None:
     import torch
 
     import anomtok
@@ -338,11 +339,21 @@ def run_model(alias: str, out: Path, *, top: int, n_random: int, seed: int, k: i
     t_start = time.perf_counter()
     log = lambda msg: print(f"[{alias} {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     emb = anomtok.load(alias)
-    rk = anomtok.rank(emb, options=anomtok.RankOptions(nn="off", device="cpu"))
-    frame = rk.frame.drop("nn_cos", "nn_id", strict=False)
+    rank_cache = out / "ranking.parquet"  # a cache, not a result: not committed
+    if rank_cache.exists():
+        frame = pl.read_parquet(rank_cache)
+        score_meta = json.loads((out / "ranking_score.json").read_text())
+    else:
+        rk = anomtok.rank(emb, options=anomtok.RankOptions(nn="off", device="cpu"))
+        frame = rk.frame.drop("nn_cos", "nn_id", strict=False)
+        score_meta = rk.meta.get("score")
+        frame.write_parquet(rank_cache)
+        (out / "ranking_score.json").write_text(json.dumps(score_meta, indent=1, default=str))
     log(f"ranked {frame.height} rows")
     knn_cache = out / "knn_columns.parquet"  # a cache, not a result: not committed
-    if knn_cache.exists():
+    if no_knn:
+        kcols, kinfo = None, {"skipped": "--no-knn"}
+    elif knn_cache.exists():
         kcols = pl.read_parquet(knn_cache)
         kinfo = json.loads((out / "knn_info.json").read_text())
     else:
@@ -350,9 +361,13 @@ def run_model(alias: str, out: Path, *, top: int, n_random: int, seed: int, k: i
         kcols.write_parquet(knn_cache)
         (out / "knn_info.json").write_text(json.dumps(kinfo, indent=1, default=str))
     log(f"knn columns: {kinfo}")
-    frame = add_combinations(frame.join(kcols, on="token_id", how="left"))
+    if kcols is not None:  # the study's own neighbourhood columns replace the ranking's (empty with nn="off")
+        frame = frame.drop([c for c in kcols.columns if c != "token_id"], strict=False).join(kcols, on="token_id",
+                                                                                             how="left")
+    frame = add_combinations(frame)
     lists = {s.name: candidates(frame, s, top) for s in METRIC_SPECS if s.column in frame.columns}
     rnd = random_sample(frame, n_random, seed)
+    (out / "lists.json").write_text(json.dumps({"random": rnd, **lists}))
     todo_all = _order_for_scoring(lists, rnd)
     log(f"{len(todo_all)} unique tokens (top {top} of {len(lists)} metrics + {len(rnd)} random)")
 
@@ -365,6 +380,12 @@ def run_model(alias: str, out: Path, *, top: int, n_random: int, seed: int, k: i
     if cache_path.exists() and vmeta_path.exists() and json.loads(vmeta_path.read_text()) == settings:
         for r in pl.read_csv(cache_path).iter_rows(named=True):
             cached[int(r["token_id"])] = {"p": r["p"], "verified": bool(r["verified"]), "roundtrip": bool(r["roundtrip"])}
+    for extra in extra_cache or []:  # verdicts another run (same settings) scored
+        e = Path(extra)
+        if (e / "verdicts.csv").exists() and json.loads((e / "verdict_settings.json").read_text()) == settings:
+            for r in pl.read_csv(e / "verdicts.csv").iter_rows(named=True):
+                cached.setdefault(int(r["token_id"]), {"p": r["p"], "verified": bool(r["verified"]),
+                                                       "roundtrip": bool(r["roundtrip"])})
     vmeta_path.write_text(json.dumps(settings, indent=1))
     todo = [t for t in todo_all if t not in cached]
     log(f"{len(cached)} verdicts cached, {len(todo)} to score")
@@ -392,7 +413,7 @@ def run_model(alias: str, out: Path, *, top: int, n_random: int, seed: int, k: i
                 "eligible": "kind == 'normal', not is_reference, valid row, finite metric value",
                 "verify": settings | {"p": "max over templates and positions; with settle, a lower bound (>= "
                                             "threshold) for unverified tokens, exact for verified ones"},
-                "knn": kinfo, "reference": rk.meta.get("score"), "n_unique_tokens": len(todo_all),
+                "knn": kinfo, "reference": score_meta, "n_unique_tokens": len(todo_all),
                 "n_scored": len(cached), "complete": len(cached) >= len(todo_all) and not stopped,
                 "scoring_seconds": round(scored_s, 1), "tokens_per_second": round(n_scored / scored_s, 3) if scored_s else None,
                 "threads": threads or torch.get_num_threads(), "batch_size": batch_size,
@@ -520,6 +541,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--stop-at", type=float, default=None, help="unix time after which no new chunk starts")
     ap.add_argument("--markdown", action="store_true",
                     help="print the tables of the models already run (from their precision.csv) and exit")
+    ap.add_argument("--no-knn", action="store_true", help="leave out the neighbourhood metrics (no k-NN search)")
+    ap.add_argument("--extra-cache", nargs="*", default=[], help="folders whose verdicts.csv (same settings) to reuse")
     a = ap.parse_args(argv)
     if a.markdown:
         for m in a.models:
@@ -535,7 +558,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     for m in a.models:
         run_model(m, Path(a.out) / m, top=a.top, n_random=a.random, seed=a.seed, k=a.k, batch_size=a.batch_size,
-                  chunk=a.chunk, threads=a.threads, deadline=a.stop_at)
+                  chunk=a.chunk, threads=a.threads, deadline=a.stop_at, no_knn=a.no_knn,
+                  extra_cache=[str(Path(d) / m) for d in a.extra_cache])
     return 0
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from anomtok.validity import (METRIC_SPECS, MetricSpec, _order_for_scoring, add_combinations, candidates,
+from anomtok.validity import (METRIC_SPECS, MetricSpec, order_for_scoring, add_combinations, candidates,
                               precision_table, rank_mean, rank_percentile, random_sample, wilson)
 
 
@@ -55,7 +55,8 @@ def test_no_reference_token_is_ever_a_candidate_or_random():
     n = 400
     f = pl.DataFrame({"token_id": np.arange(n), "kind": ["normal"] * n,
                       "is_reference": rng.random(n) < 0.3, "valid": [True] * n,
-                      **{s.column: rng.random(n) for s in METRIC_SPECS if s.column not in ("rank_ref_knn", "rank_ref_nn")}})
+                      **{s.column: rng.random(n) for s in METRIC_SPECS
+                         if s.column not in ("rank_ref_knn", "rank_ref_nn")}})
     # make the reference tokens the most suspicious by every metric
     ref = f["is_reference"].to_numpy()
     f = f.with_columns(pl.when(pl.col("is_reference")).then(pl.lit(1e9)).otherwise(pl.col(c)).alias(c)
@@ -98,7 +99,7 @@ def test_combination_is_computed_over_eligible_rows_only():
 
 
 def test_scoring_order_random_first_then_shallow():
-    assert _order_for_scoring({"a": [7, 3, 1], "b": [3, 8]}, [9, 1]) == [1, 3, 7, 9, 8]
+    assert order_for_scoring({"a": [7, 3, 1], "b": [3, 8]}, [9, 1]) == [1, 3, 7, 9, 8]
 
 
 def test_random_sample_seeded_and_prefix_stable():

@@ -19,7 +19,9 @@ from .errors import InputError
 from .text import spreadsheet_safe
 
 __all__ = ["safe_for_spreadsheet", "write_csv", "write_ranking", "read_table", "read_json", "token_bytes",
-           "write_json"]
+           "write_json", "write_knn", "read_knn", "KNN_FILE"]
+
+KNN_FILE = "knn.npz"  # the k-nearest-neighbour graph of a ranking (``Ranking.knn``), next to ranked.parquet
 
 TEXT_COLUMNS = ("token",)
 
@@ -52,7 +54,8 @@ def write_json(obj: Any, path: str | os.PathLike) -> Path:
 
 def write_ranking(ranking: Any, out_dir: str | os.PathLike, *, step_key: Mapping[str, Any] | None = None,
                   started: float | None = None) -> dict[str, Path]:
-    """``ranked.csv``, ``ranked.parquet`` and ``meta.json`` in ``out_dir``, committed together as
+    """``ranked.csv``, ``ranked.parquet`` and ``meta.json`` in ``out_dir`` (and ``knn.npz`` when the
+    ranking has a neighbour graph, ``Ranking.knn``), committed together as
     the ``rank`` step (``steps.StepWriter``): all three are written to temporaries first and renamed
     last, so an interrupted write leaves the previous three files. With ``step_key`` (see
     ``steps.rank_key``) the step's marker is written after them, so ``scan`` can reuse them;
@@ -61,13 +64,52 @@ def write_ranking(ranking: Any, out_dir: str | os.PathLike, *, step_key: Mapping
 
     out = make_dir(out_dir)
     paths = {"csv": out / "ranked.csv", "parquet": out / "ranked.parquet", "meta": out / "meta.json"}
+    graph = getattr(ranking, "knn", None)
+    if graph is not None:
+        paths["knn"] = out / KNN_FILE
     from .steps import StepCache
 
     with StepCache(out).writer("rank", step_key, started) as step:
         safe_for_spreadsheet(ranking.frame).write_csv(step.path("ranked.csv"))
         ranking.frame.write_parquet(step.path("ranked.parquet"))
         step.path("meta.json").write_bytes(_json_bytes(ranking.meta))
+        if graph is not None:
+            write_knn(graph, step.path(KNN_FILE))
     return paths
+
+
+def write_knn(graph: Any, path: str | os.PathLike) -> Path:
+    """The graph (``anomtok.knn.KnnGraph``) as an uncompressed ``.npz``: ``ids`` int32, ``sims``
+    float32, ``exact_rows`` bool, ``info`` (JSON text). Written to ``path`` as given (a temporary of
+    the rank step, or any file)."""
+    import numpy as np
+
+    target = Path(path)
+    with open(target, "wb") as fh:  # a file object: np.savez would append .npz to a temporary's name
+        np.savez(fh, ids=graph.ids.astype(np.int32), sims=graph.sims.astype(np.float32),
+                 exact_rows=graph.exact_rows.astype(bool), info=np.array(json.dumps(graph.info, default=str)))
+    return target
+
+
+def read_knn(path: str | os.PathLike) -> Any:
+    """The graph ``write_knn`` wrote (``anomtok.knn.KnnGraph``), or None when the file is missing or
+    unreadable (it is only ever a shortcut: a map without it searches the neighbours itself)."""
+    import numpy as np
+
+    from .knn import KnnGraph
+
+    p = Path(path)
+    if not p.is_file():
+        return None
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            ids, sims, exact = z["ids"].astype(np.int64), z["sims"].astype(np.float32), z["exact_rows"].astype(bool)
+            info = json.loads(str(z["info"]))
+        if ids.ndim != 2 or sims.shape != ids.shape or exact.shape != (ids.shape[0],) or not isinstance(info, dict):
+            return None
+    except Exception:  # noqa: BLE001 - numpy/zipfile raise many types on a damaged file
+        return None
+    return KnnGraph(ids=ids, sims=sims, exact_rows=exact, info=info)
 
 
 def read_table(path: str | os.PathLike) -> pl.DataFrame:

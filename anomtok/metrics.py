@@ -35,7 +35,6 @@ __all__ = [
     "pc1_removed_centroid_cosine",
     "cosine_to",
     "reference_cosine",
-    "nearest_neighbor_cosine",
 ]
 
 
@@ -167,39 +166,3 @@ def reference_cosine(E: torch.Tensor, valid: torch.Tensor, reference: torch.Tens
         X = remove_first_pc(E, valid) if drop_first_pc else _clean(E, valid)
     target = X[ref].mean(dim=0)
     return cosine_to(X, target, valid)
-
-
-def nearest_neighbor_cosine(
-    E: torch.Tensor,
-    valid: torch.Tensor,
-    rows: torch.Tensor | None = None,
-    against: torch.Tensor | None = None,
-    block: int = 512,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cosine similarity to the nearest other valid row, blockwise (never a V x V matrix).
-
-    ``rows``: optional ``(R,)`` long tensor of row indices to compute (default: all).
-    ``against``: optional ``(A,)`` long tensor of candidate neighbour indices (default: all
-    valid rows); with a subset the result is a lower bound of the exact value.
-    Returns ``(values, neighbours)``, both ``(V,)``: NaN / -1 where not computed or invalid.
-    """
-    V = E.shape[0]
-    U = _unit_rows(_clean(E, valid))
-    cand = torch.nonzero(valid).squeeze(1) if against is None else torch.unique(against[valid[against]])
-    C = U[cand]
-    out = torch.full((V,), math.nan, dtype=E.dtype, device=E.device)
-    idx_out = torch.full((V,), -1, dtype=torch.long, device=E.device)
-    pos = torch.full((V,), -1, dtype=torch.long, device=E.device)
-    pos[cand] = torch.arange(cand.numel(), device=E.device)
-    todo = torch.nonzero(valid).squeeze(1) if rows is None else rows[valid[rows]]
-    for start in range(0, todo.numel(), block):
-        r = todo[start:start + block]
-        sims = U[r] @ C.T  # (b, A)
-        own = pos[r]
-        hit = torch.nonzero(own >= 0).squeeze(1)
-        sims[hit, own[hit]] = -math.inf  # a row is not its own neighbour
-        best, arg = sims.max(dim=1)
-        found = torch.isfinite(best)  # -inf: the only candidate was the row itself
-        out[r] = torch.where(found, best, torch.full_like(best, math.nan))
-        idx_out[r] = torch.where(found, cand[arg], torch.full_like(arg, -1))
-    return out, idx_out

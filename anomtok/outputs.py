@@ -43,7 +43,7 @@ from .errors import InputError
 __all__ = ["OutputTarget", "prepare_output", "check_dir", "make_dir", "ranking_inputs", "RANK_FILES", "RANK_WRITES"]
 
 RANK_FILES = ("ranked.csv", "ranked.parquet", "meta.json")
-RANK_WRITES = (*RANK_FILES, ".steps/")  # write_ranking also records the rank step for scan
+RANK_WRITES = (*RANK_FILES, "knn.npz", ".steps/")  # write_ranking also writes the neighbour graph and records the rank step
 PROBE_BYTES = 4096  # written (and synced) by the writability probe: a full disk fails here
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _NO_SPACE_TEXT = ("No space left on device", "os error 28", "Disk quota exceeded", "File too large")

@@ -43,6 +43,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from . import knn as K
 from . import metrics as M
 from ._version import __version__
 from .device import resolve_device
@@ -57,21 +58,27 @@ METRICS = ("score", "unused_ref_cos", "norm", "centroid_l2", "centroid_cos", "me
            "pc1_removed_cos", "nn_cos")
 # Which end of each metric is "suspicious" by default (True = high values first).
 DIRECTIONS = {"score": True, "unused_ref_cos": True, "norm": False, "centroid_l2": False,
-              "centroid_cos": True, "mean_cos": True, "pc1_removed_cos": True, "nn_cos": True}
+              "centroid_cos": True, "mean_cos": True, "pc1_removed_cos": True, "nn_cos": True,
+              "knn_mean_cos": True, "knn_ref_share": True}
 NN_MODES = ("auto", "exact", "approx", "off")
 
 
 @dataclass(frozen=True)
 class RankOptions:
-    """Settings of a ranking. ``nn``: nearest-neighbour cosine mode; ``auto`` is exact when
-    V*V*D <= ``nn_exact_budget`` multiply-adds, else exact for the ``nn_top`` highest-scoring
-    tokens and a lower bound (against ``nn_sample`` random rows) for the others."""
+    """Settings of a ranking. ``nn``: how the ``knn_k`` nearest neighbours (cosine) of every
+    token are found (:mod:`anomtok.knn`); ``auto`` is ``exact`` when V*V*D <= ``nn_exact_budget``
+    multiply-adds (about 90 s of float32 matmul on 2 cores), else ``approx``: pynndescent's
+    NN-descent graph of ``nn_degree`` neighbours per row (seeded), plus exact search for the
+    ``nn_top`` highest-scoring tokens and ``nn_sample`` random rows, which measure the recall;
+    ``off`` leaves the neighbourhood columns empty."""
 
     device: str = "auto"
     nn: str = "auto"
-    nn_exact_budget: float = 6e11
+    nn_exact_budget: float = 5e12
     nn_top: int = 1024
     nn_sample: int = 2048
+    knn_k: int = 15
+    nn_degree: int = K.NNDESCENT_DEGREE
     min_reference: int = 3
     flag_quantile: float = 0.1
     seed: int = 0
@@ -79,7 +86,7 @@ class RankOptions:
     def __post_init__(self) -> None:
         if self.nn not in NN_MODES:
             raise InputError(f"nn must be one of {', '.join(NN_MODES)}, not {self.nn!r}")
-        for name in ("nn_top", "nn_sample", "min_reference"):
+        for name in ("nn_top", "nn_sample", "min_reference", "knn_k", "nn_degree"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1")
         if not 0.0 <= self.flag_quantile <= 1.0:
@@ -91,10 +98,13 @@ class RankOptions:
 
 @dataclass
 class Ranking:
-    """The ranked table plus what produced it (``meta``: settings, reference set, timings)."""
+    """The ranked table plus what produced it (``meta``: settings, reference set, timings) and
+    the k-nearest-neighbour graph of the input embedding (``knn``, None with ``nn="off"``; written
+    as ``knn.npz`` next to ``ranked.parquet``, and given to UMAP so a map does not search again)."""
 
     frame: pl.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
+    knn: K.KnnGraph | None = None
 
     def top(self, k: int = 20, metric: str = "score", far: bool = False, include_padding: bool = False) -> pl.DataFrame:
         return order_by(self.frame, metric, far=far, include_padding=include_padding).head(k)
@@ -114,7 +124,8 @@ class Ranking:
             shown = [f"#{r['rank']} ⟨{r['token'][:16]}⟩ {r['score']:.3f}" if r["score"] is not None
                      else f"#{r['rank']} ⟨{r['token'][:16]}⟩" for r in top.head(5).iter_rows(named=True)]
             lines.append(f"  top 5{' outside the reference set' if top is not f else ''}: {', '.join(shown)}")
-        lines.append(f"  .frame: {f.height:,} rows × {f.width} columns; .meta; .top(k, metric)")
+        knn = f"; .knn: {self.knn.k} nearest neighbours of every token" if self.knn is not None else ""
+        lines.append(f"  .frame: {f.height:,} rows × {f.width} columns; .meta; .top(k, metric){knn}")
         return "\n".join(lines)
 
 
@@ -197,26 +208,24 @@ def rank(emb: ModelEmbeddings, options: RankOptions | None = None, progress: Any
     score = ref_cos.clone()
     tick("indicator")
 
-    # --- nearest-neighbour cosine
-    nn_vals = torch.full((V,), math.nan, device=dev)
-    nn_ids = torch.full((V,), -1, dtype=torch.long, device=dev)
-    nn_exact = torch.zeros(V, dtype=torch.bool, device=dev)
+    # --- the k nearest neighbours of every token (input embedding, cosine)
     mode = opt.nn
     if mode == "auto":
-        mode = "exact" if float(V) * V * D <= opt.nn_exact_budget else "approx"
+        mode = "exact" if K.exact_cost(V, D) <= opt.nn_exact_budget else "approx"
+    graph: K.KnnGraph | None = None
     if mode == "exact":
-        nn_vals, nn_ids = M.nearest_neighbor_cosine(E, valid)
-        nn_exact = valid.clone()
+        graph = K.knn_graph(E, valid, opt.knn_k, method="exact")
     elif mode == "approx":
-        gen = torch.Generator(device="cpu").manual_seed(opt.seed)
-        valid_idx = torch.nonzero(valid).squeeze(1).cpu()
-        sample = valid_idx[torch.randperm(valid_idx.numel(), generator=gen)[: opt.nn_sample]].to(dev)
-        nn_vals, nn_ids = M.nearest_neighbor_cosine(E, valid, against=sample)
         top = torch.argsort(torch.nan_to_num(score, nan=-math.inf), descending=True)[: opt.nn_top]
-        ev, ei = M.nearest_neighbor_cosine(E, valid, rows=top)
-        nn_vals[top] = ev[top]
-        nn_ids[top] = ei[top]
-        nn_exact[top] = valid[top]
+        graph = K.knn_graph(E, valid, opt.knn_k, method="nndescent", seed=opt.seed, exact_rows=top,
+                            recall_sample=opt.nn_sample, degree=opt.nn_degree)
+    if graph is not None:
+        nbh = K.neighbourhood_columns(graph, ref.cpu().numpy())
+        nn_exact = graph.exact_rows
+    else:
+        nbh = {"nn_cos": np.full(V, np.nan), "nn_id": np.full(V, -1, np.int64), "knn_mean_cos": np.full(V, np.nan),
+               "knn_ref_share": np.full(V, np.nan)}
+        nn_exact = np.zeros(V, dtype=bool)
     tick("nn_cos")
 
     # --- flagged: outside the reference set, yet scoring like the known-unused tokens do
@@ -249,9 +258,11 @@ def rank(emb: ModelEmbeddings, options: RankOptions | None = None, progress: Any
         "mean_cos": _nan_to_null(cpu(mcos)),
         "pc1_removed_cos": _nan_to_null(cpu(pc1cos)),
         "unused_ref_cos": _nan_to_null(cpu(ref_cos)),
-        "nn_cos": _nan_to_null(cpu(nn_vals)),
-        "nn_id": cpu(nn_ids),
-        "nn_exact": cpu(nn_exact),
+        "nn_cos": _nan_to_null(nbh["nn_cos"]),
+        "nn_id": nbh["nn_id"],
+        "nn_exact": nn_exact,
+        "knn_mean_cos": _nan_to_null(nbh["knn_mean_cos"]),
+        "knn_ref_share": _nan_to_null(nbh["knn_ref_share"]),
         "score": _nan_to_null(cpu(score)),
     }
     if on_output:
@@ -280,10 +291,20 @@ def rank(emb: ModelEmbeddings, options: RankOptions | None = None, progress: Any
                           f"of the reference tokens' scores"),
             "flagged": int(flagged.sum()),
         },
-        "nn_mode": mode if mode != "approx" else (
-            f"approx: exact for the top {opt.nn_top} by score, lower bound against {opt.nn_sample} random rows for the rest"),
+        "nn_mode": _nn_mode(mode, graph),
+        "knn": None if graph is None else graph.info,
         "invalid_rows": {"count": int(invalid_ids.size), "ids": invalid_ids[:100].tolist()},
         "kind_counts": emb.tokens.kind_counts(),
         "timings_s": timings,
     }
-    return Ranking(frame=frame, meta=meta)
+    return Ranking(frame=frame, meta=meta, knn=graph)
+
+
+def _nn_mode(mode: str, graph: K.KnnGraph | None) -> str:
+    """One line for meta.json: exact, off, or approximate with the measured recall."""
+    if graph is None or mode != "approx":
+        return mode
+    i = graph.info
+    return (f"approx: pynndescent NN-descent (degree {i['degree']}, seed {i['seed']}); recall@{i['k']} "
+            f"{i['recall']:.3f} against exact search on {i['recall_sample']} random rows; exact for those rows "
+            f"and the top by score ({i['exact_rows']} rows, nn_exact)")

@@ -26,7 +26,7 @@ def test_rank_writes_three_files_that_round_trip(runner, tiny_model, tmp_path):
     res = runner.invoke(cli, ["rank", str(tiny_model.hf_dir), "-o", str(out), "--top", "5"])
     assert res.exit_code == 0, res.output
     # .steps/rank.json: the rank step's marker, so that scan reuses this ranking (issue 10.2)
-    assert sorted(p.name for p in out.iterdir()) == [".steps", "meta.json", "ranked.csv", "ranked.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == [".steps", "knn.npz", "meta.json", "ranked.csv", "ranked.parquet"]
     emb = load(tiny_model.hf_dir)
     csv = read_table(out / "ranked.csv").sort("token_id")
     assert csv["token_id"].to_list() == list(range(emb.shape[0]))

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import anomtok.metrics
+from anomtok import knn as K
 from anomtok import metrics as M
 
 
@@ -157,7 +158,7 @@ def _cosine_metrics(E: torch.Tensor, ref: torch.Tensor) -> dict[str, torch.Tenso
         "reference_cos": M.reference_cosine(E, valid, ref),
         "reference_cos_keep_pc": M.reference_cosine(E, valid, ref, drop_first_pc=False),
         "pc1_removed_cos": M.pc1_removed_centroid_cosine(M.remove_first_pc(E, valid), valid),
-        "nn_cos": M.nearest_neighbor_cosine(E, valid)[0],
+        "knn_cos": K.exact_knn(E, valid, 3)[1],  # cosines to the 3 nearest
     }
 
 
@@ -184,8 +185,8 @@ def test_cosine_metrics_invariant_to_rotation_and_scaling(transform):
 def test_nearest_neighbor_ids_invariant_to_rotation():
     E = _rand(30, 6, seed=7)
     valid = M.valid_rows(E)
-    _, ids = M.nearest_neighbor_cosine(E, valid)
-    _, ids_rot = M.nearest_neighbor_cosine(E @ _orthogonal(6, seed=8), valid)
+    ids, _ = K.exact_knn(E, valid, 3)
+    ids_rot, _ = K.exact_knn(E @ _orthogonal(6, seed=8), valid, 3)
     assert ids.tolist() == ids_rot.tolist()
 
 
@@ -291,95 +292,7 @@ def test_reference_cosine_ignores_invalid_reference_rows_and_needs_one():
         M.reference_cosine(E, valid, none_valid)
 
 
-# ----------------------------------------------------------------------------- nearest neighbour
-
-
-def _nn_brute(E: np.ndarray, keep: np.ndarray, cand: np.ndarray | None = None):
-    with np.errstate(invalid="ignore", divide="ignore"):  # invalid rows are skipped below
-        U = E / np.linalg.norm(E, axis=1, keepdims=True)
-    V = len(E)
-    cand = np.nonzero(keep)[0] if cand is None else cand
-    vals = np.full(V, np.nan)
-    ids = np.full(V, -1)
-    for i in np.nonzero(keep)[0]:
-        best, arg = -np.inf, -1
-        for j in cand:
-            if j == i or not keep[j]:
-                continue
-            s = float(U[i] @ U[j])
-            if s > best:
-                best, arg = s, j
-        vals[i], ids[i] = best, arg
-    return vals, ids
-
-
-@pytest.mark.parametrize("block", [1, 3, 512])
-def test_nearest_neighbor_equals_brute_force(block):
-    E = _rand(23, 4, seed=15)
-    E[4] = 0.0
-    E[8, 0] = math.inf
-    E[12] = 2.5 * E[13]  # a parallel pair: cosine exactly 1
-    valid = M.valid_rows(E)
-    vals, ids = M.nearest_neighbor_cosine(E, valid, block=block)
-    ref_vals, ref_ids = _nn_brute(E.numpy(), valid.numpy())
-    _close(vals[valid], ref_vals[valid.numpy()], atol=1e-12)
-    # 12 and 13 are parallel, so every other row is exactly as close to one as to the other:
-    # which of the two wins is rounding (it changes with the block shape). Either is right.
-    U = E.numpy() / np.linalg.norm(E.numpy(), axis=1, keepdims=True)
-    for i, (got, want) in enumerate(zip(ids.tolist(), ref_ids.tolist())):
-        if got != want:
-            assert {got, want} == {12, 13} and abs(U[i] @ U[got] - U[i] @ U[want]) < 1e-12, i
-    assert ids[4] == -1 and ids[8] == -1 and math.isnan(vals[4]) and math.isnan(vals[8])
-    assert ids[12] == 13 and ids[13] == 12
-    _close(vals[12], 1.0, atol=1e-12)
-    # never its own neighbour
-    assert all(ids[i] != i for i in range(23))
-
-
-def test_nearest_neighbor_rows_subset():
-    E = _rand(30, 5, seed=16)
-    valid = M.valid_rows(E)
-    full_vals, full_ids = M.nearest_neighbor_cosine(E, valid)
-    rows = torch.tensor([2, 7, 29])
-    vals, ids = M.nearest_neighbor_cosine(E, valid, rows=rows)
-    _close(vals[rows], full_vals[rows], atol=1e-12)
-    assert ids[rows].tolist() == full_ids[rows].tolist()
-    others = torch.ones(30, dtype=torch.bool)
-    others[rows] = False
-    assert torch.isnan(vals[others]).all() and (ids[others] == -1).all()
-
-
-def test_nearest_neighbor_against_subset_is_a_lower_bound():
-    E = _rand(40, 6, seed=17)
-    E[3] = 0.0
-    valid = M.valid_rows(E)
-    full_vals, _ = M.nearest_neighbor_cosine(E, valid)
-    against = torch.tensor([0, 1, 3, 5, 10, 11, 20, 33])  # includes an invalid row (3)
-    vals, ids = M.nearest_neighbor_cosine(E, valid, against=against)
-    ref_vals, ref_ids = _nn_brute(E.numpy(), valid.numpy(), cand=against.numpy())
-    _close(vals[valid], ref_vals[valid.numpy()], atol=1e-12)
-    assert ids.tolist() == ref_ids.tolist()
-    assert (vals[valid] <= full_vals[valid] + 1e-12).all()
-    allowed = set(against.tolist()) - {3}
-    assert set(ids[valid].tolist()) <= allowed
-    # rows in the candidate set skip themselves
-    for i in [0, 1, 5, 10, 11, 20, 33]:
-        assert ids[i] != i
-
-
-def test_nearest_neighbor_with_no_other_candidate_is_nan():
-    E = _rand(5, 3, seed=18)
-    valid = M.valid_rows(E)
-    vals, ids = M.nearest_neighbor_cosine(E, valid, rows=torch.tensor([0]), against=torch.tensor([0]))
-    assert math.isnan(vals[0]) and ids[0] == -1
-
-
-def test_nearest_neighbor_against_with_duplicates_still_skips_self():
-    E = _rand(5, 3, seed=19)
-    valid = M.valid_rows(E)
-    vals, ids = M.nearest_neighbor_cosine(E, valid, rows=torch.tensor([0]), against=torch.tensor([0, 0, 1]))
-    assert ids[0] == 1
-    _close(vals[0], M.nearest_neighbor_cosine(E, valid, rows=torch.tensor([0]), against=torch.tensor([1]))[0][0])
+# (the nearest-neighbour tests are in test_knn.py)
 
 
 # ----------------------------------------------------------------------------- invalid rows
@@ -420,7 +333,7 @@ def test_invalid_rows_give_nan_everywhere_and_do_not_move_the_centroid():
         "ref": M.reference_cosine(bad, valid, ref_bad),
         "pc1": M.pc1_removed_centroid_cosine(M.remove_first_pc(bad, valid), valid),
     }
-    nn_vals, nn_ids = M.nearest_neighbor_cosine(bad, valid)
+    nn_ids, nn_vals = K.exact_knn(bad, valid, 3)
     for name, out in outs.items():
         assert out.shape == (34,)
         assert torch.isnan(out[30:]).all(), name

@@ -26,12 +26,15 @@ __all__ = ["compute_map"]
 
 def compute_map(matrix: np.ndarray, frame: pl.DataFrame, options: MapOptions | None = None, *,
                 cache: str | os.PathLike | None = None, source: Mapping[str, Any] | None = None,
-                extra_ids: Iterable[int] = (), progress: Callable[[str], None] | None = None) -> MapResult:
+                extra_ids: Iterable[int] = (), progress: Callable[[str], None] | None = None,
+                knn: Any = None) -> MapResult:
     """The map of ``matrix`` (``(V, D)``, row i = token id i; ``frame`` in any order), from ``cache`` when it
     holds a reusable one, else computed (and written to ``cache`` when given).
 
     ``source`` is the model's provenance dict, stored so that a later call without the matrix
-    (``load_map(..., source=...)``) can still trust the cache."""
+    (``load_map(..., source=...)``) can still trust the cache. ``knn``: the ranking's neighbour
+    graph (``anomtok.knn.KnnGraph``); UMAP uses it instead of searching when it covers the mapped
+    rows (every valid row: a sample has other neighbours) and was made from this matrix."""
     opt = options or MapOptions()
     M = np.asarray(matrix, dtype=np.float32)
     if M.ndim != 2 or M.shape[0] != frame.height:
@@ -61,8 +64,12 @@ def compute_map(matrix: np.ndarray, frame: pl.DataFrame, options: MapOptions | N
     t1 = time.perf_counter()
     # the matrix row of a token is its id
     # looked up on the module, so that a test can stand in for UMAP
+    pre = None
+    if knn is not None and opt.metric == "cosine" and sel.ids.size >= 4:
+        pre = knn.umap_knn(sel.ids, min(opt.n_neighbors, int(sel.ids.size) - 1))
+        pre = pre if pre is not None and knn.matches(M) else None
     xy = umap.umap_coords(M[sel.ids], seed=opt.seed, n_neighbors=opt.n_neighbors, min_dist=opt.min_dist,
-                     n_epochs=opt.n_epochs, metric=opt.metric)
+                     n_epochs=opt.n_epochs, metric=opt.metric, precomputed_knn=pre)
     seconds = time.perf_counter() - t1
     coords = pl.DataFrame({"token_id": sel.ids, "x": xy[:, 0], "y": xy[:, 1], "why": sel.why})
     meta = {
@@ -74,6 +81,8 @@ def compute_map(matrix: np.ndarray, frame: pl.DataFrame, options: MapOptions | N
         "valid_rows": int(valid.sum()),
         "why_counts": sel.counts(),
         "description": sel.description,
+        "knn": "umap-learn's own search" if pre is None else {  # the ranking's graph (Ranking.knn, knn.npz)
+            "from": "the ranking", **{k: knn.info[k] for k in ("method", "k", "degree", "seed", "recall") if k in knn.info}},
     }
     if cache is not None:
         write_map(cache, coords, meta)  # no timings in the file: the same settings give the same bytes

@@ -177,7 +177,11 @@ def plot_model(model: Any, out_dir: str | Path, *, ranking: Ranking | None = Non
                 emb = load(model)
                 tick("load")
             src = emb.provenance.to_dict()
-            res = compute_map(emb.input.float().cpu().numpy(), frame, opt, cache=cache, source=src, extra_ids=marks)
+            from ..export import KNN_FILE, read_knn
+
+            graph = getattr(ranking, "knn", None) or read_knn(out / KNN_FILE)  # the ranking's neighbours
+            res = compute_map(emb.input.float().cpu().numpy(), frame, opt, cache=cache, source=src, extra_ids=marks,
+                              knn=graph)
         map_reused = res.from_cache
         tick("map (cached)" if map_reused else "map")
 

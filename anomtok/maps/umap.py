@@ -22,10 +22,13 @@ def umap_version() -> str:
 
 
 def umap_coords(matrix: np.ndarray, *, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1,
-                n_epochs: int | None = None, metric: str = "cosine") -> np.ndarray:
+                n_epochs: int | None = None, metric: str = "cosine",
+                precomputed_knn: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """``(n, D)`` float32 rows -> ``(n, 2)`` float32 UMAP coordinates (seeded, so single-threaded).
 
-    Every row must be finite and non-zero. ``n_neighbors`` is capped at ``n - 1``."""
+    Every row must be finite and non-zero. ``n_neighbors`` is capped at ``n - 1``.
+    ``precomputed_knn``: ``(indices, distances)`` of these rows (``KnnGraph.umap_knn``), so UMAP
+    does not search the neighbours again."""
     n = int(matrix.shape[0])
     if n < 4:
         raise InputError(f"a map needs at least 4 valid rows, not {n}")
@@ -33,7 +36,7 @@ def umap_coords(matrix: np.ndarray, *, seed: int = 0, n_neighbors: int = 15, min
 
     reducer = umap.UMAP(n_components=2, metric=metric, n_neighbors=min(n_neighbors, n - 1),
                         min_dist=min_dist, n_epochs=n_epochs, random_state=seed, low_memory=True,
-                        verbose=False)
+                        verbose=False, precomputed_knn=precomputed_knn or (None, None, None))
     from .. import progress
 
     # a rough expectation from measured runs on 2 cores: ~35 s of numba compilation in a fresh
@@ -42,5 +45,6 @@ def umap_coords(matrix: np.ndarray, *, seed: int = 0, n_neighbors: int = 15, min
     with warnings.catch_warnings(), progress.step(f"UMAP of {n:,} rows", expect=expect):
         warnings.filterwarnings("ignore", message=".*n_jobs value .* overridden.*")
         warnings.filterwarnings("ignore", message=".*gradient function is not yet implemented.*")
+        warnings.filterwarnings("ignore", message=".*knn_search_index.*")  # a precomputed graph: no transform()
         xy = reducer.fit_transform(np.ascontiguousarray(matrix, dtype=np.float32))
     return np.asarray(xy, dtype=np.float32)

@@ -65,6 +65,8 @@ def _stable_meta(path: Path) -> dict:
     meta.pop("command", None)
     meta.pop("timings_s", None)
     meta.get("source", {}).pop("seconds", None)
+    for key in ("seconds", "approx_seconds"):  # the k-NN search's own timings
+        (meta.get("knn") or {}).pop(key, None)
     return meta
 
 

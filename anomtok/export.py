@@ -84,10 +84,19 @@ def write_knn(graph: Any, path: str | os.PathLike) -> Path:
     the rank step, or any file)."""
     import numpy as np
 
+    import io
+    import zipfile
+
     target = Path(path)
-    with open(target, "wb") as fh:  # a file object: np.savez would append .npz to a temporary's name
-        np.savez(fh, ids=graph.ids.astype(np.int32), sims=graph.sims.astype(np.float32),
-                 exact_rows=graph.exact_rows.astype(bool), info=np.array(json.dumps(graph.info, default=str)))
+    # the same graph gives the same bytes: fixed zip dates, no timings (they are in meta.json)
+    info = {k: v for k, v in graph.info.items() if k not in ("seconds", "approx_seconds")}
+    arrays = {"ids": graph.ids.astype(np.int32), "sims": graph.sims.astype(np.float32),
+              "exact_rows": graph.exact_rows.astype(bool), "info": np.array(json.dumps(info, default=str, sort_keys=True))}
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as zf:  # what np.load reads as .npz
+        for name, arr in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, arr, allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
     return target
 
 

@@ -186,19 +186,29 @@ def nndescent_knn(E: torch.Tensor, valid: torch.Tensor, k: int, *, degree: int =
     graph_k = min(n, max(degree, kk + 1))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*n_jobs value .* overridden.*")
+        warnings.filterwarnings("ignore", message=".*Failed to correctly find n_neighbors.*")  # places left -1
         index = pynndescent.NNDescent(X, metric="cosine", n_neighbors=graph_k, random_state=seed,
                                       n_jobs=threads or torch.get_num_threads(), compressed=False,
                                       low_memory=True, verbose=False)
         I, dist = index.neighbor_graph
     I = np.asarray(I, dtype=np.int64)
-    S = (1.0 - np.asarray(dist, dtype=np.float64)).astype(np.float32)  # pynndescent: 1 - cos
     own = I == np.arange(n)[:, None]
     # drop the row itself; when it is missing (duplicate rows tie at distance 0), the farthest place
     drop = np.where(own.any(axis=1), own.argmax(axis=1), graph_k - 1)
     keep = np.ones(I.shape, dtype=bool)
     keep[np.arange(n), drop] = False
-    I = I[keep].reshape(n, graph_k - 1)[:, :kk]
-    S = S[keep].reshape(n, graph_k - 1)[:, :kk]
+    I = I[keep].reshape(n, graph_k - 1)
+    # pynndescent's order is the cosine's while it is positive (it reports every cosine <= 0 as
+    # 0): the cosines of the kept places are computed here, and a row that reaches 0 within them
+    # is re-sorted by the exact cosines of its whole graph row
+    S = _pair_cos(X, I[:, :kk])
+    low = np.nonzero((S[:, -1] <= 0) | (I[:, :kk] < 0).any(axis=1))[0]
+    if low.size:
+        full = _pair_cos(X, I[low], rows=low)
+        o = np.argsort(-np.where(I[low] >= 0, full, -np.inf), axis=1, kind="stable")[:, :kk]
+        I[low, :kk] = np.take_along_axis(I[low], o, 1)
+        S[low] = np.take_along_axis(full, o, 1)
+    I = I[:, :kk]
     found = I >= 0
     ti = torch.from_numpy(np.where(found, cand[np.maximum(I, 0)], V))  # missing places sort last
     ts = torch.from_numpy(np.where(found, S, -np.inf).astype(np.float32))
@@ -208,6 +218,16 @@ def nndescent_knn(E: torch.Tensor, valid: torch.Tensor, k: int, *, degree: int =
     ids[cand, :kk] = np.where(miss, -1, ti)
     sims[cand, :kk] = np.where(miss, np.nan, ts)
     return ids, sims
+
+
+def _pair_cos(X: np.ndarray, cols: np.ndarray, rows: np.ndarray | None = None, block: int = 1024) -> np.ndarray:
+    """Cosines of unit rows ``X[rows[i]]`` and ``X[cols[i, j]]`` (float32; -inf where ``cols`` is -1)."""
+    rows = np.arange(cols.shape[0]) if rows is None else rows
+    out = np.empty(cols.shape, dtype=np.float32)
+    for s in range(0, cols.shape[0], block):
+        c = cols[s:s + block]
+        out[s:s + block] = np.matmul(X[np.maximum(c, 0)], X[rows[s:s + block], :, None])[:, :, 0]
+    return np.where(cols >= 0, out, -np.inf).astype(np.float32)
 
 
 def sample_recall(approx_ids: np.ndarray, approx_sims: np.ndarray, exact_ids: np.ndarray,

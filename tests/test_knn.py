@@ -176,6 +176,29 @@ def test_approximate_recall_on_a_clustered_matrix():
     np.testing.assert_array_equal(ids, again)
 
 
+def test_approximate_search_orders_negative_cosines_too():
+    # pynndescent reports every cosine <= 0 as 0: with 7 rows the graph holds every row, and the
+    # lists must be the exact ones, negative cosines and their order included
+    E = _rand(7, 3, seed=11).to(torch.float32)
+    valid = M.valid_rows(E)
+    ids, sims = K.nndescent_knn(E, valid, 6, degree=60)
+    ex_ids, ex_sims = K.exact_knn(E, valid, 6)
+    assert (ex_sims < 0).sum() > 5
+    np.testing.assert_array_equal(ids, ex_ids.numpy())
+    np.testing.assert_allclose(sims, ex_sims.numpy(), atol=1e-6)
+    # row 0 has only negative cosines, all different; its 3 nearest are the 3 least negative ones,
+    # wherever pynndescent put them in its (12-row) graph
+    g = torch.Generator().manual_seed(12)
+    F = torch.cat([torch.tensor([[1.0, 0, 0, 0]]),
+                   torch.cat([-torch.linspace(0.1, 0.9, 11)[:, None], torch.randn(11, 3, generator=g)], dim=1)])
+    valid = M.valid_rows(F)
+    ids, sims = K.nndescent_knn(F, valid, 3, degree=12)
+    ex_ids, ex_sims = K.exact_knn(F, valid, 3)
+    assert (ex_sims[0] < 0).all()
+    assert ids[0].tolist() == ex_ids[0].tolist()
+    np.testing.assert_allclose(sims[0], ex_sims[0].numpy(), atol=1e-6)
+
+
 def test_approximate_graph_measures_its_recall_and_keeps_exact_rows():
     # structureless data and a small graph: the search misses neighbours, so the exact rows matter
     E = _rand(2000, 48, seed=2).to(torch.float32)

@@ -30,7 +30,6 @@ Worked example: rows 0 and 1 point the same way, row 2 is orthogonal to them, ro
 from __future__ import annotations
 
 import math
-import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +50,7 @@ class KnnGraph:
     """``ids`` ``(V, k)`` int64 neighbour token ids (nearest first, never the row itself, -1 where
     none) and ``sims`` ``(V, k)`` float32 cosines (NaN where ``ids`` is -1). ``exact_rows`` ``(V,)``
     bool: rows whose neighbours come from exact search. ``info``: method, settings, measured
-    recall, timings (JSON-ready)."""
+    recall; no timings, so the same settings give the same bytes (JSON-ready)."""
 
     ids: np.ndarray
     sims: np.ndarray
@@ -273,7 +272,6 @@ def knn_graph(E: torch.Tensor, valid: torch.Tensor, k: int = 15, *, method: str 
     every row searched exactly keeps its exact neighbours (``exact_rows`` of the graph)."""
     if k < 1:
         raise ValueError("k must be >= 1")
-    t0 = time.perf_counter()
     V = E.shape[0]
     n_valid = int(valid.sum())
     info: dict[str, Any] = {"k": k, "rows": V, "valid_rows": n_valid}
@@ -284,7 +282,6 @@ def knn_graph(E: torch.Tensor, valid: torch.Tensor, k: int = 15, *, method: str 
         info |= {"method": "exact", "exact_rows": int(done.sum())}
     elif method == "nndescent":
         ids, sims = nndescent_knn(E, valid, k, degree=degree, seed=seed, threads=threads)
-        t_approx = time.perf_counter() - t0
         valid_idx = torch.nonzero(valid).squeeze(1).cpu().numpy()
         rng = np.random.default_rng(seed)
         sample = np.sort(rng.choice(valid_idx, size=min(recall_sample, valid_idx.size), replace=False))
@@ -300,10 +297,9 @@ def knn_graph(E: torch.Tensor, valid: torch.Tensor, k: int = 15, *, method: str 
         done[ok] = True
         info |= {"method": "nndescent", "library": f"pynndescent {_version('pynndescent')}", "degree": degree,
                  "seed": seed, "recall_sample": int(sample.size), **rec,
-                 "exact_rows": int(done.sum()), "approx_seconds": round(t_approx, 2)}
+                 "exact_rows": int(done.sum())}
     else:
         raise ValueError(f"method must be 'exact' or 'nndescent', not {method!r}")
-    info["seconds"] = round(time.perf_counter() - t0, 2)
     return KnnGraph(ids=ids, sims=sims, exact_rows=done, info=info)
 
 

@@ -42,7 +42,7 @@ __all__ = ["KnnGraph", "exact_knn", "nndescent_knn", "knn_graph", "sample_recall
 
 # Neighbours per row of the NN-descent graph (of which the k nearest are kept); chosen by
 # bench/bench_knn.py: the recall on Gemma 3's 262k rows grows with it, and so does the time.
-NNDESCENT_DEGREE = 60
+NNDESCENT_DEGREE = 90
 
 
 @dataclass

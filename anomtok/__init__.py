@@ -60,17 +60,25 @@ _COMMAND_MODULES = ("audit", "verify", "scan", "compare", "detect")
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import audit, compare, detect, scan, verify
-    from .api import negtemp, nearest, plot, rank, sweep
+    from .api import nearest, negtemp, plot, rank, sweep
     from .embeddings import FileInfo, ModelEmbeddings, Provenance
     from .errors import AnomtokError, InputError, LoadError
     from .generation import GenerationOptions, SamplerConfig
     from .loading import load
-    from .options import (AuditOptions, CompareOptions, DetectOptions, NearestOptions, NegtempOptions, PlotOptions,
-                          SweepOptions, VerifyOptions)
-    from .ranking import RankOptions, Ranking
+    from .maps import MapOptions
+    from .options import (
+        AuditOptions,
+        CompareOptions,
+        DetectOptions,
+        NearestOptions,
+        NegtempOptions,
+        PlotOptions,
+        SweepOptions,
+        VerifyOptions,
+    )
+    from .ranking import Ranking, RankOptions
     from .scan import ScanOptions
     from .tokens import TokenTable
-    from .maps import MapOptions
 
 
 class _CommandModule(types.ModuleType):
@@ -94,8 +102,12 @@ class _Package(types.ModuleType):
     """This package: a command module attached to it (by any import of it) becomes callable."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if (name in _COMMAND_MODULES and isinstance(value, types.ModuleType)
-                and value.__name__ == f"{__name__}.{name}" and not isinstance(value, _CommandModule)):
+        if (
+            name in _COMMAND_MODULES
+            and isinstance(value, types.ModuleType)
+            and value.__name__ == f"{__name__}.{name}"
+            and not isinstance(value, _CommandModule)
+        ):
             value.__class__ = _CommandModule
         super().__setattr__(name, value)
 

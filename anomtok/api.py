@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -41,9 +42,18 @@ from .embeddings import ModelEmbeddings
 from .errors import InputError
 from .export import write_ranking
 from .loading import load
-from .options import (AuditOptions, CompareOptions, DetectOptions, NearestOptions, NegtempOptions, PlotOptions,
-                      SweepOptions, VerifyOptions, make_options)
-from .ranking import RankOptions, Ranking, order_by
+from .options import (
+    AuditOptions,
+    CompareOptions,
+    DetectOptions,
+    NearestOptions,
+    NegtempOptions,
+    PlotOptions,
+    SweepOptions,
+    VerifyOptions,
+    make_options,
+)
+from .ranking import Ranking, RankOptions, order_by
 from .ranking import rank as _rank
 from .steps import rank_key
 
@@ -55,8 +65,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .scan import ScanResult
     from .verify import VerifyResult
 
-__all__ = ["nearest", "rank", "audit", "negtemp", "sweep", "verify", "plot", "scan", "compare", "detect",
-           "COMMANDS"]
+__all__ = ["nearest", "rank", "audit", "negtemp", "sweep", "verify", "plot", "scan", "compare", "detect", "COMMANDS"]
 
 # the CLI command each function mirrors (tests/test_api.py checks this against the click group)
 COMMANDS = ("nearest", "rank", "audit", "negtemp", "sweep", "verify", "plot", "scan", "compare", "detect")
@@ -66,8 +75,14 @@ def _embeddings(model: Any) -> ModelEmbeddings:
     return model if isinstance(model, ModelEmbeddings) else load(model)
 
 
-def rank(model: Any, options: RankOptions | None = None, *, out_dir: str | os.PathLike | None = None,
-         progress: Any = None, **overrides: Any) -> Ranking:
+def rank(
+    model: Any,
+    options: RankOptions | None = None,
+    *,
+    out_dir: str | os.PathLike | None = None,
+    progress: Any = None,
+    **overrides: Any,
+) -> Ranking:
     """Rank every token of ``model`` (a spec for ``anomtok.load`` or loaded embeddings).
 
     With ``out_dir``, also write ``ranked.csv``, ``ranked.parquet`` and ``meta.json`` there,
@@ -96,8 +111,15 @@ def nearest(model: Any, options: NearestOptions | RankOptions | None = None, **o
     return order_by(frame, opts.metric, far=opts.far, include_padding=opts.include_padding).head(opts.k)
 
 
-def audit(source: Any, options: AuditOptions | None = None, *, ranking: Any = None,
-          out_dir: str | os.PathLike | None = None, progress: Any = None, **overrides: Any) -> AuditResult:
+def audit(
+    source: Any,
+    options: AuditOptions | None = None,
+    *,
+    ranking: Any = None,
+    out_dir: str | os.PathLike | None = None,
+    progress: Any = None,
+    **overrides: Any,
+) -> AuditResult:
     """Audit every token of a tokenizer (``source``: anything ``anomtok.load`` takes, a tokenizer
     file, or the alias ``xlmr-tokenizer``); with ``out_dir`` write ``audit.csv``, ``audit.json``
     and ``audit.md``. ``ranking``: a ``Ranking`` or loaded embeddings to line up, instead of the
@@ -107,8 +129,13 @@ def audit(source: Any, options: AuditOptions | None = None, *, ranking: Any = No
     opts = make_options(AuditOptions, options, **overrides)
     if ranking is not None and (opts.model is not None or opts.no_rank):
         raise InputError("give either ranking= or the options' model / no_rank, not both")
-    return run_audit(source, out_dir=out_dir, ranking=ranking if ranking is not None else opts.ranking(),
-                     rank_options=opts.rank, progress=progress)
+    return run_audit(
+        source,
+        out_dir=out_dir,
+        ranking=ranking if ranking is not None else opts.ranking(),
+        rank_options=opts.rank,
+        progress=progress,
+    )
 
 
 def _prompts(prompts: Any, files: Sequence[str], n_each: int | None = None) -> tuple[list[str], list[str]]:
@@ -130,8 +157,16 @@ def _prompts(prompts: Any, files: Sequence[str], n_each: int | None = None) -> t
     return texts, paths
 
 
-def negtemp(model: Any, options: NegtempOptions | None = None, prompts: Any = None, *, ranking: Any = None,
-            out_dir: str | os.PathLike | None = None, progress: bool = False, **overrides: Any) -> NegtempResult:
+def negtemp(
+    model: Any,
+    options: NegtempOptions | None = None,
+    prompts: Any = None,
+    *,
+    ranking: Any = None,
+    out_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+    **overrides: Any,
+) -> NegtempResult:
     """Generate from ``model`` at the options' temperature (default -0.001) and cross-check the
     produced tokens against the ranking; with ``out_dir`` write ``generations.jsonl``,
     ``negtemp_tokens.csv``, ``crosscheck.json`` and ``meta.json``. ``prompts``: a list of strings
@@ -141,12 +176,21 @@ def negtemp(model: Any, options: NegtempOptions | None = None, prompts: Any = No
 
     opts = make_options(NegtempOptions, options, **overrides)
     texts, files = _prompts(prompts, opts.prompt_files)
-    return run_negtemp(model, texts, ranking=ranking, out_dir=out_dir, progress=progress, prompt_files=files,
-                       **opts.feature_kwargs())
+    return run_negtemp(
+        model, texts, ranking=ranking, out_dir=out_dir, progress=progress, prompt_files=files, **opts.feature_kwargs()
+    )
 
 
-def sweep(model: Any, options: SweepOptions | None = None, prompts: Any = None, *, ranking: Any = None,
-          out_dir: str | os.PathLike | None = None, progress: bool = False, **overrides: Any) -> SweepResult:
+def sweep(
+    model: Any,
+    options: SweepOptions | None = None,
+    prompts: Any = None,
+    *,
+    ranking: Any = None,
+    out_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+    **overrides: Any,
+) -> SweepResult:
     """Generate from the same prompts at each of the options' temperatures; with ``out_dir``
     write ``sweep.csv``, ``sweep.png``, ``sweep_generations.jsonl`` and ``meta.json``.
     ``prompts``: a list of strings or a prompt file (default: the first ``n_prompts`` of each of
@@ -155,12 +199,20 @@ def sweep(model: Any, options: SweepOptions | None = None, prompts: Any = None, 
 
     opts = make_options(SweepOptions, options, **overrides)
     texts, files = _prompts(prompts, opts.prompt_files, opts.n_prompts or None)
-    return run_sweep(model, texts, ranking=ranking, out_dir=out_dir, progress=progress, prompt_files=files,
-                     **opts.feature_kwargs())
+    return run_sweep(
+        model, texts, ranking=ranking, out_dir=out_dir, progress=progress, prompt_files=files, **opts.feature_kwargs()
+    )
 
 
-def verify(model: Any, options: VerifyOptions | None = None, *, ranking: Any = None,
-           out_dir: str | os.PathLike | None = None, progress: bool = False, **overrides: Any) -> VerifyResult:
+def verify(
+    model: Any,
+    options: VerifyOptions | None = None,
+    *,
+    ranking: Any = None,
+    out_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+    **overrides: Any,
+) -> VerifyResult:
     """Verify the top candidates of the ranking by prompting (see ``anomtok.verify``); with
     ``out_dir`` write ``verified.csv``, ``verify.json`` and ``meta.json``. ``ranking``: a
     ``Ranking`` or ranked.csv/parquet (default: rank now, without kNN)."""
@@ -170,8 +222,15 @@ def verify(model: Any, options: VerifyOptions | None = None, *, ranking: Any = N
     return run_verify(model, ranking, out_dir=out_dir, progress=progress, **opts.feature_kwargs())
 
 
-def plot(model: Any, options: PlotOptions | None = None, *, out_dir: str | os.PathLike,
-         mark_ids: Any = None, progress: Any = None, **overrides: Any) -> Any:
+def plot(
+    model: Any,
+    options: PlotOptions | None = None,
+    *,
+    out_dir: str | os.PathLike,
+    mark_ids: Any = None,
+    progress: Any = None,
+    **overrides: Any,
+) -> Any:
     """Rank (or reuse ``out_dir/ranked.parquet``), map (or reuse ``umap.parquet``) and render every
     plot into ``out_dir/plots``. ``mark_ids``: token ids to mark, or a file of them (default: the
     ids of ``out_dir/negtemp_tokens.csv`` when it exists). Returns a ``PlotResult``."""
@@ -184,12 +243,23 @@ def plot(model: Any, options: PlotOptions | None = None, *, out_dir: str | os.Pa
 
         name = "negative-temperature tokens" if Path(mark_ids).name == NEGTEMP_FILE else "marked tokens"
         mark_ids = read_token_ids(mark_ids)
-    return plot_model(model, out_dir, map_options=opts.map, no_map=opts.no_map, label_top=opts.label_top,
-                      mark_ids=mark_ids, mark_name=name, formats=opts.formats, device=opts.device, progress=progress)
+    return plot_model(
+        model,
+        out_dir,
+        map_options=opts.map,
+        no_map=opts.no_map,
+        label_top=opts.label_top,
+        mark_ids=mark_ids,
+        mark_name=name,
+        formats=opts.formats,
+        device=opts.device,
+        progress=progress,
+    )
 
 
-def scan(model: Any, options: Any = None, *, out_dir: str | os.PathLike, progress: Any = None,
-         **overrides: Any) -> ScanResult:
+def scan(
+    model: Any, options: Any = None, *, out_dir: str | os.PathLike, progress: Any = None, **overrides: Any
+) -> ScanResult:
     """Scan ``model`` end to end into ``out_dir``: ranking, audit, negative temperature,
     verification, maps, ``report.md`` and ``glitch.csv`` (see ``anomtok.scan``); finished steps
     are reused. ``options``: a ``ScanOptions`` (its flat fields as keywords: ``generate=False``)."""
@@ -200,8 +270,13 @@ def scan(model: Any, options: Any = None, *, out_dir: str | os.PathLike, progres
     return run_scan(model, out_dir, opts, progress=progress)
 
 
-def compare(folders: Iterable[str | os.PathLike], options: CompareOptions | None = None, *,
-            out: str | os.PathLike | None = None, **overrides: Any) -> Comparison:
+def compare(
+    folders: Iterable[str | os.PathLike],
+    options: CompareOptions | None = None,
+    *,
+    out: str | os.PathLike | None = None,
+    **overrides: Any,
+) -> Comparison:
     """Compare report folders (from ``scan`` or ``rank``): shared glitch tokens of the models that
     share a tokenizer, and a side-by-side summary. With ``out``, write the comparison there as
     the options' ``format`` (markdown or json)."""
@@ -217,8 +292,15 @@ def compare(folders: Iterable[str | os.PathLike], options: CompareOptions | None
     return result
 
 
-def detect(model: Any, inputs: Any, options: DetectOptions | None = None, *, glitch: Any,
-           out: str | os.PathLike | None = None, **overrides: Any) -> DetectRun:
+def detect(
+    model: Any,
+    inputs: Any,
+    options: DetectOptions | None = None,
+    *,
+    glitch: Any,
+    out: str | os.PathLike | None = None,
+    **overrides: Any,
+) -> DetectRun:
     """Find the glitch tokens of ``model`` (its tokenizer) in ``inputs`` (text or JSONL files,
     ``"-"`` for stdin). ``glitch``: ranked.csv / glitch.csv / a file of ids (its rows chosen by the
     options' ``top``, ``min_score``, ``include_special``), or a ``GlitchList`` or token ids.
@@ -233,12 +315,16 @@ def detect(model: Any, inputs: Any, options: DetectOptions | None = None, *, gli
     inputs = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     check_inputs(inputs)  # before the (slow) tokenizer load
     if isinstance(glitch, (str, os.PathLike)):
-        glitch = load_glitch_list(glitch, top=opts.top, min_score=opts.min_score,
-                                  include_special=opts.include_special)
+        glitch = load_glitch_list(glitch, top=opts.top, min_score=opts.min_score, include_special=opts.include_special)
     elif opts.top is not None or opts.min_score is not None or opts.include_special:
         raise InputError("top, min_score and include_special choose rows of a glitch list file, not of given ids")
-    run = DetectRun(GlitchDetector(model, glitch), inputs, field=opts.field or "text",
-                    jsonl=True if opts.field else None, max_rate=opts.max_rate)
+    run = DetectRun(
+        GlitchDetector(model, glitch),
+        inputs,
+        field=opts.field or "text",
+        jsonl=True if opts.field else None,
+        max_rate=opts.max_rate,
+    )
     if out is not None:
         from .detect.render import save_hits
 

@@ -9,8 +9,17 @@ import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["cache_dir", "file_sha256", "file_fingerprint", "atomic_write_bytes", "atomic_write_text", "atomic_path",
-           "make_temp", "commit_temp", "remove_stale_temps"]
+__all__ = [
+    "cache_dir",
+    "file_sha256",
+    "file_fingerprint",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_path",
+    "make_temp",
+    "commit_temp",
+    "remove_stale_temps",
+]
 
 FINGERPRINT_SPAN = 1 << 20  # bytes hashed at each end of a file by file_fingerprint
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -17,8 +18,16 @@ from ._version import __version__
 from .commands._common import EXIT_BAD_INPUT, Terminated, device_option, handle_errors, interrupted
 from .device import resolve_device
 
-
-__all__ = ["cli", "main", "usage_error", "handle_errors", "device_option", "interrupted", "Terminated", "EXIT_BAD_INPUT"]
+__all__ = [
+    "cli",
+    "main",
+    "usage_error",
+    "handle_errors",
+    "device_option",
+    "interrupted",
+    "Terminated",
+    "EXIT_BAD_INPUT",
+]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -59,11 +68,21 @@ def _rank_options(device: str, nn: str, seed: int):
 @cli.command()
 @click.argument("model")
 @click.option("-k", "k", default=50, show_default=True, type=click.IntRange(1, 10_000_000), help="How many tokens.")
-@click.option("--metric", default="centroid_l2", show_default=True,
-              help="centroid_l2, centroid_cos, norm, mean_cos, pc1_removed_cos, unused_ref_cos, score.")
+@click.option(
+    "--metric",
+    default="centroid_l2",
+    show_default=True,
+    help="centroid_l2, centroid_cos, norm, mean_cos, pc1_removed_cos, unused_ref_cos, score.",
+)
 @click.option("--far", is_flag=True, help="Farthest from the centroid (the other tail) instead of nearest.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
-              help="table for people; csv (spreadsheet-safe, with bytes_hex) or json for programs.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people; csv (spreadsheet-safe, with bytes_hex) or json for programs.",
+)
 @click.option("--include-padding", is_flag=True, help="Also list embedding rows past the tokenizer's vocabulary.")
 @device_option
 @handle_errors
@@ -80,10 +99,13 @@ def nearest(model: str, k: int, metric: str, far: bool, fmt: str, include_paddin
     from .export import safe_for_spreadsheet
     from .options import NearestOptions
 
-    options = NearestOptions(k=k, metric=metric, far=far, include_padding=include_padding,
-                             rank=_rank_options(device, "off", 0))
+    options = NearestOptions(
+        k=k, metric=metric, far=far, include_padding=include_padding, rank=_rank_options(device, "off", 0)
+    )
     frame = api.nearest(model, options)
-    cols = ["token_id", "token", "kind", "script", metric] + [c for c in ("centroid_l2", "centroid_cos", "norm") if c != metric]
+    cols = ["token_id", "token", "kind", "script", metric] + [
+        c for c in ("centroid_l2", "centroid_cos", "norm") if c != metric
+    ]
     view = frame.select(["rank"] + cols) if metric == "score" else frame.select(cols)
     if fmt == "csv":
         click.echo(safe_for_spreadsheet(view.with_columns(bytes_hex=frame["bytes_hex"])).write_csv(), nl=False)
@@ -95,24 +117,40 @@ def nearest(model: str, k: int, metric: str, far: bool, fmt: str, include_paddin
         headers = ["#", *view.columns]
         at = headers.index("token")  # after "rank" too with --metric score
         rows = [[i + 1, *r] for i, r in enumerate(view.iter_rows())]
-        rows = [[*r[:at], f"⟨{r[at]}⟩", *r[at + 1:]] for r in rows]
+        rows = [[*r[:at], f"⟨{r[at]}⟩", *r[at + 1 :]] for r in rows]
         click.echo(format_table(rows, headers, right=[h not in ("token", "kind", "script") for h in headers]))
 
 
 @cli.command("rank")
 @click.argument("model")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--nn", type=click.Choice(["auto", "exact", "approx", "off"]), default="auto", show_default=True,
-              help="Nearest-neighbour cosine: exact, approximate, or off; auto picks by size.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1),
-              help="Seed of the approximate nearest-neighbour sample.")
+@click.option(
+    "--nn",
+    type=click.Choice(["auto", "exact", "approx", "off"]),
+    default="auto",
+    show_default=True,
+    help="Nearest-neighbour cosine: exact, approximate, or off; auto picks by size.",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 2**63 - 1),
+    help="Seed of the approximate nearest-neighbour sample.",
+)
 @click.option("--top", "show", default=15, show_default=True, type=click.IntRange(0, 1000), help="Rows to print.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
-@click.option("--hash", "full_hash", is_flag=True,
-              help="Record the sha256 of every model file in meta.json (reads them in full; default: a cheap fingerprint).")
+@click.option(
+    "--hash",
+    "full_hash",
+    is_flag=True,
+    help="Record the sha256 of every model file in meta.json (reads them in full; default: a cheap fingerprint).",
+)
 @device_option
 @handle_errors
-def rank_cmd(model: str, out_dir: str, nn: str, seed: int, show: int, quiet: bool, full_hash: bool, device: str) -> None:
+def rank_cmd(
+    model: str, out_dir: str, nn: str, seed: int, show: int, quiet: bool, full_hash: bool, device: str
+) -> None:
     """Rank every token of MODEL; write ranked.csv, ranked.parquet and meta.json to OUT.
 
     \b
@@ -142,17 +180,26 @@ def rank_cmd(model: str, out_dir: str, nn: str, seed: int, show: int, quiet: boo
     if inv:
         click.echo(f"warning: {inv} rows are NaN, infinite or zero: kept out of the centroid, ranked first", err=True)
     sc = result.meta["score"]
-    click.echo(f"score: cosine to the mean of {sc['reference_size']} reference tokens ({sc['reference_source']}) "
-               f"on the {sc['matrix']}")
+    click.echo(
+        f"score: cosine to the mean of {sc['reference_size']} reference tokens ({sc['reference_source']}) "
+        f"on the {sc['matrix']}"
+    )
     if show:
         import polars as pl
 
         top = result.frame.filter(~pl.col("is_reference")).head(show)
         click.echo(f"top {show} tokens outside the reference set (every token is in ranked.csv):")
-        rows = [[r["rank"], r["token_id"], f"⟨{r['token']}⟩", r["kind"], r["script"], r["score"], r["norm"]]
-                for r in top.iter_rows(named=True)]
-        click.echo(format_table(rows, ["rank", "token_id", "token", "kind", "script", "score", "norm"],
-                                right=[True, True, False, False, False, True, True]))
+        rows = [
+            [r["rank"], r["token_id"], f"⟨{r['token']}⟩", r["kind"], r["script"], r["score"], r["norm"]]
+            for r in top.iter_rows(named=True)
+        ]
+        click.echo(
+            format_table(
+                rows,
+                ["rank", "token_id", "token", "kind", "script", "score", "norm"],
+                right=[True, True, False, False, False, True, True],
+            )
+        )
     click.echo(f"wrote {out_dir}/ranked.csv, ranked.parquet, meta.json ({time.perf_counter() - t0:.1f} s)", err=True)
 
 

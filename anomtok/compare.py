@@ -44,13 +44,16 @@ class Comparison:
 
     def __repr__(self) -> str:
         reports = self.summary["report"].to_list() if "report" in self.summary.columns else []
-        pairs = "; ".join(f"{p['a']} and {p['b']}: {p['shared']} shared, Jaccard {p['jaccard']:.3f}"
-                          for p in self.pairs[:3])
+        pairs = "; ".join(
+            f"{p['a']} and {p['b']}: {p['shared']} shared, Jaccard {p['jaccard']:.3f}" for p in self.pairs[:3]
+        )
         more = f" (+{len(self.pairs) - 3} more)" if len(self.pairs) > 3 else ""
-        return (f"Comparison of {len(reports)} reports: {', '.join(map(str, reports[:6]))}"
-                f"{', ...' if len(reports) > 6 else ''}\n"
-                f"  sharing a tokenizer: {pairs + more if pairs else 'no pair'}\n"
-                f"  .summary ({self.summary.height} rows), .pairs, .markdown, .text(fmt)")
+        return (
+            f"Comparison of {len(reports)} reports: {', '.join(map(str, reports[:6]))}"
+            f"{', ...' if len(reports) > 6 else ''}\n"
+            f"  sharing a tokenizer: {pairs + more if pairs else 'no pair'}\n"
+            f"  .summary ({self.summary.height} rows), .pairs, .markdown, .text(fmt)"
+        )
 
 
 def _load(folder: Path) -> tuple[dict[str, Any], pl.DataFrame]:
@@ -75,35 +78,63 @@ def compare(folders: list[str | Path], top: int = 25) -> Comparison:
         cc = folder_json(f / "negtemp" / "crosscheck.json")
         enr = None
         if cc:
-            enr = (((cc.get("groups") or {}).get("all") or {}).get("metrics") or {}).get("score", {}).get("mean_percentile")
-        rows.append({
-            "report": f.name, "model": (meta.get("model") or {}).get("name") or meta["source"]["source"],
-            "vocab": frame.filter(pl.col("kind") != "padding").height, "dim": meta["shape"][1],
-            "tied": meta.get("tied"), "reference": meta["score"]["reference_size"],
-            "flagged": flagged.height, "flagged_pct": round(100 * flagged.height / frame.height, 3),
-            "top_scripts": ", ".join(f"{r['script']} {r['len']}" for r in scripts.iter_rows(named=True)),
-            "negtemp_mean_percentile": enr, "vocab_hash": vh[:12],
-        })
+            enr = (
+                (((cc.get("groups") or {}).get("all") or {}).get("metrics") or {})
+                .get("score", {})
+                .get("mean_percentile")
+            )
+        rows.append(
+            {
+                "report": f.name,
+                "model": (meta.get("model") or {}).get("name") or meta["source"]["source"],
+                "vocab": frame.filter(pl.col("kind") != "padding").height,
+                "dim": meta["shape"][1],
+                "tied": meta.get("tied"),
+                "reference": meta["score"]["reference_size"],
+                "flagged": flagged.height,
+                "flagged_pct": round(100 * flagged.height / frame.height, 3),
+                "top_scripts": ", ".join(f"{r['script']} {r['len']}" for r in scripts.iter_rows(named=True)),
+                "negtemp_mean_percentile": enr,
+                "vocab_hash": vh[:12],
+            }
+        )
         data.append((f, frame, set(flagged["token_id"].to_list()), vh))
     summary = pl.DataFrame(rows)
     pairs = []
-    lines = ["# anomtok comparison", "", markdown_table([[str(v) if v is not None else "–" for v in r.values()] for r in rows],
-                                                        list(rows[0].keys())), ""]
+    lines = [
+        "# anomtok comparison",
+        "",
+        markdown_table([[str(v) if v is not None else "–" for v in r.values()] for r in rows], list(rows[0].keys())),
+        "",
+    ]
     for i in range(len(data)):
         for j in range(i + 1, len(data)):
-            (fa, a, sa, ha), (fb, b, sb, hb) = data[i], data[j]
+            (fa, a, sa, ha), (fb, _b, sb, hb) = data[i], data[j]
             if ha != hb:
                 continue
             inter, union = sa & sb, sa | sb
             jac = len(inter) / len(union) if union else 0.0
             shared = a.filter(pl.col("token_id").is_in(sorted(inter))).sort("rank").head(top)
-            pairs.append({"a": fa.name, "b": fb.name, "shared": len(inter), "only_a": len(sa - sb),
-                          "only_b": len(sb - sa), "jaccard": round(jac, 4),
-                          "shared_top": shared.select("token_id", "token").to_dicts()})
-            lines += [f"## {fa.name} and {fb.name} share a tokenizer", "",
-                      f"Flagged in both: {len(inter):,}; only in {fa.name}: {len(sa - sb):,}; only in {fb.name}: "
-                      f"{len(sb - sa):,}; Jaccard {jac:.3f}.", "",
-                      "Shared (by rank in the first): " + " ".join(md_token(t, 24) for t in shared["token"].to_list()), ""]
+            pairs.append(
+                {
+                    "a": fa.name,
+                    "b": fb.name,
+                    "shared": len(inter),
+                    "only_a": len(sa - sb),
+                    "only_b": len(sb - sa),
+                    "jaccard": round(jac, 4),
+                    "shared_top": shared.select("token_id", "token").to_dicts(),
+                }
+            )
+            lines += [
+                f"## {fa.name} and {fb.name} share a tokenizer",
+                "",
+                f"Flagged in both: {len(inter):,}; only in {fa.name}: {len(sa - sb):,}; only in {fb.name}: "
+                f"{len(sb - sa):,}; Jaccard {jac:.3f}.",
+                "",
+                "Shared (by rank in the first): " + " ".join(md_token(t, 24) for t in shared["token"].to_list()),
+                "",
+            ]
     if not pairs:
         lines += ["No two of these folders share a tokenizer vocabulary, so only the summary above applies.", ""]
     return Comparison(summary=summary, pairs=pairs, markdown="\n".join(lines))

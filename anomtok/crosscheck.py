@@ -6,7 +6,6 @@ Kept only because ``anomtok.verify`` still imports ``metric_ranks`` from here: o
 
 from __future__ import annotations
 
-from .generation.crosscheck import (DEFAULT_KS, DEFAULT_TOP_FRACTIONS, CrossCheck, crosscheck, metric_ranks,
-                                    prompt_group)
+from .generation.crosscheck import DEFAULT_KS, DEFAULT_TOP_FRACTIONS, CrossCheck, crosscheck, metric_ranks, prompt_group
 
 __all__ = ["CrossCheck", "crosscheck", "metric_ranks", "prompt_group", "DEFAULT_KS", "DEFAULT_TOP_FRACTIONS"]

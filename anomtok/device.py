@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
-def resolve_device(name: str = "auto") -> "torch.device":
+def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when a GPU is visible, else CPU. Asking for CUDA without one is an error."""
     import torch
 

@@ -22,7 +22,7 @@ class FileInfo:
     fingerprint: str | None = None  # cheap: size, mtime and the first and last MiB (``cache.file_fingerprint``)
 
     @classmethod
-    def of(cls, path: str | Path, *, full_hash: bool = False) -> "FileInfo":
+    def of(cls, path: str | Path, *, full_hash: bool = False) -> FileInfo:
         """Describe a file without reading it whole (unless ``full_hash``)."""
         from .cache import file_fingerprint, file_sha256
 
@@ -72,5 +72,7 @@ class ModelEmbeddings:
 
     def __repr__(self) -> str:
         out = "tied" if self.tied else f"untied output {tuple(self.output.shape)}"
-        return (f"ModelEmbeddings({self.provenance.source!r}, input {self.shape}, {out}, "
-                f"{self.tokens.n_vocab} tokens, {self.provenance.format}/{self.provenance.dtype})")
+        return (
+            f"ModelEmbeddings({self.provenance.source!r}, input {self.shape}, {out}, "
+            f"{self.tokens.n_vocab} tokens, {self.provenance.format}/{self.provenance.dtype})"
+        )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import polars as pl
 
@@ -18,8 +19,18 @@ from .cache import atomic_path, atomic_write_bytes
 from .errors import InputError
 from .text import spreadsheet_safe
 
-__all__ = ["safe_for_spreadsheet", "write_csv", "write_ranking", "read_table", "read_json", "token_bytes",
-           "write_json", "write_knn", "read_knn", "KNN_FILE"]
+__all__ = [
+    "safe_for_spreadsheet",
+    "write_csv",
+    "write_ranking",
+    "read_table",
+    "read_json",
+    "token_bytes",
+    "write_json",
+    "write_knn",
+    "read_knn",
+    "KNN_FILE",
+]
 
 KNN_FILE = "knn.npz"  # the k-nearest-neighbour graph of a ranking (``Ranking.knn``), next to ranked.parquet
 
@@ -30,9 +41,7 @@ def safe_for_spreadsheet(frame: pl.DataFrame, columns: tuple[str, ...] = TEXT_CO
     cols = [c for c in columns if c in frame.columns]
     if not cols:
         return frame
-    return frame.with_columns(
-        [pl.col(c).map_elements(spreadsheet_safe, return_dtype=pl.String) for c in cols]
-    )
+    return frame.with_columns([pl.col(c).map_elements(spreadsheet_safe, return_dtype=pl.String) for c in cols])
 
 
 def write_csv(frame: pl.DataFrame, path: str | os.PathLike) -> Path:
@@ -52,8 +61,9 @@ def write_json(obj: Any, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def write_ranking(ranking: Any, out_dir: str | os.PathLike, *, step_key: Mapping[str, Any] | None = None,
-                  started: float | None = None) -> dict[str, Path]:
+def write_ranking(
+    ranking: Any, out_dir: str | os.PathLike, *, step_key: Mapping[str, Any] | None = None, started: float | None = None
+) -> dict[str, Path]:
     """``ranked.csv``, ``ranked.parquet`` and ``meta.json`` in ``out_dir`` (and ``knn.npz`` when the
     ranking has a neighbour graph, ``Ranking.knn``), committed together as
     the ``rank`` step (``steps.StepWriter``): all three are written to temporaries first and renamed
@@ -82,16 +92,20 @@ def write_knn(graph: Any, path: str | os.PathLike) -> Path:
     """The graph (``anomtok.knn.KnnGraph``) as an uncompressed ``.npz``: ``ids`` int32, ``sims``
     float32, ``exact_rows`` bool, ``info`` (JSON text). Written to ``path`` as given (a temporary of
     the rank step, or any file)."""
-    import numpy as np
-
     import io
     import zipfile
+
+    import numpy as np
 
     target = Path(path)
     # the same graph gives the same bytes: fixed zip dates, no timings (they are in meta.json)
     info = {k: v for k, v in graph.info.items() if k not in ("seconds", "approx_seconds")}
-    arrays = {"ids": graph.ids.astype(np.int32), "sims": graph.sims.astype(np.float32),
-              "exact_rows": graph.exact_rows.astype(bool), "info": np.array(json.dumps(info, default=str, sort_keys=True))}
+    arrays = {
+        "ids": graph.ids.astype(np.int32),
+        "sims": graph.sims.astype(np.float32),
+        "exact_rows": graph.exact_rows.astype(bool),
+        "info": np.array(json.dumps(info, default=str, sort_keys=True)),
+    }
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as zf:  # what np.load reads as .npz
         for name, arr in arrays.items():
             buf = io.BytesIO()
@@ -130,8 +144,9 @@ def read_table(path: str | os.PathLike) -> pl.DataFrame:
         if p.suffix == ".parquet":
             frame = pl.read_parquet(p)
         else:
-            frame = pl.read_csv(p, schema_overrides={"bytes_hex": pl.String, "token": pl.String},
-                                infer_schema_length=10000)
+            frame = pl.read_csv(
+                p, schema_overrides={"bytes_hex": pl.String, "token": pl.String}, infer_schema_length=10000
+            )
     except Exception as exc:  # noqa: BLE001 - polars raises several types
         raise InputError(f"{p}: not a readable table ({exc.__class__.__name__})") from None
     missing = [c for c in ("token_id", "bytes_hex") if c not in frame.columns]

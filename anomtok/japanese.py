@@ -32,15 +32,30 @@ Spaces, ASCII digits, ASCII punctuation and other symbols are neutral. The prolo
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from .text import char_script
 
 __all__ = [
-    "JA_CLASSES", "ja_class", "char_class", "japanese_kanji", "jis_x0208_kanji", "joyo_kanji", "jinmeiyo_kanji",
-    "BASIC_HIRAGANA", "BASIC_KATAKANA", "KANA_RANGES", "INVENTORIES", "inventory", "inventory_label",
-    "sample_path", "read_sample", "coverage", "summarize_coverage", "fertility",
+    "JA_CLASSES",
+    "ja_class",
+    "char_class",
+    "japanese_kanji",
+    "jis_x0208_kanji",
+    "joyo_kanji",
+    "jinmeiyo_kanji",
+    "BASIC_HIRAGANA",
+    "BASIC_KATAKANA",
+    "KANA_RANGES",
+    "INVENTORIES",
+    "inventory",
+    "inventory_label",
+    "sample_path",
+    "read_sample",
+    "coverage",
+    "summarize_coverage",
+    "fertility",
 ]
 
 JA_CLASSES = ("hiragana", "katakana", "halfwidth_katakana", "kanji", "ja_punct", "fullwidth", "mixed")
@@ -50,8 +65,11 @@ _KANA = frozenset({"hiragana", "katakana", "halfwidth_katakana"})
 BASIC_HIRAGANA = "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわをん"
 BASIC_KATAKANA = "".join(chr(ord(c) + 0x60) for c in BASIC_HIRAGANA)
 # Kana inventories: hiragana ぁ..ゖ ゝゞ, katakana ァ..ヺ ーヽヾ, half-width katakana ｦ..ﾟ.
-KANA_RANGES = {"hiragana": ((0x3041, 0x3096), (0x309D, 0x309E)), "katakana": ((0x30A1, 0x30FA), (0x30FC, 0x30FE)),
-               "halfwidth_katakana": ((0xFF66, 0xFF9F),)}
+KANA_RANGES = {
+    "hiragana": ((0x3041, 0x3096), (0x309D, 0x309E)),
+    "katakana": ((0x30A1, 0x30FA), (0x30FC, 0x30FE)),
+    "halfwidth_katakana": ((0xFF66, 0xFF9F),),
+}
 _PROLONGED = "\u30fc"
 _SHIME = "\u3006"  # 〆: Common in Unicode, a kanji in use
 _EXTRA_PUNCT = frozenset("\u30fb\u2026\u2025\u203b")  # ・ … ‥ ※
@@ -74,7 +92,7 @@ def _jis_row(row: int) -> list[str]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def jis_x0208_kanji(level: int = 1) -> frozenset[str]:
     """The 2,965 level-1 kanji of JIS X 0208 (rows 16–47, the kanji of common use), or the 3,390
     of level 2 (rows 48–84, rarer ones by radical; Chinese 个 and 很 are there too).
@@ -222,8 +240,11 @@ def inventory(sample: str | None = None, joyo: Sequence[str] | None = None) -> d
     (['の', '東'], ['京', '東'], 46, 88, 93)
     """
     text = read_sample("ja") if sample is None else sample
-    out = {"sample": sorted({c for c in text if not c.isascii() and c.isprintable()}),
-           "hiragana_basic": sorted(BASIC_HIRAGANA), "katakana_basic": sorted(BASIC_KATAKANA)}
+    out = {
+        "sample": sorted({c for c in text if not c.isascii() and c.isprintable()}),
+        "hiragana_basic": sorted(BASIC_HIRAGANA),
+        "katakana_basic": sorted(BASIC_KATAKANA),
+    }
     for name, ranges in KANA_RANGES.items():
         out[name] = [chr(cp) for lo, hi in ranges for cp in range(lo, hi + 1)]
     out["joyo"] = sorted(joyo_kanji() if joyo is None else set(joyo))
@@ -234,8 +255,13 @@ def inventory(sample: str | None = None, joyo: Sequence[str] | None = None) -> d
 Encoder = Callable[[list[str]], list[list[int]]]
 
 
-def coverage(chars: Sequence[str], encode: Encoder, single_char_ids: dict[str, list[int]],
-             fragment_ids: frozenset[int] = frozenset(), unk_ids: frozenset[int] = frozenset()) -> list[dict]:
+def coverage(
+    chars: Sequence[str],
+    encode: Encoder,
+    single_char_ids: dict[str, list[int]],
+    fragment_ids: frozenset[int] = frozenset(),
+    unk_ids: frozenset[int] = frozenset(),
+) -> list[dict]:
     """One record per character: ``in_vocab`` (a non-special token spells exactly this character),
     ``n_tokens`` (tokens the tokenizer spends on it, in a neutral context), ``single`` (one token,
     not the unknown token),
@@ -249,12 +275,18 @@ def coverage(chars: Sequence[str], encode: Encoder, single_char_ids: dict[str, l
     ids = encode(list(chars))
     out = []
     for ch, got in zip(chars, ids):
-        out.append({
-            "char": ch, "codepoint": f"U+{ord(ch):04X}", "class": char_class(ch),
-            "in_vocab": bool(single_char_ids.get(ch)), "n_tokens": len(got),
-            "single": len(got) == 1 and got[0] not in unk_ids,
-            "byte_pieces": any(i in fragment_ids for i in got), "unk": any(i in unk_ids for i in got),
-        })
+        out.append(
+            {
+                "char": ch,
+                "codepoint": f"U+{ord(ch):04X}",
+                "class": char_class(ch),
+                "in_vocab": bool(single_char_ids.get(ch)),
+                "n_tokens": len(got),
+                "single": len(got) == 1 and got[0] not in unk_ids,
+                "byte_pieces": any(i in fragment_ids for i in got),
+                "unk": any(i in unk_ids for i in got),
+            }
+        )
     return out
 
 
@@ -271,21 +303,33 @@ def summarize_coverage(records: list[dict], inventories: dict[str, list[str]]) -
             hist[key] = hist.get(key, 0) + 1
         n = len(rs)
         single = sum(r["single"] for r in rs)
-        return {"chars": n, "single_token": single, "single_token_pct": round(100 * single / n, 2) if n else None,
-                "in_vocab": sum(r["in_vocab"] for r in rs), "byte_pieces": sum(r["byte_pieces"] for r in rs),
-                "unk": sum(r["unk"] for r in rs), "mean_tokens": round(sum(r["n_tokens"] for r in rs) / n, 3) if n else None,
-                "tokens_histogram": dict(sorted(hist.items()))}
+        return {
+            "chars": n,
+            "single_token": single,
+            "single_token_pct": round(100 * single / n, 2) if n else None,
+            "in_vocab": sum(r["in_vocab"] for r in rs),
+            "byte_pieces": sum(r["byte_pieces"] for r in rs),
+            "unk": sum(r["unk"] for r in rs),
+            "mean_tokens": round(sum(r["n_tokens"] for r in rs) / n, 3) if n else None,
+            "tokens_histogram": dict(sorted(hist.items())),
+        }
 
     classes: dict[str, list[str]] = {}
     for r in records:
         classes.setdefault(r["class"], []).append(r["char"])
-    return {"all": stats([r["char"] for r in records]),
-            "by_inventory": {k: stats(v) for k, v in inventories.items() if v},
-            "by_class": {k: stats(v) for k, v in sorted(classes.items())}}
+    return {
+        "all": stats([r["char"] for r in records]),
+        "by_inventory": {k: stats(v) for k, v in inventories.items() if v},
+        "by_class": {k: stats(v) for k, v in sorted(classes.items())},
+    }
 
 
-def fertility(texts: dict[str, str], encode: Callable[[str], list[int]],
-              fragment_ids: frozenset[int] = frozenset(), unk_ids: frozenset[int] = frozenset()) -> dict[str, dict]:
+def fertility(
+    texts: dict[str, str],
+    encode: Callable[[str], list[int]],
+    fragment_ids: frozenset[int] = frozenset(),
+    unk_ids: frozenset[int] = frozenset(),
+) -> dict[str, dict]:
     """Tokens per character and per UTF-8 byte of each text, with the byte pieces (tokens that are
     not whole characters) and unknown tokens among them.
 
@@ -297,7 +341,9 @@ def fertility(texts: dict[str, str], encode: Callable[[str], list[int]],
         ids = encode(text)
         n_chars, n_bytes = len(text), len(text.encode("utf-8"))
         out[name] = {
-            "chars": n_chars, "bytes": n_bytes, "tokens": len(ids),
+            "chars": n_chars,
+            "bytes": n_bytes,
+            "tokens": len(ids),
             "tokens_per_char": round(len(ids) / n_chars, 4) if n_chars else None,
             "tokens_per_byte": round(len(ids) / n_bytes, 4) if n_bytes else None,
             "chars_per_token": round(n_chars / len(ids), 4) if ids else None,

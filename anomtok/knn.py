@@ -37,8 +37,16 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["KnnGraph", "exact_knn", "nndescent_knn", "knn_graph", "sample_recall", "neighbourhood_columns",
-           "exact_cost", "NNDESCENT_DEGREE"]
+__all__ = [
+    "KnnGraph",
+    "exact_knn",
+    "nndescent_knn",
+    "knn_graph",
+    "sample_recall",
+    "neighbourhood_columns",
+    "exact_cost",
+    "NNDESCENT_DEGREE",
+]
 
 # Neighbours per row of the NN-descent graph (of which the k nearest are kept); chosen by
 # bench/bench_knn.py: the recall on Gemma 3's 262k rows grows with it, and so does the time.
@@ -75,7 +83,7 @@ class KnnGraph:
             return False
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             for start in range(0, M.shape[0], block):
-                ids = self.ids[start:start + block]
+                ids = self.ids[start : start + block]
                 has = ids >= 0
                 if not has.any():
                     continue
@@ -115,8 +123,10 @@ class KnnGraph:
         if need and (mapped < 0).any():
             return None
         indices = np.concatenate([np.arange(rows.size, dtype=np.int64)[:, None], mapped], axis=1)
-        dist = np.concatenate([np.zeros((rows.size, 1), np.float32),
-                               np.maximum(1.0 - self.sims[rows, :need], 0.0).astype(np.float32)], axis=1)
+        dist = np.concatenate(
+            [np.zeros((rows.size, 1), np.float32), np.maximum(1.0 - self.sims[rows, :need], 0.0).astype(np.float32)],
+            axis=1,
+        )
         return indices, dist
 
 
@@ -135,8 +145,9 @@ def _tie_order(ids: torch.Tensor, sims: torch.Tensor) -> tuple[torch.Tensor, tor
     return ids.gather(1, o), sims.gather(1, o)
 
 
-def exact_knn(E: torch.Tensor, valid: torch.Tensor, k: int, rows: torch.Tensor | None = None,
-              block: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def exact_knn(
+    E: torch.Tensor, valid: torch.Tensor, k: int, rows: torch.Tensor | None = None, block: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact k nearest other valid rows by cosine, blockwise: ``(ids, sims)``, both ``(V, k)``
     (long, ``E.dtype``), ``-1`` / NaN for rows not asked for (``rows``: optional ``(R,)`` ids,
     default every valid row), invalid rows and missing places. ``block`` query rows at a time
@@ -155,7 +166,7 @@ def exact_knn(E: torch.Tensor, valid: torch.Tensor, k: int, rows: torch.Tensor |
     todo = cand if rows is None else rows[valid[rows]]
     b = block or max(1, min(4096, (1 << 25) // cand.numel()))
     for start in range(0, todo.numel(), b):
-        r = todo[start:start + b]
+        r = todo[start : start + b]
         S = U[r] @ Ct  # (b, n_valid)
         S[torch.arange(r.numel(), device=E.device), pos[r]] = -math.inf  # not its own neighbour
         v, a = torch.topk(S, kk, dim=1)
@@ -165,8 +176,15 @@ def exact_knn(E: torch.Tensor, valid: torch.Tensor, k: int, rows: torch.Tensor |
     return ids, sims
 
 
-def nndescent_knn(E: torch.Tensor, valid: torch.Tensor, k: int, *, degree: int = NNDESCENT_DEGREE, seed: int = 0,
-                  threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def nndescent_knn(
+    E: torch.Tensor,
+    valid: torch.Tensor,
+    k: int,
+    *,
+    degree: int = NNDESCENT_DEGREE,
+    seed: int = 0,
+    threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Approximate k nearest other valid rows by cosine: pynndescent's NN-descent graph of
     ``degree`` neighbours (seeded), of which the ``k`` nearest are kept. ``(ids, sims)`` as numpy
     ``(V, k)`` int64 / float32, ``-1`` / NaN where missing. A larger ``degree`` costs time and
@@ -186,9 +204,16 @@ def nndescent_knn(E: torch.Tensor, valid: torch.Tensor, k: int, *, degree: int =
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*n_jobs value .* overridden.*")
         warnings.filterwarnings("ignore", message=".*Failed to correctly find n_neighbors.*")  # places left -1
-        index = pynndescent.NNDescent(X, metric="cosine", n_neighbors=graph_k, random_state=seed,
-                                      n_jobs=threads or torch.get_num_threads(), compressed=False,
-                                      low_memory=True, verbose=False)
+        index = pynndescent.NNDescent(
+            X,
+            metric="cosine",
+            n_neighbors=graph_k,
+            random_state=seed,
+            n_jobs=threads or torch.get_num_threads(),
+            compressed=False,
+            low_memory=True,
+            verbose=False,
+        )
         I, dist = index.neighbor_graph
     I = np.asarray(I, dtype=np.int64)
     own = I == np.arange(n)[:, None]
@@ -224,13 +249,14 @@ def _pair_cos(X: np.ndarray, cols: np.ndarray, rows: np.ndarray | None = None, b
     rows = np.arange(cols.shape[0]) if rows is None else rows
     out = np.empty(cols.shape, dtype=np.float32)
     for s in range(0, cols.shape[0], block):
-        c = cols[s:s + block]
-        out[s:s + block] = np.matmul(X[np.maximum(c, 0)], X[rows[s:s + block], :, None])[:, :, 0]
+        c = cols[s : s + block]
+        out[s : s + block] = np.matmul(X[np.maximum(c, 0)], X[rows[s : s + block], :, None])[:, :, 0]
     return np.where(cols >= 0, out, -np.inf).astype(np.float32)
 
 
-def sample_recall(approx_ids: np.ndarray, approx_sims: np.ndarray, exact_ids: np.ndarray,
-                  exact_sims: np.ndarray, tol: float = 1e-5) -> dict[str, float]:
+def sample_recall(
+    approx_ids: np.ndarray, approx_sims: np.ndarray, exact_ids: np.ndarray, exact_sims: np.ndarray, tol: float = 1e-5
+) -> dict[str, float]:
     """How well approximate neighbour lists match exact ones, over the rows given (``(R, k)`` each,
     the same rows in the same order; rows with no exact neighbour are skipped).
 
@@ -247,7 +273,13 @@ def sample_recall(approx_ids: np.ndarray, approx_sims: np.ndarray, exact_ids: np
     rows = places.any(axis=1)
     if not rows.any():
         return {"recall": math.nan, "recall_ids": math.nan, "nn1": math.nan, "mean_cos_error": math.nan, "rows": 0}
-    a_ids, a_sims, e_ids, e_sims, places = approx_ids[rows], approx_sims[rows], exact_ids[rows], exact_sims[rows], places[rows]
+    a_ids, a_sims, e_ids, e_sims, places = (
+        approx_ids[rows],
+        approx_sims[rows],
+        exact_ids[rows],
+        exact_sims[rows],
+        places[rows],
+    )
     n_places = places.sum(axis=1)
     kth = e_sims[np.arange(len(e_sims)), n_places - 1]
     a_ok = (a_ids >= 0) & places
@@ -256,15 +288,27 @@ def sample_recall(approx_ids: np.ndarray, approx_sims: np.ndarray, exact_ids: np
     nn1 = a_ok[:, 0] & (np.nan_to_num(a_sims[:, 0], nan=-np.inf) >= e_sims[:, 0] - tol)
     with np.errstate(invalid="ignore"):
         err = (np.where(places, e_sims, 0).sum(1) - np.where(a_ok, a_sims, 0).sum(1)) / n_places
-    return {"recall": round(float(hits.sum() / n_places.sum()), 6),
-            "recall_ids": round(float(same.any(axis=2).sum() / n_places.sum()), 6),
-            "nn1": round(float(nn1.mean()), 6), "mean_cos_error": round(float(err.mean()), 6),
-            "rows": int(rows.sum())}
+    return {
+        "recall": round(float(hits.sum() / n_places.sum()), 6),
+        "recall_ids": round(float(same.any(axis=2).sum() / n_places.sum()), 6),
+        "nn1": round(float(nn1.mean()), 6),
+        "mean_cos_error": round(float(err.mean()), 6),
+        "rows": int(rows.sum()),
+    }
 
 
-def knn_graph(E: torch.Tensor, valid: torch.Tensor, k: int = 15, *, method: str = "exact", seed: int = 0,
-              exact_rows: torch.Tensor | None = None, recall_sample: int = 2048,
-              degree: int = NNDESCENT_DEGREE, threads: int | None = None) -> KnnGraph:
+def knn_graph(
+    E: torch.Tensor,
+    valid: torch.Tensor,
+    k: int = 15,
+    *,
+    method: str = "exact",
+    seed: int = 0,
+    exact_rows: torch.Tensor | None = None,
+    recall_sample: int = 2048,
+    degree: int = NNDESCENT_DEGREE,
+    threads: int | None = None,
+) -> KnnGraph:
     """The k nearest neighbours of every valid row. ``method="exact"``: :func:`exact_knn`.
     ``method="nndescent"``: :func:`nndescent_knn`, then exact search for ``recall_sample``
     random valid rows (seeded) and the rows ``exact_rows`` (e.g. the most suspicious tokens);
@@ -295,9 +339,15 @@ def knn_graph(E: torch.Tensor, valid: torch.Tensor, k: int = 15, *, method: str 
         ids[ok], sims[ok] = ei[ok], es[ok]
         done = np.zeros(V, dtype=bool)
         done[ok] = True
-        info |= {"method": "nndescent", "library": f"pynndescent {_version('pynndescent')}", "degree": degree,
-                 "seed": seed, "recall_sample": int(sample.size), **rec,
-                 "exact_rows": int(done.sum())}
+        info |= {
+            "method": "nndescent",
+            "library": f"pynndescent {_version('pynndescent')}",
+            "degree": degree,
+            "seed": seed,
+            "recall_sample": int(sample.size),
+            **rec,
+            "exact_rows": int(done.sum()),
+        }
     else:
         raise ValueError(f"method must be 'exact' or 'nndescent', not {method!r}")
     return KnnGraph(ids=ids, sims=sims, exact_rows=done, info=info)

@@ -38,7 +38,6 @@ __all__ = [
 ]
 
 
-
 def valid_rows(E: torch.Tensor) -> torch.Tensor:
     """``(V,)`` bool: rows whose entries are all finite and whose norm is not zero."""
     norms = torch.linalg.vector_norm(E, dim=1)  # NaN or inf as soon as one entry is
@@ -148,8 +147,13 @@ def remove_first_pc(E: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return X - torch.outer(X @ pc, pc)
 
 
-def reference_cosine(E: torch.Tensor, valid: torch.Tensor, reference: torch.Tensor,
-                     drop_first_pc: bool = True, pc_removed: torch.Tensor | None = None) -> torch.Tensor:
+def reference_cosine(
+    E: torch.Tensor,
+    valid: torch.Tensor,
+    reference: torch.Tensor,
+    drop_first_pc: bool = True,
+    pc_removed: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``(V,)`` the under-trained indicator of Land & Bartolo (2024, "Fishing for Magikarp").
 
     Cosine similarity of each row to the mean of the ``reference`` rows (tokens known never to

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
 from .inputs import check_int
@@ -37,11 +38,22 @@ from .inputs import check_int
 if TYPE_CHECKING:  # pragma: no cover
     from .generation.options import GenerationOptions
     from .generation.sampler import SamplerConfig
-    from .ranking import RankOptions
     from .maps.options import MapOptions
+    from .ranking import RankOptions
 
-__all__ = ["NearestOptions", "AuditOptions", "NegtempOptions", "SweepOptions", "VerifyOptions", "PlotOptions",
-           "CompareOptions", "DetectOptions", "make_options", "NEGTEMP_TEMPERATURE", "PLOT_FORMATS"]
+__all__ = [
+    "NearestOptions",
+    "AuditOptions",
+    "NegtempOptions",
+    "SweepOptions",
+    "VerifyOptions",
+    "PlotOptions",
+    "CompareOptions",
+    "DetectOptions",
+    "make_options",
+    "NEGTEMP_TEMPERATURE",
+    "PLOT_FORMATS",
+]
 
 NEGTEMP_TEMPERATURE = -0.001  # negtemp's default: the least likely token at every step
 PLOT_FORMATS = ("png", "svg")
@@ -216,9 +228,17 @@ class NegtempOptions:
     def feature_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``anomtok.generation.negtemp`` these options set."""
         g = self.generation
-        return {"config": self.sampler, "max_new_tokens": g.max_new_tokens, "seed": g.seed,
-                "batch_size": g.batch_size, "stop_at_eos": g.stop_at_eos, "timeout_s": g.timeout_s,
-                "device": g.device, "dtype": g.dtype, "device_map": g.device_map}
+        return {
+            "config": self.sampler,
+            "max_new_tokens": g.max_new_tokens,
+            "seed": g.seed,
+            "batch_size": g.batch_size,
+            "stop_at_eos": g.stop_at_eos,
+            "timeout_s": g.timeout_s,
+            "device": g.device,
+            "dtype": g.dtype,
+            "device_map": g.device_map,
+        }
 
 
 @dataclass(frozen=True)
@@ -259,9 +279,17 @@ class SweepOptions:
     def feature_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``anomtok.generation.sweep`` these options set."""
         g = self.generation
-        return {"temperatures": list(self.temperatures), "max_new_tokens": g.max_new_tokens, "seed": g.seed,
-                "batch_size": g.batch_size, "metric": self.metric, "device": g.device, "dtype": g.dtype,
-                "device_map": g.device_map, "timeout_s": g.timeout_s}
+        return {
+            "temperatures": list(self.temperatures),
+            "max_new_tokens": g.max_new_tokens,
+            "seed": g.seed,
+            "batch_size": g.batch_size,
+            "metric": self.metric,
+            "device": g.device,
+            "dtype": g.dtype,
+            "device_map": g.device_map,
+            "timeout_s": g.timeout_s,
+        }
 
 
 @dataclass(frozen=True)
@@ -295,16 +323,35 @@ class VerifyOptions:
                 raise InputError(f"token_ids must be token ids (integers >= 0), not {self.token_ids!r}")
             _set(self, "token_ids", ids)
         _bool(self, "settle")
-        check_settings(metrics=self.metrics, top=self.top, random_sample=self.random_sample, kinds=self.kinds,
-                       threshold=self.threshold, n_positions=self.n_positions, batch_size=self.batch_size,
-                       seed=self.seed, device=self.device, dtype=self.dtype)
+        check_settings(
+            metrics=self.metrics,
+            top=self.top,
+            random_sample=self.random_sample,
+            kinds=self.kinds,
+            threshold=self.threshold,
+            n_positions=self.n_positions,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            device=self.device,
+            dtype=self.dtype,
+        )
 
     def feature_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``anomtok.verify.verify`` these options set."""
-        return {"metrics": list(self.metrics) or None, "top": self.top, "random_sample": self.random_sample,
-                "kinds": self.kinds, "token_ids": list(self.token_ids) if self.token_ids is not None else None,
-                "threshold": self.threshold, "n_positions": self.n_positions, "batch_size": self.batch_size,
-                "settle": self.settle, "seed": self.seed, "device": self.device, "dtype": self.dtype}
+        return {
+            "metrics": list(self.metrics) or None,
+            "top": self.top,
+            "random_sample": self.random_sample,
+            "kinds": self.kinds,
+            "token_ids": list(self.token_ids) if self.token_ids is not None else None,
+            "threshold": self.threshold,
+            "n_positions": self.n_positions,
+            "batch_size": self.batch_size,
+            "settle": self.settle,
+            "seed": self.seed,
+            "device": self.device,
+            "dtype": self.dtype,
+        }
 
 
 @dataclass(frozen=True)

@@ -35,15 +35,19 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .errors import InputError
 
 __all__ = ["OutputTarget", "prepare_output", "check_dir", "make_dir", "ranking_inputs", "RANK_FILES", "RANK_WRITES"]
 
 RANK_FILES = ("ranked.csv", "ranked.parquet", "meta.json")
-RANK_WRITES = (*RANK_FILES, "knn.npz", ".steps/")  # write_ranking also writes the neighbour graph and records the rank step
+RANK_WRITES = (
+    *RANK_FILES,
+    "knn.npz",
+    ".steps/",
+)  # write_ranking also writes the neighbour graph and records the rank step
 PROBE_BYTES = 4096  # written (and synced) by the writability probe: a full disk fails here
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _NO_SPACE_TEXT = ("No space left on device", "os error 28", "Disk quota exceeded", "File too large")
@@ -213,9 +217,15 @@ def _spec_path(spec: object) -> Path | None:
     return p if p.exists() else None
 
 
-def prepare_output(path: str | os.PathLike, *, kind: str = "dir", inputs: Iterable[object] = (),
-                   report_dirs: Iterable[object] = (), writes: Iterable[str] = (),
-                   keep_partial: bool = False) -> OutputTarget:
+def prepare_output(
+    path: str | os.PathLike,
+    *,
+    kind: str = "dir",
+    inputs: Iterable[object] = (),
+    report_dirs: Iterable[object] = (),
+    writes: Iterable[str] = (),
+    keep_partial: bool = False,
+) -> OutputTarget:
     """Check an output before the work: see the module docstring for the rules.
 
     ``kind``: "dir" (an output folder) or "file". ``inputs``: what the command reads: files, and
@@ -242,8 +252,9 @@ def prepare_output(path: str | os.PathLike, *, kind: str = "dir", inputs: Iterab
     for d in report_dirs:
         dp = _spec_path(d)
         if dp is not None and _inside(real, dp.resolve()):
-            raise InputError(f"{out}: is inside the report folder {d}, which this command reads; "
-                             "write the output outside it")
+            raise InputError(
+                f"{out}: is inside the report folder {d}, which this command reads; write the output outside it"
+            )
     # (resolved path, as the user would write it) of everything the command writes
     targets = [(real, out)] if kind == "file" else [(real / n.rstrip("/"), out / n.rstrip("/")) for n in names]
     folders = set() if kind == "file" else {real / n.rstrip("/") for n in names if n.endswith("/")}
@@ -255,18 +266,21 @@ def prepare_output(path: str | os.PathLike, *, kind: str = "dir", inputs: Iterab
         if ip.is_dir():
             for t, shown in targets:
                 if t in folders and _inside(ir, t):
-                    raise InputError(f"{shown}: holds the input {spec}, and the command writes into it; "
-                                     "choose another output")
+                    raise InputError(
+                        f"{shown}: holds the input {spec}, and the command writes into it; choose another output"
+                    )
                 if _inside(t, ir) and os.path.lexists(t):
-                    raise InputError(f"{shown}: exists in the input folder {spec} and would be overwritten; "
-                                     "choose another output")
+                    raise InputError(
+                        f"{shown}: exists in the input folder {spec} and would be overwritten; choose another output"
+                    )
             continue
         for t, shown in targets:
             if _same(ir, t):
                 raise InputError(f"{shown}: is the input {spec}; the output would overwrite it, choose another path")
             if t in folders and _inside(ir, t):
-                raise InputError(f"{shown}: holds the input {spec}, and the command writes into that folder; "
-                                 "choose another output")
+                raise InputError(
+                    f"{shown}: holds the input {spec}, and the command writes into that folder; choose another output"
+                )
     # -- writable, checked without leaving anything behind
     anchor, missing = _nearest_existing(out if kind == "dir" else out.parent)
     _probe(anchor, out)

@@ -26,7 +26,8 @@ import os
 import sys
 import time
 import warnings
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 __all__ = ["note", "step", "bar", "configure", "enabled", "LOGGER"]
 

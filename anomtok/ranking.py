@@ -54,12 +54,20 @@ __all__ = ["RankOptions", "Ranking", "rank", "METRICS", "DIRECTIONS", "order_by"
 
 log = logging.getLogger(__name__)
 
-METRICS = ("score", "unused_ref_cos", "norm", "centroid_l2", "centroid_cos", "mean_cos",
-           "pc1_removed_cos", "nn_cos")
+METRICS = ("score", "unused_ref_cos", "norm", "centroid_l2", "centroid_cos", "mean_cos", "pc1_removed_cos", "nn_cos")
 # Which end of each metric is "suspicious" by default (True = high values first).
-DIRECTIONS = {"score": True, "unused_ref_cos": True, "norm": False, "centroid_l2": False,
-              "centroid_cos": True, "mean_cos": True, "pc1_removed_cos": True, "nn_cos": True,
-              "knn_mean_cos": True, "knn_ref_share": True}
+DIRECTIONS = {
+    "score": True,
+    "unused_ref_cos": True,
+    "norm": False,
+    "centroid_l2": False,
+    "centroid_cos": True,
+    "mean_cos": True,
+    "pc1_removed_cos": True,
+    "nn_cos": True,
+    "knn_mean_cos": True,
+    "knn_ref_share": True,
+}
 NN_MODES = ("auto", "exact", "approx", "off")
 
 
@@ -117,12 +125,18 @@ class Ranking:
         sc = m.get("score") or {}
         lines = [f"Ranking of {name}: {rows:,} tokens × {dim}"]
         if sc:
-            lines.append(f"  score: cosine to the mean of {sc.get('reference_size')} reference tokens "
-                         f"({sc.get('reference_source')}) on the {sc.get('matrix')}; {sc.get('flagged', 0):,} flagged")
+            lines.append(
+                f"  score: cosine to the mean of {sc.get('reference_size')} reference tokens "
+                f"({sc.get('reference_source')}) on the {sc.get('matrix')}; {sc.get('flagged', 0):,} flagged"
+            )
         if {"rank", "token", "score"} <= set(f.columns):
             top = f.filter(~pl.col("is_reference")) if "is_reference" in f.columns else f
-            shown = [f"#{r['rank']} ⟨{r['token'][:16]}⟩ {r['score']:.3f}" if r["score"] is not None
-                     else f"#{r['rank']} ⟨{r['token'][:16]}⟩" for r in top.head(5).iter_rows(named=True)]
+            shown = [
+                f"#{r['rank']} ⟨{r['token'][:16]}⟩ {r['score']:.3f}"
+                if r["score"] is not None
+                else f"#{r['rank']} ⟨{r['token'][:16]}⟩"
+                for r in top.head(5).iter_rows(named=True)
+            ]
             lines.append(f"  top 5{' outside the reference set' if top is not f else ''}: {', '.join(shown)}")
         knn = f"; .knn: {self.knn.k} nearest neighbours of every token" if self.knn is not None else ""
         lines.append(f"  .frame: {f.height:,} rows × {f.width} columns; .meta; .top(k, metric){knn}")
@@ -134,7 +148,9 @@ def order_by(frame: pl.DataFrame, metric: str, far: bool = False, include_paddin
 
     Invalid rows (NaN metric) go last here; padding rows are left out unless asked for."""
     if metric not in frame.columns or metric in ("token", "bytes_hex", "kind", "script"):
-        raise InputError(f"unknown metric {metric!r}; choose from {', '.join(m for m in METRICS if m in frame.columns)}")
+        raise InputError(
+            f"unknown metric {metric!r}; choose from {', '.join(m for m in METRICS if m in frame.columns)}"
+        )
     desc = DIRECTIONS.get(metric, True) != far
     f = frame if include_padding else frame.filter(pl.col("kind") != "padding")
     return f.sort(metric, descending=desc, nulls_last=True, maintain_order=True)
@@ -201,8 +217,10 @@ def rank(emb: ModelEmbeddings, options: RankOptions | None = None, progress: Any
         ref = torch.zeros(V, dtype=torch.bool, device=dev)
         ref[torch.argsort(torch.nan_to_num(xpc1, nan=-math.inf), descending=True)[:k]] = True
         ref &= xvalid
-        ref_source = (f"fallback: the {k} tokens with the highest pc1_removed_cos "
-                      f"(the token table has {n_table_ref} reference tokens)")
+        ref_source = (
+            f"fallback: the {k} tokens with the highest pc1_removed_cos "
+            f"(the token table has {n_table_ref} reference tokens)"
+        )
         log.info("too few reference tokens in the token table; %s", ref_source)
     ref_cos = M.reference_cosine(X, xvalid, ref, pc_removed=Xr)
     score = ref_cos.clone()
@@ -217,14 +235,26 @@ def rank(emb: ModelEmbeddings, options: RankOptions | None = None, progress: Any
         graph = K.knn_graph(E, valid, opt.knn_k, method="exact")
     elif mode == "approx":
         top = torch.argsort(torch.nan_to_num(score, nan=-math.inf), descending=True)[: opt.nn_top]
-        graph = K.knn_graph(E, valid, opt.knn_k, method="nndescent", seed=opt.seed, exact_rows=top,
-                            recall_sample=opt.nn_sample, degree=opt.nn_degree)
+        graph = K.knn_graph(
+            E,
+            valid,
+            opt.knn_k,
+            method="nndescent",
+            seed=opt.seed,
+            exact_rows=top,
+            recall_sample=opt.nn_sample,
+            degree=opt.nn_degree,
+        )
     if graph is not None:
         nbh = K.neighbourhood_columns(graph, ref.cpu().numpy())
         nn_exact = graph.exact_rows
     else:
-        nbh = {"nn_cos": np.full(V, np.nan), "nn_id": np.full(V, -1, np.int64), "knn_mean_cos": np.full(V, np.nan),
-               "knn_ref_share": np.full(V, np.nan)}
+        nbh = {
+            "nn_cos": np.full(V, np.nan),
+            "nn_id": np.full(V, -1, np.int64),
+            "knn_mean_cos": np.full(V, np.nan),
+            "knn_ref_share": np.full(V, np.nan),
+        }
         nn_exact = np.zeros(V, dtype=bool)
     tick("nn_cos")
 
@@ -287,8 +317,10 @@ def rank(emb: ModelEmbeddings, options: RankOptions | None = None, progress: Any
             "reference_size": int(ref.sum()),
             "reference_kinds": {str(k): int(v) for k, v in zip(*np.unique(kinds[cpu(ref)], return_counts=True))},
             "flag_threshold": threshold,
-            "flag_rule": (f"not in the reference set and score >= the {opt.flag_quantile:g} quantile "
-                          f"of the reference tokens' scores"),
+            "flag_rule": (
+                f"not in the reference set and score >= the {opt.flag_quantile:g} quantile "
+                f"of the reference tokens' scores"
+            ),
             "flagged": int(flagged.sum()),
         },
         "nn_mode": _nn_mode(mode, graph),
@@ -305,6 +337,8 @@ def _nn_mode(mode: str, graph: K.KnnGraph | None) -> str:
     if graph is None or mode != "approx":
         return mode
     i = graph.info
-    return (f"approx: pynndescent NN-descent (degree {i['degree']}, seed {i['seed']}); recall@{i['k']} "
-            f"{i['recall']:.3f} against exact search on {i['recall_sample']} random rows; exact for those rows "
-            f"and the top by score ({i['exact_rows']} rows, nn_exact)")
+    return (
+        f"approx: pynndescent NN-descent (degree {i['degree']}, seed {i['seed']}); recall@{i['k']} "
+        f"{i['recall']:.3f} against exact search on {i['recall_sample']} random rows; exact for those rows "
+        f"and the top by score ({i['exact_rows']} rows, nn_exact)"
+    )

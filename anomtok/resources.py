@@ -20,7 +20,6 @@ def data_file(name: str) -> Path:
         raise ValueError(f"not a packaged data file: {name!r}")
     ref = resources.files("anomtok").joinpath("data", name)
     if not ref.is_file():
-        raise InputError(f"the packaged file anomtok/data/{name} is missing from this installation "
-                         "(reinstall anomtok)")
+        raise InputError(f"the packaged file anomtok/data/{name} is missing from this installation (reinstall anomtok)")
     # anomtok is never imported from a zip, so the resource is a real file on disk.
     return Path(str(ref))

@@ -17,19 +17,17 @@ re-ranking with other settings reruns every step built on the ranking.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
-
-import polars as pl
+from typing import Any
 
 from ._version import __version__
-from .errors import InputError
 from .cache import remove_stale_temps
+from .errors import InputError
 from .steps import StepCache, files_digest, model_fingerprint, rank_key
 
 __all__ = ["ScanOptions", "ScanPlan", "ScanResult", "plan_steps", "scan", "STEPS"]
@@ -107,10 +105,15 @@ class ScanOptions:
             "rank_options": RankOptions(device=self.device, seed=self.seed),
             "negtemp_options": NegtempOptions(
                 sampler=SamplerConfig(temperature=self.temperature),
-                generation=GenerationOptions(max_new_tokens=self.max_new_tokens, seed=self.seed, device=self.device)),
+                generation=GenerationOptions(max_new_tokens=self.max_new_tokens, seed=self.seed, device=self.device),
+            ),
             "verify_options": VerifyOptions(top=self.verify_top, seed=self.seed, device=self.device),
-            "map_options": MapOptions(full=True if self.umap_full else None, sample=self.umap_sample,
-                                      max_full_rows=self.umap_full_max_rows, seed=self.seed),
+            "map_options": MapOptions(
+                full=True if self.umap_full else None,
+                sample=self.umap_sample,
+                max_full_rows=self.umap_full_max_rows,
+                seed=self.seed,
+            ),
         }
         for name, value in parts.items():
             object.__setattr__(self, name, value)
@@ -119,13 +122,17 @@ class ScanOptions:
 @dataclass
 class ScanResult:
     out_dir: Path
-    steps: dict[str, dict[str, Any]] = field(default_factory=dict)  # step -> {"status": ran|reused|skipped, "seconds": s}
+    steps: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # step -> {"status": ran|reused|skipped, "seconds": s}
     seconds: float = 0.0
 
     def __repr__(self) -> str:
         """Two lines: where, how long, and each step's status."""
-        steps = ", ".join(f"{name} {st.get('status')}" + (f" {st['seconds']:.1f} s" if st.get("status") == "ran" else "")
-                          for name, st in self.steps.items())
+        steps = ", ".join(
+            f"{name} {st.get('status')}" + (f" {st['seconds']:.1f} s" if st.get("status") == "ran" else "")
+            for name, st in self.steps.items()
+        )
         return f"ScanResult: {self.out_dir} in {self.seconds:.1f} s\n  steps: {steps or 'none'}"
 
 
@@ -147,18 +154,26 @@ def plan_steps(config: dict[str, Any], options: ScanOptions) -> ScanPlan:
     Negative-temperature generation and verification need a decoder-only (causal) LM; a model
     whose kind is unknown runs them, with a warning, and they fail with a clear error if it is not one."""
     causal = config.get("causal")
-    why = str(config.get("causal_why") or f"{config.get('architecture') or 'unknown architecture'}: "
-              + ("not a causal LM" if causal is False else "an architecture anomtok does not know"))
+    why = str(
+        config.get("causal_why")
+        or f"{config.get('architecture') or 'unknown architecture'}: "
+        + ("not a causal LM" if causal is False else "an architecture anomtok does not know")
+    )
     skip: dict[str, str] = {}
     warnings: list[str] = []
-    for step, wanted, flag in (("negtemp", options.generate, "--no-generate"), ("verify", options.verify, "--no-verify")):
+    for step, wanted, flag in (
+        ("negtemp", options.generate, "--no-generate"),
+        ("verify", options.verify, "--no-verify"),
+    ):
         if not wanted:
             skip[step] = flag
         elif causal is False:
             skip[step] = why
     if causal is None and not {"negtemp", "verify"} <= skip.keys():
-        warnings.append(f"{why}: negative-temperature generation and verification are tried; they stop with an "
-                        "error if it is not a decoder-only LM")
+        warnings.append(
+            f"{why}: negative-temperature generation and verification are tried; they stop with an "
+            "error if it is not a decoder-only LM"
+        )
     return ScanPlan(skip=skip, warnings=tuple(warnings))
 
 
@@ -173,8 +188,12 @@ def _prompts(n: int) -> tuple[list[str], list[str]]:
     return texts, files
 
 
-def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
-         progress: Callable[[str, str], None] | None = None) -> ScanResult:
+def scan(
+    model: str,
+    out_dir: str | Path,
+    options: ScanOptions | None = None,
+    progress: Callable[[str, str], None] | None = None,
+) -> ScanResult:
     """Run every step on ``model`` into ``out_dir`` (see the module docstring)."""
     from .export import read_json, read_table, write_ranking
     from .loading import load
@@ -200,15 +219,20 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
         say(step, f"will be skipped: {why}")
     model_fp = model_fingerprint(emb.provenance.to_dict())
 
-    def run(step: str, settings: dict[str, Any], outputs: list[str], fn: Callable[[], None],
-            reads: tuple[str, ...] = (), key: dict[str, Any] | None = None) -> None:
+    def run(
+        step: str,
+        settings: dict[str, Any],
+        outputs: list[str],
+        fn: Callable[[], None],
+        reads: tuple[str, ...] = (),
+        key: dict[str, Any] | None = None,
+    ) -> None:
         """Run ``step`` unless its key (settings, the model's fingerprint, the content of the
         upstream files it ``reads``) and its outputs are as a finished run left them. A given
         ``key``: ``fn`` commits the outputs and the marker itself (as ``anomtok rank`` does)."""
         commits_itself = key is not None
         if key is None:
-            key = {"settings": base | settings, "model": model_fp,
-                   "reads": {r: files_digest(out, [r]) for r in reads}}
+            key = {"settings": base | settings, "model": model_fp, "reads": {r: files_digest(out, [r]) for r in reads}}
         if steps.done(step, key):
             result.steps[step] = {"status": "reused", "seconds": steps.seconds(step)}
             say(step, "reused")
@@ -243,30 +267,59 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
     run("audit", {}, ["audit/audit.json", "audit/audit.md", "audit/audit.csv"], do_audit, reads=("ranked.parquet",))
 
     if plan.runs("negtemp"):
+
         def do_negtemp() -> None:
             from .generation import negtemp
 
             texts, files = _prompts(opt.prompts_per_language)
-            negtemp(model, texts, ranking=ranking, embeddings=emb, out_dir=out / "negtemp", progress=True,
-                    prompt_files=files, **opt.negtemp_options.feature_kwargs())
+            negtemp(
+                model,
+                texts,
+                ranking=ranking,
+                embeddings=emb,
+                out_dir=out / "negtemp",
+                progress=True,
+                prompt_files=files,
+                **opt.negtemp_options.feature_kwargs(),
+            )
 
-        run("negtemp", {"T": opt.temperature, "max_new_tokens": opt.max_new_tokens, "seed": opt.seed,
-                        "prompts_per_language": opt.prompts_per_language},
-            ["negtemp/generations.jsonl", "negtemp/negtemp_tokens.csv", "negtemp/crosscheck.json"], do_negtemp,
-            reads=("ranked.parquet",))
+        run(
+            "negtemp",
+            {
+                "T": opt.temperature,
+                "max_new_tokens": opt.max_new_tokens,
+                "seed": opt.seed,
+                "prompts_per_language": opt.prompts_per_language,
+            },
+            ["negtemp/generations.jsonl", "negtemp/negtemp_tokens.csv", "negtemp/crosscheck.json"],
+            do_negtemp,
+            reads=("ranked.parquet",),
+        )
     else:
         result.steps["negtemp"] = {"status": "skipped", "why": plan.skip["negtemp"]}
         say("negtemp", "skipped")
 
     if plan.runs("verify"):
+
         def do_verify() -> None:
             from .verify import verify
 
-            verify(model, ranking, embeddings=emb, out_dir=out / "verify", progress=True,
-                   **opt.verify_options.feature_kwargs())
+            verify(
+                model,
+                ranking,
+                embeddings=emb,
+                out_dir=out / "verify",
+                progress=True,
+                **opt.verify_options.feature_kwargs(),
+            )
 
-        run("verify", {"top": opt.verify_top, "seed": opt.seed}, ["verify/verified.csv", "verify/verify.json"],
-            do_verify, reads=("ranked.parquet",))
+        run(
+            "verify",
+            {"top": opt.verify_top, "seed": opt.seed},
+            ["verify/verified.csv", "verify/verify.json"],
+            do_verify,
+            reads=("ranked.parquet",),
+        )
     else:
         result.steps["verify"] = {"status": "skipped", "why": plan.skip["verify"]}
         say("verify", "skipped")
@@ -276,14 +329,34 @@ def scan(model: str, out_dir: str | Path, options: ScanOptions | None = None,
 
         # the ranking is this scan's; the map options say full vocabulary or sample (scan's
         # umap_full_max_rows, 100,000 by default: above it a 50,000-token sample)
-        plot_model(emb, out, ranking=ranking, map_options=opt.map_options, no_map=not opt.umap,
-                   label_top=opt.label_top, mark_ids=_negtemp_ids(out), mark_name="negative-temperature tokens",
-                   title=_title(emb), formats=opt.formats)
+        plot_model(
+            emb,
+            out,
+            ranking=ranking,
+            map_options=opt.map_options,
+            no_map=not opt.umap,
+            label_top=opt.label_top,
+            mark_ids=_negtemp_ids(out),
+            mark_name="negative-temperature tokens",
+            title=_title(emb),
+            formats=opt.formats,
+        )
 
     plot_outputs = ["plots/centroid_hist.png" if "png" in opt.formats else "plots/centroid_hist.svg"]
-    run("plots", {"umap": opt.umap, "sample": opt.umap_sample, "full": opt.umap_full, "seed": opt.seed, "label_top": opt.label_top,
-                  "formats": list(opt.formats)},
-        plot_outputs, do_plots, reads=("ranked.parquet", "negtemp/negtemp_tokens.csv"))
+    run(
+        "plots",
+        {
+            "umap": opt.umap,
+            "sample": opt.umap_sample,
+            "full": opt.umap_full,
+            "seed": opt.seed,
+            "label_top": opt.label_top,
+            "formats": list(opt.formats),
+        },
+        plot_outputs,
+        do_plots,
+        reads=("ranked.parquet", "negtemp/negtemp_tokens.csv"),
+    )
 
     # the report is cheap: always rewritten so it reflects every step's current outputs
     say("report", "running")

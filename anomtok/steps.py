@@ -22,8 +22,9 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ._version import __version__
 
@@ -54,10 +55,15 @@ def files_digest(root: Path, rel_paths: Iterable[str]) -> str | None:
 def model_fingerprint(provenance: Mapping[str, Any]) -> str:
     """sha256 over the model's files as ``load`` described them (path, size, mtime, fingerprint or
     sha256) and the tensors read: a changed or replaced model file changes it."""
-    files = [[f.get("path"), f.get("size"), f.get("mtime_ns"), f.get("fingerprint") or f.get("sha256")]
-             for f in provenance.get("files", [])]
-    blob = json.dumps({"files": files, "input": provenance.get("input_tensor"),
-                       "output": provenance.get("output_tensor")}, sort_keys=True, default=str)
+    files = [
+        [f.get("path"), f.get("size"), f.get("mtime_ns"), f.get("fingerprint") or f.get("sha256")]
+        for f in provenance.get("files", [])
+    ]
+    blob = json.dumps(
+        {"files": files, "input": provenance.get("input_tensor"), "output": provenance.get("output_tensor")},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -65,8 +71,11 @@ def rank_key(provenance: Mapping[str, Any], options: Any) -> dict[str, Any]:
     """The key of the ``rank`` step, the same for ``anomtok rank -o`` and ``scan``: the version,
     the model as named and as fingerprinted, and every ranking setting (a ``RankOptions``)."""
     opts = dataclasses.asdict(options) if dataclasses.is_dataclass(options) else dict(options)
-    return {"settings": {"anomtok_version": __version__, "source": provenance.get("source"), "options": opts},
-            "model": model_fingerprint(provenance), "reads": {}}
+    return {
+        "settings": {"anomtok_version": __version__, "source": provenance.get("source"), "options": opts},
+        "model": model_fingerprint(provenance),
+        "reads": {},
+    }
 
 
 def _canonical(obj: Any) -> Any:
@@ -116,9 +125,19 @@ class StepCache:
             p = self.out / rel
             recs[rel] = {"size": p.stat().st_size, "sha256": _sha256(p)}
         self.dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.dir / f"{step}.json", json.dumps({
-            "marker_version": MARKER_VERSION, "anomtok_version": __version__, "key": _canonical(key),
-            "outputs": recs, "seconds": round(seconds, 2)}, indent=1))
+        atomic_write_text(
+            self.dir / f"{step}.json",
+            json.dumps(
+                {
+                    "marker_version": MARKER_VERSION,
+                    "anomtok_version": __version__,
+                    "key": _canonical(key),
+                    "outputs": recs,
+                    "seconds": round(seconds, 2),
+                },
+                indent=1,
+            ),
+        )
 
     def forget(self, step: str) -> None:
         """Remove the step's marker: from now until a new one is written it is never reused."""

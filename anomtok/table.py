@@ -5,7 +5,8 @@ Markdown, cells written by ``markdown_cell``)."""
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["text_width", "format_table", "markdown_cell", "markdown_table"]
 

@@ -35,8 +35,11 @@ def unpadded(tok: Any) -> Any:
     except Exception as exc:  # noqa: BLE001 - only the tokenizers library's own errors (plain Exception)
         if type(exc) is not Exception:
             raise
-        log.warning("the tokenizer cannot be serialised (%s): its copy without padding and truncation is built "
-                    "from the same components", str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given")
+        log.warning(
+            "the tokenizer cannot be serialised (%s): its copy without padding and truncation is built "
+            "from the same components",
+            str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given",
+        )
         new = _assembled(tok)
     new.no_padding()
     new.no_truncation()
@@ -58,8 +61,10 @@ def _assembled(tok: Any) -> Any:
         (new.add_special_tokens if token.special else new.add_tokens)([token])
     moved = [i for i, token in added.items() if new.token_to_id(token.content) != i]
     if moved:
-        raise InputError(f"the tokenizer pads or truncates and cannot be copied (custom components; added token id "
-                         f"{moved[0]} would move): turn padding and truncation off before passing it "
-                         "(tok.no_padding(); tok.no_truncation())")
+        raise InputError(
+            f"the tokenizer pads or truncates and cannot be copied (custom components; added token id "
+            f"{moved[0]} would move): turn padding and truncation off before passing it "
+            "(tok.no_padding(); tok.no_truncation())"
+        )
     new.encode_special_tokens = tok.encode_special_tokens
     return new

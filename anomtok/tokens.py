@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -55,9 +56,17 @@ class TokenTable:
     so loading a 262k-token vocabulary costs only the bytes and kinds.
     """
 
-    def __init__(self, pieces: list[str], bytes: list[bytes], kinds: list[str], n_vocab: int, scheme: str,
-                 displays: list[str] | None = None, scripts: list[str] | None = None,
-                 partial: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        pieces: list[str],
+        bytes: list[bytes],
+        kinds: list[str],
+        n_vocab: int,
+        scheme: str,
+        displays: list[str] | None = None,
+        scripts: list[str] | None = None,
+        partial: np.ndarray | None = None,
+    ) -> None:
         if not (len(pieces) == len(bytes) == len(kinds)):
             raise ValueError("pieces, bytes and kinds must have one entry per token")
         self.pieces = pieces
@@ -112,7 +121,7 @@ class TokenTable:
         added: Sequence[bool] | None = None,
         wordpiece_prefix: str = "##",
         byte_fallback: bool = True,
-    ) -> "TokenTable":
+    ) -> TokenTable:
         """Build a table from raw vocabulary pieces (index = token id) and the encoding scheme."""
         pieces = list(pieces)
         n = len(pieces)
@@ -121,7 +130,12 @@ class TokenTable:
         if gguf_types is not None:
             names = np.array(["normal"] * 8, dtype=object)
             names[[_GGUF_UNKNOWN, _GGUF_CONTROL, _GGUF_USER, _GGUF_UNUSED, _GGUF_BYTE]] = [
-                "unknown", "special", "added", "unused", "byte"]
+                "unknown",
+                "special",
+                "added",
+                "unused",
+                "byte",
+            ]
             t = np.asarray(gguf_types, dtype=np.int64)
             kinds = names[np.where((t >= 0) & (t < 8), t, 1)].tolist()
         else:
@@ -153,7 +167,7 @@ class TokenTable:
         return cls(pieces=pieces, bytes=out_bytes, kinds=kinds, n_vocab=n, scheme=scheme)
 
     @classmethod
-    def from_tokenizer_json(cls, source: str | Path | dict[str, Any]) -> "TokenTable":
+    def from_tokenizer_json(cls, source: str | Path | dict[str, Any]) -> TokenTable:
         """Build from a Hugging Face ``tokenizer.json`` (path or parsed dict)."""
         if isinstance(source, dict):
             spec = source
@@ -190,7 +204,11 @@ class TokenTable:
         if mtype == "Unigram" and isinstance(model.get("unk_id"), int):
             unk = pieces[model["unk_id"]]
         table = cls.from_pieces(
-            pieces, scheme=scheme, special=special, added=added, unk_piece=unk,
+            pieces,
+            scheme=scheme,
+            special=special,
+            added=added,
+            unk_piece=unk,
             wordpiece_prefix=model.get("continuing_subword_prefix") or "##",
             byte_fallback=bool(model.get("byte_fallback", mtype == "Unigram")) or scheme == "sentencepiece",
         )
@@ -199,20 +217,25 @@ class TokenTable:
         return table
 
     @classmethod
-    def from_gguf_metadata(cls, md: dict[str, Any]) -> "TokenTable":
+    def from_gguf_metadata(cls, md: dict[str, Any]) -> TokenTable:
         """Build from the ``tokenizer.ggml.*`` keys of a GGUF file."""
         tokens = md.get("tokenizer.ggml.tokens")
         if not tokens:
             raise LoadError("the GGUF file has no tokenizer.ggml.tokens: no vocabulary to rank")
         model = str(md.get("tokenizer.ggml.model", "llama"))
-        scheme = {"gpt2": "byte-level", "bert": "wordpiece-gguf", "llama": "sentencepiece",
-                  "t5": "sentencepiece", "gemma": "sentencepiece"}.get(model, "plain")
+        scheme = {
+            "gpt2": "byte-level",
+            "bert": "wordpiece-gguf",
+            "llama": "sentencepiece",
+            "t5": "sentencepiece",
+            "gemma": "sentencepiece",
+        }.get(model, "plain")
         types = md.get("tokenizer.ggml.token_type")
         if types is not None and len(types) != len(tokens):
             types = None
         return cls.from_pieces(list(tokens), scheme=scheme, gguf_types=types)
 
-    def with_rows(self, rows: int) -> "TokenTable":
+    def with_rows(self, rows: int) -> TokenTable:
         """Return a table with exactly ``rows`` entries: extra embedding rows become ``padding``.
 
         Raises LoadError when the tokenizer has more tokens than the matrix has rows.
@@ -283,10 +306,18 @@ def _all_piece_bytes(pieces: list[str], kinds: list[str], scheme: str, wp_prefix
                 out.append(piece.encode(enc, "surrogateescape"))
         return out
     if scheme in ("sentencepiece", "wordpiece-gguf"):
-        return [p.encode(enc, "surrogateescape") if k in ("special", "unknown", "unused")
-                else p.replace("\u2581", " ").encode(enc, "surrogateescape") for p, k in zip(pieces, kinds)]
+        return [
+            p.encode(enc, "surrogateescape")
+            if k in ("special", "unknown", "unused")
+            else p.replace("\u2581", " ").encode(enc, "surrogateescape")
+            for p, k in zip(pieces, kinds)
+        ]
     if scheme == "wordpiece":
         n = len(wp_prefix)
-        return [p[n:].encode(enc, "surrogateescape") if k == "normal" and p.startswith(wp_prefix) and len(p) > n
-                else p.encode(enc, "surrogateescape") for p, k in zip(pieces, kinds)]
+        return [
+            p[n:].encode(enc, "surrogateescape")
+            if k == "normal" and p.startswith(wp_prefix) and len(p) > n
+            else p.encode(enc, "surrogateescape")
+            for p, k in zip(pieces, kinds)
+        ]
     return [p.encode(enc, "surrogateescape") for p in pieces]

@@ -30,15 +30,29 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-__all__ = ["MetricSpec", "METRIC_SPECS", "KS", "eligible", "candidates", "wilson", "precision_table",
-           "rank_percentile", "rank_mean", "random_sample", "add_combinations", "order_for_scoring",
-           "choose_default", "markdown_table"]
+__all__ = [
+    "MetricSpec",
+    "METRIC_SPECS",
+    "KS",
+    "eligible",
+    "candidates",
+    "wilson",
+    "precision_table",
+    "rank_percentile",
+    "rank_mean",
+    "random_sample",
+    "add_combinations",
+    "order_for_scoring",
+    "choose_default",
+    "markdown_table",
+]
 
 KS = (50, 100, 200, 500)
 
@@ -127,8 +141,9 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def precision_table(verdicts: Mapping[int, bool], candidates_by_metric: Mapping[str, Sequence[int]],
-                    ks: Sequence[int] = KS) -> pl.DataFrame:
+def precision_table(
+    verdicts: Mapping[int, bool], candidates_by_metric: Mapping[str, Sequence[int]], ks: Sequence[int] = KS
+) -> pl.DataFrame:
     """Verified precision@k per metric with its 95% Wilson interval: one row per (metric, k).
 
     ``n`` is the number of the first k candidates that have a verdict (fewer than k when the list
@@ -145,11 +160,28 @@ def precision_table(verdicts: Mapping[int, bool], candidates_by_metric: Mapping[
             judged = [bool(verdicts[t]) for t in head if t in verdicts]
             n, v = len(judged), sum(judged)
             lo, hi = wilson(v, n)
-            rows.append({"metric": m, "k": int(k), "n": n, "verified": int(v),
-                         "precision": v / n if n else None, "lo": lo, "hi": hi,
-                         "complete": n == k})
-    schema = {"metric": pl.Utf8, "k": pl.Int64, "n": pl.Int64, "verified": pl.Int64, "precision": pl.Float64,
-              "lo": pl.Float64, "hi": pl.Float64, "complete": pl.Boolean}
+            rows.append(
+                {
+                    "metric": m,
+                    "k": int(k),
+                    "n": n,
+                    "verified": int(v),
+                    "precision": v / n if n else None,
+                    "lo": lo,
+                    "hi": hi,
+                    "complete": n == k,
+                }
+            )
+    schema = {
+        "metric": pl.Utf8,
+        "k": pl.Int64,
+        "n": pl.Int64,
+        "verified": pl.Int64,
+        "precision": pl.Float64,
+        "lo": pl.Float64,
+        "hi": pl.Float64,
+        "complete": pl.Boolean,
+    }
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -192,8 +224,9 @@ def rank_mean(frame: pl.DataFrame, parts: Sequence[tuple[str, bool]]) -> np.ndar
     return np.mean(np.vstack(cols), axis=0)
 
 
-def add_combinations(frame: pl.DataFrame, combinations: Mapping[str, Sequence[tuple[str, bool]]] = None
-                     ) -> pl.DataFrame:
+def add_combinations(
+    frame: pl.DataFrame, combinations: Mapping[str, Sequence[tuple[str, bool]]] = None
+) -> pl.DataFrame:
     """``frame`` with one column per combination, computed over its eligible rows (null elsewhere).
 
     >>> f = pl.DataFrame({"token_id": [0, 1, 2], "kind": ["normal", "normal", "special"], "a": [1., 2., 3.]})
@@ -238,9 +271,12 @@ def order_for_scoring(lists: Mapping[str, Sequence[int]], rnd: Sequence[int]) ->
     return sorted(depth, key=lambda t: (depth[t], t))
 
 
-def choose_default(tables: Mapping[str, pl.DataFrame], current: str = "score",
-                   combinations: Iterable[str] = tuple(COMBINATIONS), ks: Sequence[int] = (100, 500)
-                   ) -> tuple[str, list[str]]:
+def choose_default(
+    tables: Mapping[str, pl.DataFrame],
+    current: str = "score",
+    combinations: Iterable[str] = tuple(COMBINATIONS),
+    ks: Sequence[int] = (100, 500),
+) -> tuple[str, list[str]]:
     """The decision rule of docs/validity.md, declared before the results: ``(name, reasons)``.
 
     1. A metric *qualifies* when, on every model and at every k in ``ks``, its precision is >= that of
@@ -267,13 +303,16 @@ def choose_default(tables: Mapping[str, pl.DataFrame], current: str = "score",
         r = t.filter((pl.col("metric") == m) & (pl.col("k") == k) & pl.col("complete"))
         return r.row(0, named=True) if r.height else None
 
-    metrics = [m for m in next(iter(tables.values()))["metric"].unique(maintain_order=True).to_list()
-               if not m.startswith("random")]
+    metrics = [
+        m
+        for m in next(iter(tables.values()))["metric"].unique(maintain_order=True).to_list()
+        if not m.startswith("random")
+    ]
     singles = [m for m in metrics if m not in combos]
     qualifying = []
     for m in metrics:
         ok = True
-        for model, t in tables.items():
+        for t in tables.values():
             for k in ks:
                 mine = cell(t, m, k)
                 best = max((c["precision"] for s in singles if (c := cell(t, s, k)) is not None), default=None)
@@ -281,8 +320,10 @@ def choose_default(tables: Mapping[str, pl.DataFrame], current: str = "score",
                     ok = False
         if ok:
             qualifying.append(m)
-    reasons.append(f"qualifying (>= every single metric at @{', @'.join(map(str, ks))} on every model): "
-                   f"{', '.join(qualifying) or 'none'}")
+    reasons.append(
+        f"qualifying (>= every single metric at @{', @'.join(map(str, ks))} on every model): "
+        f"{', '.join(qualifying) or 'none'}"
+    )
     beats = []
     for m in qualifying:
         if m == current:
@@ -292,8 +333,10 @@ def choose_default(tables: Mapping[str, pl.DataFrame], current: str = "score",
                 a, b = cell(t, m, k), cell(t, current, k)
                 if a and b and a["precision"] - b["precision"] > max(a["hi"] - a["lo"], b["hi"] - b["lo"]):
                     beats.append(m)
-                    reasons.append(f"{m} beats {current} on {model} @{k} by {a['precision'] - b['precision']:.3f} "
-                                   f"> the interval width {max(a['hi'] - a['lo'], b['hi'] - b['lo']):.3f}")
+                    reasons.append(
+                        f"{m} beats {current} on {model} @{k} by {a['precision'] - b['precision']:.3f} "
+                        f"> the interval width {max(a['hi'] - a['lo'], b['hi'] - b['lo']):.3f}"
+                    )
     beats = sorted(set(beats), key=lambda m: -np.mean([cell(t, m, max(ks))["precision"] for t in tables.values()]))
     if beats:
         reasons.append(f"switch to {beats[0]} (highest mean precision@{max(ks)} among the qualifying challengers)")

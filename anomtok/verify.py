@@ -65,9 +65,9 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -78,10 +78,22 @@ from .errors import InputError
 from .provenance import run_info
 from .ranking import METRICS, Ranking, order_by
 
-__all__ = ["VERIFY_THRESHOLD", "N_POSITIONS", "TEMPLATES", "PromptSet", "Scores", "VerifyResult", "verify",
-           "check_settings",
-           "build_prompts", "find_placeholder", "make_prompt_set", "token_prompts", "score_tokens",
-           "score_tokens_one_by_one"]
+__all__ = [
+    "VERIFY_THRESHOLD",
+    "N_POSITIONS",
+    "TEMPLATES",
+    "PromptSet",
+    "Scores",
+    "VerifyResult",
+    "verify",
+    "check_settings",
+    "build_prompts",
+    "find_placeholder",
+    "make_prompt_set",
+    "token_prompts",
+    "score_tokens",
+    "score_tokens_one_by_one",
+]
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +104,17 @@ MAX_BATCH_SIZE = 1024
 PLACEHOLDER = "{t}"
 # (name, prompt text with {t} for the token; the prompt ends right where the token is expected)
 TEMPLATES: tuple[tuple[str, str], ...] = (
-    ("echo", "This program prints its input unchanged. Log of identical runs:\n"
-             + "in: «{t}»\nout: «{t}»\n" * 6 + "in: «{t}»\nout: «"),
-    ("meaning", "Q: What does the string 'qzvx' mean?\nA: The string 'qzvx' has no particular meaning.\n"
-                "Q: What does the string '{t}' mean?\nA: The string '"),
+    (
+        "echo",
+        "This program prints its input unchanged. Log of identical runs:\n"
+        + "in: «{t}»\nout: «{t}»\n" * 6
+        + "in: «{t}»\nout: «",
+    ),
+    (
+        "meaning",
+        "Q: What does the string 'qzvx' mean?\nA: The string 'qzvx' has no particular meaning.\n"
+        "Q: What does the string '{t}' mean?\nA: The string '",
+    ),
     ("repeat", "The same word, repeated over and over:\n" + "{t}" * 16),
 )
 MAX_CANDIDATES = 20_000
@@ -110,8 +129,10 @@ class VerifyResult:
         """A few lines: the verdicts and the precision of each metric (not the frame)."""
         s = self.summary
         base = s.get("base_rate") or {}
-        lines = [f"VerifyResult: {s.get('n_verified', '?')} of {s.get('n_candidates', self.frame.height)} candidates "
-                 f"verified (max_prob < {s.get('threshold', '?')}); base rate {base.get('verified', '?')}/{base.get('n', '?')}"]
+        lines = [
+            f"VerifyResult: {s.get('n_verified', '?')} of {s.get('n_candidates', self.frame.height)} candidates "
+            f"verified (max_prob < {s.get('threshold', '?')}); base rate {base.get('verified', '?')}/{base.get('n', '?')}"
+        ]
         prec = ", ".join(f"{m} {p['verified']}/{p['n']}" for m, p in list((s.get("precision") or {}).items())[:8])
         if prec:
             lines.append(f"  precision: {prec}")
@@ -120,8 +141,9 @@ class VerifyResult:
 
 
 # ------------------------------------------------------------------ prompts
-def build_prompts(encode: Any, placeholder_text: str, placeholder_id: int,
-                  templates: Sequence[tuple[str, str]] = TEMPLATES) -> list[list[int]] | None:
+def build_prompts(
+    encode: Any, placeholder_text: str, placeholder_id: int, templates: Sequence[tuple[str, str]] = TEMPLATES
+) -> list[list[int]] | None:
     """Token ids of every template with the placeholder, or None when the placeholder does not
     come out as exactly one ``placeholder_id`` per ``{t}`` in some template."""
     out = []
@@ -153,8 +175,9 @@ def _placeholder_candidates(lm: Any, tokens: Any) -> Iterator[tuple[int, str]]:
             yield i, tok.decode([i])
 
 
-def find_placeholder(lm: Any, tokens: Any = None, templates: Sequence[tuple[str, str]] = TEMPLATES,
-                     tries: int = 300) -> tuple[int, str, list[list[int]]]:
+def find_placeholder(
+    lm: Any, tokens: Any = None, templates: Sequence[tuple[str, str]] = TEMPLATES, tries: int = 300
+) -> tuple[int, str, list[list[int]]]:
     """A long ASCII-alphabetic ordinary token whose text encodes back to itself in every template:
     (its id, its text, the templates' ids built around it). ``tokens``: the model's TokenTable
     (``anomtok.load(...).tokens``); None reads the tokenizer instead."""
@@ -198,9 +221,14 @@ class PromptSet:
         return self.slots[j][0]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"placeholder_id": self.placeholder_id, "placeholder_text": self.placeholder_text,
-                "templates": [{"name": n, "text": t, "tokens": len(s), "slots": len(sl)}
-                              for n, t, s, sl in zip(self.names, self.texts, self.sequences, self.slots)]}
+        return {
+            "placeholder_id": self.placeholder_id,
+            "placeholder_text": self.placeholder_text,
+            "templates": [
+                {"name": n, "text": t, "tokens": len(s), "slots": len(sl)}
+                for n, t, s, sl in zip(self.names, self.texts, self.sequences, self.slots)
+            ],
+        }
 
 
 def make_prompt_set(lm: Any, tokens: Any = None, templates: Sequence[tuple[str, str]] = TEMPLATES) -> PromptSet:
@@ -214,12 +242,14 @@ def make_prompt_set(lm: Any, tokens: Any = None, templates: Sequence[tuple[str, 
     for (name, _), sl in zip(templates, slots):
         if len(sl) < 2:
             raise InputError(f"template {name!r} has no slot after the first: nothing to repeat")
-    return PromptSet(ph_id, ph_text, tuple(n for n, _ in templates), tuple(t for _, t in templates), tuple(seqs),
-                     tuple(slots))
+    return PromptSet(
+        ph_id, ph_text, tuple(n for n, _ in templates), tuple(t for _, t in templates), tuple(seqs), tuple(slots)
+    )
 
 
-def token_prompts(prompts: PromptSet, token_id: int,
-                  n_positions: int = N_POSITIONS) -> list[tuple[list[int], tuple[int, ...]]]:
+def token_prompts(
+    prompts: PromptSet, token_id: int, n_positions: int = N_POSITIONS
+) -> list[tuple[list[int], tuple[int, ...]]]:
     """The prompts for one token: per template, (token ids with ``token_id`` spliced into every
     slot, the answer positions whose probability is read). The log-probability of the token at
     position k is read from the logits at position k - 1."""
@@ -283,8 +313,12 @@ class Scores:
     def to_frame(self) -> pl.DataFrame:
         """One row per token: token_id, max_prob, verified, prob_<template>, top_<template>."""
         pt = self.p_template
-        cols: dict[str, Any] = {"token_id": self.token_ids, "max_prob": self.p, "verified": self.verified,
-                                "best_template": self.best_template}
+        cols: dict[str, Any] = {
+            "token_id": self.token_ids,
+            "max_prob": self.p,
+            "verified": self.verified,
+            "best_template": self.best_template,
+        }
         for j, name in enumerate(self.names):
             cols[f"prob_{name}"] = pt[:, j]
         for j, name in enumerate(self.names):
@@ -319,8 +353,16 @@ def _cache_argument(net: Any) -> str | None:
     return None
 
 
-def _prepare(model: Any, token_ids: Sequence[int], prompts: PromptSet | None, n_positions: int, threshold: float,
-             tokens: Any, device: str, dtype: str) -> tuple[Any, list[int], PromptSet]:
+def _prepare(
+    model: Any,
+    token_ids: Sequence[int],
+    prompts: PromptSet | None,
+    n_positions: int,
+    threshold: float,
+    tokens: Any,
+    device: str,
+    dtype: str,
+) -> tuple[Any, list[int], PromptSet]:
     from .generation.model import CausalLM, load_causal_lm
 
     if not 0.0 < threshold < 1.0 or not math.isfinite(threshold):
@@ -353,10 +395,21 @@ def _empty(n: int, ps: PromptSet, n_positions: int) -> tuple[np.ndarray, np.ndar
     return np.full((n, len(ps.names), n_positions), np.nan), np.full((n, len(ps.names)), -1, dtype=np.int64)
 
 
-def score_tokens(model: Any, token_ids: Sequence[int], *, prompts: PromptSet | None = None,
-                 n_positions: int = N_POSITIONS, threshold: float = VERIFY_THRESHOLD,
-                 batch_size: int = DEFAULT_BATCH_SIZE, share_prefix: bool = True, settle: bool = False,
-                 tokens: Any = None, device: str = "auto", dtype: str = "auto", progress: bool = False) -> Scores:
+def score_tokens(
+    model: Any,
+    token_ids: Sequence[int],
+    *,
+    prompts: PromptSet | None = None,
+    n_positions: int = N_POSITIONS,
+    threshold: float = VERIFY_THRESHOLD,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    share_prefix: bool = True,
+    settle: bool = False,
+    tokens: Any = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    progress: bool = False,
+) -> Scores:
     """Teacher-forced repetition scores of ``token_ids``, batched (see the module docstring).
 
     ``model``: a loaded ``CausalLM`` or a spec for ``load_causal_lm`` (loaded with ``device``
@@ -402,8 +455,9 @@ def score_tokens(model: Any, token_ids: Sequence[int], *, prompts: PromptSet | N
             read = torch.tensor(answer, dtype=torch.long) - 1 - P  # logits at k - 1 predict the token at k
             prefix_cache = None
             if P:
-                out = net(input_ids=base[:P].unsqueeze(0).to(dev), use_cache=True,
-                          **({"logits_to_keep": 1} if keep else {}))
+                out = net(
+                    input_ids=base[:P].unsqueeze(0).to(dev), use_cache=True, **({"logits_to_keep": 1} if keep else {})
+                )
                 prefix_cache = getattr(out, cache_kw, None)
                 if not hasattr(prefix_cache, "batch_repeat_interleave"):  # no cache, or a legacy tuple: no sharing
                     prefix_cache, P = None, 0
@@ -413,13 +467,16 @@ def score_tokens(model: Any, token_ids: Sequence[int], *, prompts: PromptSet | N
             suffix = base[P:]
             pos = torch.arange(P, len(seq), dtype=torch.long)
             for b0 in range(0, len(todo), batch_size):
-                rows = todo[b0:b0 + batch_size]
+                rows = todo[b0 : b0 + batch_size]
                 chunk = torch.tensor([ids[i] for i in rows], dtype=torch.long)
                 B = len(chunk)
                 x = suffix.repeat(B, 1)
                 x[:, slot_t] = chunk.unsqueeze(1)
-                kw: dict[str, Any] = {"input_ids": x.to(dev), "use_cache": prefix_cache is not None,
-                                      "position_ids": pos.unsqueeze(0).expand(B, -1).to(dev)}
+                kw: dict[str, Any] = {
+                    "input_ids": x.to(dev),
+                    "use_cache": prefix_cache is not None,
+                    "position_ids": pos.unsqueeze(0).expand(B, -1).to(dev),
+                }
                 if prefix_cache is not None:
                     cache = copy.deepcopy(prefix_cache)
                     cache.batch_repeat_interleave(B)
@@ -432,7 +489,7 @@ def score_tokens(model: Any, token_ids: Sequence[int], *, prompts: PromptSet | N
                     logits = logits[:, read.to(logits.device)]
                 lp, best = _read(logits, chunk.to(logits.device), nv)
                 lp_np = lp.cpu().double().numpy()
-                logp[rows, j, :len(answer)] = lp_np
+                logp[rows, j, : len(answer)] = lp_np
                 top[rows, j] = best.cpu().numpy()
                 best_lp[rows] = np.maximum(best_lp[rows], lp_np.max(axis=1))
                 if bar is not None:
@@ -442,15 +499,37 @@ def score_tokens(model: Any, token_ids: Sequence[int], *, prompts: PromptSet | N
     seconds = time.perf_counter() - t0
     if progress and not sys.stderr.isatty():
         print(f"anomtok: scored {len(ids)} tokens in {seconds:.1f} s", file=sys.stderr, flush=True)
-    return Scores(ids, ps.names, logp, top, threshold, n_positions, seconds,
-                  {"method": "teacher forcing, batched", "batch_size": batch_size, "shared_prefix": shared,
-                   "settle": settle,
-                   "device": str(dev), "dtype": str(lm.dtype).replace("torch.", ""), **ps.to_dict()})
+    return Scores(
+        ids,
+        ps.names,
+        logp,
+        top,
+        threshold,
+        n_positions,
+        seconds,
+        {
+            "method": "teacher forcing, batched",
+            "batch_size": batch_size,
+            "shared_prefix": shared,
+            "settle": settle,
+            "device": str(dev),
+            "dtype": str(lm.dtype).replace("torch.", ""),
+            **ps.to_dict(),
+        },
+    )
 
 
-def score_tokens_one_by_one(model: Any, token_ids: Sequence[int], *, prompts: PromptSet | None = None,
-                            n_positions: int = N_POSITIONS, threshold: float = VERIFY_THRESHOLD, tokens: Any = None,
-                            device: str = "auto", dtype: str = "auto") -> Scores:
+def score_tokens_one_by_one(
+    model: Any,
+    token_ids: Sequence[int],
+    *,
+    prompts: PromptSet | None = None,
+    n_positions: int = N_POSITIONS,
+    threshold: float = VERIFY_THRESHOLD,
+    tokens: Any = None,
+    device: str = "auto",
+    dtype: str = "auto",
+) -> Scores:
     """The reference path: the same scores as :func:`score_tokens`, each (token, template)
     sequence of :func:`token_prompts` in a forward pass of its own (batch size 1, no shared
     prefix, default positions, logits kept only where they are read)."""
@@ -469,11 +548,23 @@ def score_tokens_one_by_one(model: Any, token_ids: Sequence[int], *, prompts: Pr
                 out = net(input_ids=x, use_cache=False, **({"logits_to_keep": read} if keep else {}))
                 logits = out.logits if keep else out.logits[:, read]
                 lp, best = _read(logits, torch.tensor([t], device=logits.device), nv)
-                logp[i, j, :len(answer)] = lp[0].cpu().double().numpy()
+                logp[i, j, : len(answer)] = lp[0].cpu().double().numpy()
                 top[i, j] = int(best[0])
-    return Scores(ids, ps.names, logp, top, threshold, n_positions, time.perf_counter() - t0,
-                  {"method": "teacher forcing, one sequence per forward pass", "device": str(dev),
-                   "dtype": str(lm.dtype).replace("torch.", ""), **ps.to_dict()})
+    return Scores(
+        ids,
+        ps.names,
+        logp,
+        top,
+        threshold,
+        n_positions,
+        time.perf_counter() - t0,
+        {
+            "method": "teacher forcing, one sequence per forward pass",
+            "device": str(dev),
+            "dtype": str(lm.dtype).replace("torch.", ""),
+            **ps.to_dict(),
+        },
+    )
 
 
 def _progress_bar(progress: bool, n_batches: int, n_tokens: int) -> Any:
@@ -497,8 +588,9 @@ def _roundtrip(lm: Any, token_id: int) -> bool:
         return False
 
 
-def _select(frame: pl.DataFrame, metrics: Sequence[str], top: int, kinds: Sequence[str], random_n: int,
-            seed: int, n_vocab: int) -> tuple[dict[int, set[str]], list[int], list[int]]:
+def _select(
+    frame: pl.DataFrame, metrics: Sequence[str], top: int, kinds: Sequence[str], random_n: int, seed: int, n_vocab: int
+) -> tuple[dict[int, set[str]], list[int], list[int]]:
     """(metric tops, random base-rate sample, reference sanity sample).
 
     Reference tokens (``is_reference``: what the default score was told is unused) are never
@@ -519,10 +611,19 @@ def _select(frame: pl.DataFrame, metrics: Sequence[str], top: int, kinds: Sequen
     return tops, rnd, ref_sample
 
 
-def check_settings(*, metrics: Sequence[str] | None = None, top: int = 20, random_sample: int = 30,
-                   kinds: Sequence[str] = ("normal",), threshold: float = VERIFY_THRESHOLD,
-                   n_positions: int = N_POSITIONS, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
-                   device: str = "auto", dtype: str = "auto") -> None:
+def check_settings(
+    *,
+    metrics: Sequence[str] | None = None,
+    top: int = 20,
+    random_sample: int = 30,
+    kinds: Sequence[str] = ("normal",),
+    threshold: float = VERIFY_THRESHOLD,
+    n_positions: int = N_POSITIONS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    seed: int = 0,
+    device: str = "auto",
+    dtype: str = "auto",
+) -> None:
     """The settings of ``verify`` checked before anything loads (``anomtok.options.VerifyOptions``
     checks with this too): an ``InputError`` naming what is allowed."""
     from .generation import GenerationOptions
@@ -546,11 +647,26 @@ def check_settings(*, metrics: Sequence[str] | None = None, top: int = 20, rando
         raise InputError(f"kinds must be among {', '.join(KINDS)}, not {', '.join(map(str, bad_kinds)) or 'none'}")
 
 
-def verify(model: Any, ranking: Any = None, *, metrics: Sequence[str] | None = None, top: int = 20,
-           random_sample: int = 30, kinds: Sequence[str] = ("normal",), token_ids: Sequence[int] | None = None,
-           threshold: float = VERIFY_THRESHOLD, n_positions: int = N_POSITIONS, batch_size: int = DEFAULT_BATCH_SIZE,
-           seed: int = 0, device: str = "auto", dtype: str = "auto", embeddings: Any = None,
-           out_dir: str | os.PathLike | None = None, progress: bool = False, settle: bool = False) -> VerifyResult:
+def verify(
+    model: Any,
+    ranking: Any = None,
+    *,
+    metrics: Sequence[str] | None = None,
+    top: int = 20,
+    random_sample: int = 30,
+    kinds: Sequence[str] = ("normal",),
+    token_ids: Sequence[int] | None = None,
+    threshold: float = VERIFY_THRESHOLD,
+    n_positions: int = N_POSITIONS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    seed: int = 0,
+    device: str = "auto",
+    dtype: str = "auto",
+    embeddings: Any = None,
+    out_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+    settle: bool = False,
+) -> VerifyResult:
     """Verify the top candidates of a ranking by prompting (see the module docstring).
 
     ``model``: a spec for ``anomtok.load`` or a loaded ``CausalLM``. ``ranking``: a Ranking, its
@@ -560,8 +676,18 @@ def verify(model: Any, ranking: Any = None, *, metrics: Sequence[str] | None = N
     can no longer change a verdict (:func:`score_tokens`; their ``prob_*`` columns are then empty)."""
     from .generation import load_for_generation, ranking_for
 
-    check_settings(metrics=metrics, top=top, random_sample=random_sample, kinds=kinds, threshold=threshold,
-                   n_positions=n_positions, batch_size=batch_size, seed=seed, device=device, dtype=dtype)
+    check_settings(
+        metrics=metrics,
+        top=top,
+        random_sample=random_sample,
+        kinds=kinds,
+        threshold=threshold,
+        n_positions=n_positions,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        dtype=dtype,
+    )
     t0 = time.perf_counter()
     # the embeddings, then a given ranking checked to be this model's, and only then the model
     lm, emb, rk = load_for_generation(model, ranking, device=device, dtype=dtype, embeddings=embeddings)
@@ -586,56 +712,92 @@ def verify(model: Any, ranking: Any = None, *, metrics: Sequence[str] | None = N
     if bad_ids:
         raise InputError(f"token id {bad_ids[0]} is not a token of the model (0..{lm.n_vocab - 1})")
     ps = make_prompt_set(lm, emb.tokens)
-    sc = score_tokens(lm, cand, prompts=ps, n_positions=n_positions, threshold=threshold, batch_size=batch_size,
-                      settle=settle, progress=progress)
-    is_ref = set(frame.filter(pl.col("is_reference"))["token_id"].to_list()) if "is_reference" in frame.columns \
-        else set()
+    sc = score_tokens(
+        lm,
+        cand,
+        prompts=ps,
+        n_positions=n_positions,
+        threshold=threshold,
+        batch_size=batch_size,
+        settle=settle,
+        progress=progress,
+    )
+    is_ref = (
+        set(frame.filter(pl.col("is_reference"))["token_id"].to_list()) if "is_reference" in frame.columns else set()
+    )
     ranks, sizes = metric_ranks(frame, use)
     p, ver, pt, best = sc.p, sc.verified, sc.p_template, sc.best_template
     echo = ps.names.index("echo") if "echo" in ps.names else 0
     rnd_set, ref_set = set(rnd), set(refs)
     rows = []
     for i, c in enumerate(cand):
-        rows.append({
-            "token_id": c,
-            "token": emb.tokens.displays[c],
-            "bytes_hex": emb.tokens.bytes[c].hex(),
-            "kind": emb.tokens.kinds[c],
-            "script": emb.tokens.scripts[c],
-            "max_prob": float(p[i]),
-            "verified": bool(ver[i]),
-            **{f"prob_{name}": float(pt[i, j]) for j, name in enumerate(ps.names)},
-            "best_template": best[i],
-            "roundtrip": _roundtrip(lm, c),
-            "top_of": ";".join(sorted(tops.get(c, set()))),
-            "random_sample": c in rnd_set,
-            "reference_sample": c in ref_set,
-            "is_reference": c in is_ref,
-            "output_echo": _show(emb.tokens, [int(sc.top_ids[i, echo])]),
-        })
+        rows.append(
+            {
+                "token_id": c,
+                "token": emb.tokens.displays[c],
+                "bytes_hex": emb.tokens.bytes[c].hex(),
+                "kind": emb.tokens.kinds[c],
+                "script": emb.tokens.scripts[c],
+                "max_prob": float(p[i]),
+                "verified": bool(ver[i]),
+                **{f"prob_{name}": float(pt[i, j]) for j, name in enumerate(ps.names)},
+                "best_template": best[i],
+                "roundtrip": _roundtrip(lm, c),
+                "top_of": ";".join(sorted(tops.get(c, set()))),
+                "random_sample": c in rnd_set,
+                "reference_sample": c in ref_set,
+                "is_reference": c in is_ref,
+                "output_echo": _show(emb.tokens, [int(sc.top_ids[i, echo])]),
+            }
+        )
     out = pl.DataFrame(rows).join(ranks.with_columns(pl.col("token_id").cast(pl.Int64)), on="token_id", how="left")
     out = out.sort(["max_prob", "token_id"])
     summary = _summary(out, tops, rnd, refs, use, top, threshold, sizes)
-    summary.update({
-        "threshold": threshold, "n_positions": n_positions, "kinds": list(kinds),
-        "placeholder": {"token_id": ps.placeholder_id, "token": emb.tokens.displays[ps.placeholder_id]},
-        "templates": [{"name": n, "text": t} for n, t in zip(ps.names, ps.texts)],
-        "scoring": {"method": "teacher forcing", "read": "log-softmax (T = 1) of the token at the last n_positions "
-                    "slots after the first of each template (the answer and the in-context repeats before it); "
-                    "max_prob = max over templates and positions",
-                    "positions_per_template": {n: len(ps.answer_positions(j, n_positions))
-                                               for j, n in enumerate(ps.names)},
-                    "tokens_per_template": {n: len(s) for n, s in zip(ps.names, ps.sequences)},
-                    "batch_size": batch_size, "settle": settle, "shared_prefix": sc.info["shared_prefix"],
-                    "candidates_per_second": round(sc.per_second, 2)},
-        "seconds": round(sc.seconds, 2),
-    })
+    summary.update(
+        {
+            "threshold": threshold,
+            "n_positions": n_positions,
+            "kinds": list(kinds),
+            "placeholder": {"token_id": ps.placeholder_id, "token": emb.tokens.displays[ps.placeholder_id]},
+            "templates": [{"name": n, "text": t} for n, t in zip(ps.names, ps.texts)],
+            "scoring": {
+                "method": "teacher forcing",
+                "read": "log-softmax (T = 1) of the token at the last n_positions "
+                "slots after the first of each template (the answer and the in-context repeats before it); "
+                "max_prob = max over templates and positions",
+                "positions_per_template": {n: len(ps.answer_positions(j, n_positions)) for j, n in enumerate(ps.names)},
+                "tokens_per_template": {n: len(s) for n, s in zip(ps.names, ps.sequences)},
+                "batch_size": batch_size,
+                "settle": settle,
+                "shared_prefix": sc.info["shared_prefix"],
+                "candidates_per_second": round(sc.per_second, 2),
+            },
+            "seconds": round(sc.seconds, 2),
+        }
+    )
     if out_dir is not None:
-        _write(out_dir, out, summary, lm, emb, rk, dict(metrics=use, top=top, random_sample=random_sample,
-               kinds=list(kinds), threshold=threshold, n_positions=n_positions, batch_size=batch_size, settle=settle,
-               seed=seed,
-               device=str(lm.device), dtype=str(lm.dtype).replace("torch.", ""),
-               total_seconds=round(time.perf_counter() - t0, 2)))
+        _write(
+            out_dir,
+            out,
+            summary,
+            lm,
+            emb,
+            rk,
+            dict(
+                metrics=use,
+                top=top,
+                random_sample=random_sample,
+                kinds=list(kinds),
+                threshold=threshold,
+                n_positions=n_positions,
+                batch_size=batch_size,
+                settle=settle,
+                seed=seed,
+                device=str(lm.device),
+                dtype=str(lm.dtype).replace("torch.", ""),
+                total_seconds=round(time.perf_counter() - t0, 2),
+            ),
+        )
     return VerifyResult(frame=out, summary=summary)
 
 
@@ -645,8 +807,16 @@ def _show(tokens: Any, ids: Sequence[int]) -> str:
     return display(b"".join(tokens.bytes[i] for i in ids if i < len(tokens.bytes)))
 
 
-def _summary(out: pl.DataFrame, tops: dict[int, set[str]], rnd: list[int], refs: list[int], metrics: Sequence[str],
-             top: int, threshold: float, sizes: dict[str, int]) -> dict[str, Any]:
+def _summary(
+    out: pl.DataFrame,
+    tops: dict[int, set[str]],
+    rnd: list[int],
+    refs: list[int],
+    metrics: Sequence[str],
+    top: int,
+    threshold: float,
+    sizes: dict[str, int],
+) -> dict[str, Any]:
     ver = dict(zip(out["token_id"].to_list(), out["verified"].to_list()))
     base = [ver[t] for t in rnd]
     base_rate = sum(base) / len(base) if base else None
@@ -657,37 +827,51 @@ def _summary(out: pl.DataFrame, tops: dict[int, set[str]], rnd: list[int], refs:
         if not mine:
             continue
         p = sum(ver[t] for t in mine) / len(mine)
-        prec[m] = {"n": len(mine), "verified": int(sum(ver[t] for t in mine)), "precision": round(p, 4),
-                   "lift": round(p / base_rate, 4) if base_rate else None}
+        prec[m] = {
+            "n": len(mine),
+            "verified": int(sum(ver[t] for t in mine)),
+            "precision": round(p, 4),
+            "lift": round(p / base_rate, 4) if base_rate else None,
+        }
     n_ver = int(out["verified"].sum())
     return {
         "n_candidates": out.height,
         "n_verified": n_ver,
-        "base_rate": {"n": len(base), "verified": int(sum(base)), "rate": round(base_rate, 4) if base_rate is not None else None},
+        "base_rate": {
+            "n": len(base),
+            "verified": int(sum(base)),
+            "rate": round(base_rate, 4) if base_rate is not None else None,
+        },
         "precision": prec,
         # sanity row: reference tokens are never candidates; most of them should verify
-        "reference": {"n": len(ref), "verified": int(sum(ref)),
-                      "rate": round(sum(ref) / len(ref), 4) if ref else None},
+        "reference": {"n": len(ref), "verified": int(sum(ref)), "rate": round(sum(ref) / len(ref), 4) if ref else None},
         "top": top,
-        "verified_share_per_metric": {m: round(sum(1 for t, ms in tops.items() if m in ms and ver[t]) / n_ver, 4)
-                                      for m in prec} if n_ver else {},
+        "verified_share_per_metric": {
+            m: round(sum(1 for t, ms in tops.items() if m in ms and ver[t]) / n_ver, 4) for m in prec
+        }
+        if n_ver
+        else {},
     }
 
 
-def _write(out_dir: Any, frame: pl.DataFrame, summary: dict[str, Any], lm: Any, emb: Any, rk: Any,
-           settings: dict[str, Any]) -> None:
+def _write(
+    out_dir: Any, frame: pl.DataFrame, summary: dict[str, Any], lm: Any, emb: Any, rk: Any, settings: dict[str, Any]
+) -> None:
     from .export import write_csv, write_json
     from .outputs import make_dir
 
     out = make_dir(out_dir)
     write_csv(frame, out / "verified.csv")
     write_json(summary, out / "verify.json")
-    write_json({
-        "anomtok_version": __version__,
-        **run_info("verify"),
-        "model": emb.provenance.to_dict(),
-        "generation_model": lm.describe(),
-        "ranking": getattr(rk, "meta", {}).get("settings") if isinstance(rk, Ranking) else "given",
-        "settings": settings,
-        "outputs": ["verified.csv", "verify.json", "meta.json"],
-    }, out / "meta.json")
+    write_json(
+        {
+            "anomtok_version": __version__,
+            **run_info("verify"),
+            "model": emb.provenance.to_dict(),
+            "generation_model": lm.describe(),
+            "ranking": getattr(rk, "meta", {}).get("settings") if isinstance(rk, Ranking) else "given",
+            "settings": settings,
+            "outputs": ["verified.csv", "verify.json", "meta.json"],
+        },
+        out / "meta.json",
+    )

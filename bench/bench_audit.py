@@ -46,13 +46,22 @@ def child(alias: str, with_ranking: bool) -> dict:
     stages: dict[str, float] = {}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
-        result = audit(alias, out_dir=out, ranking=None if with_ranking else False,
-                       progress=lambda s: stages.__setitem__(s, round(time.perf_counter() - start, 2)))
+        result = audit(
+            alias,
+            out_dir=out,
+            ranking=None if with_ranking else False,
+            progress=lambda s: stages.__setitem__(s, round(time.perf_counter() - start, 2)),
+        )
         wall = time.perf_counter() - start
     s = result.summary
     return {
-        "alias": alias, "with_ranking": with_ranking, "wall_s": round(wall, 2), "import_s": round(t_import, 2),
-        "stages_cumulative_s": stages, "summary_seconds": s["seconds"], "n_tokens": s["n_tokens"],
+        "alias": alias,
+        "with_ranking": with_ranking,
+        "wall_s": round(wall, 2),
+        "import_s": round(t_import, 2),
+        "stages_cumulative_s": stages,
+        "summary_seconds": s["seconds"],
+        "n_tokens": s["n_tokens"],
         "round_trip": {k: v for k, v in s["counts"]["round_trip"].items() if v},
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
@@ -88,8 +97,11 @@ def main() -> None:
         if args.with_ranking:
             runs.append(run_child(alias, True))
             print(json.dumps(runs[-1]), file=sys.stderr)
-    report = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
-              "command": " ".join([Path(sys.executable).name, *sys.argv]), "runs": runs}
+    report = {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "runs": runs,
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
@@ -105,9 +117,15 @@ def main() -> None:
             walls = [r["wall_s"] for r in rs]
             best = min(rs, key=lambda r: r["wall_s"])
             target = TARGET_S.get(alias)
-            ok = "" if target is None else ("ok" if statistics.median(walls) < target else "MISSED") + f" (<{target:.0f} s)"
-            print(f"| {alias} | {'yes' if ranked else 'no'} | {len(rs)} | {statistics.median(walls):.1f} | {min(walls):.1f} | "
-                  f"{max(walls):.1f} | {best['stages_cumulative_s']} | {statistics.mean(r['loadavg_before'] for r in rs):.1f} | {ok} |")
+            ok = (
+                ""
+                if target is None
+                else ("ok" if statistics.median(walls) < target else "MISSED") + f" (<{target:.0f} s)"
+            )
+            print(
+                f"| {alias} | {'yes' if ranked else 'no'} | {len(rs)} | {statistics.median(walls):.1f} | {min(walls):.1f} | "
+                f"{max(walls):.1f} | {best['stages_cumulative_s']} | {statistics.mean(r['loadavg_before'] for r in rs):.1f} | {ok} |"
+            )
     print(f"\nwrote {out}")
 
 

@@ -45,23 +45,30 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-EN = ("the of and to in is was for on that with as by at from this be are it an or have not which one had "
-      "but were all their there can been has more when will would who so if out up about into than them "
-      "time people year way day man thing woman life child world school state family student group country "
-      "problem hand part place case week company system program question work government number night point "
-      "home water room mother area money story fact month lot right study book eye job word business issue "
-      "side kind head house service friend father power hour game line end member law car city community "
-      "model token training data language research results analysis network memory server request error "
-      "quickly carefully often never always today yesterday again new old good great small large long").split()
-JA = ("東京 大阪 京都 日本 日本語 言語 モデル 学習 データ 研究 結果 分析 時間 人 年 日 今日 明日 会社 学校 先生 学生 "
-      "友達 家族 仕事 問題 質問 答え 世界 国 町 駅 電車 天気 雨 雪 桜 山 川 海 食べ物 料理 ご飯 お茶 コーヒー "
-      "テキスト トークン 処理 速度 検出 文字 漢字 ひらがな カタカナ 辞書 文章 意味 説明 会議 資料 報告").split()
+EN = (
+    "the of and to in is was for on that with as by at from this be are it an or have not which one had "
+    "but were all their there can been has more when will would who so if out up about into than them "
+    "time people year way day man thing woman life child world school state family student group country "
+    "problem hand part place case week company system program question work government number night point "
+    "home water room mother area money story fact month lot right study book eye job word business issue "
+    "side kind head house service friend father power hour game line end member law car city community "
+    "model token training data language research results analysis network memory server request error "
+    "quickly carefully often never always today yesterday again new old good great small large long"
+).split()
+JA = (
+    "東京 大阪 京都 日本 日本語 言語 モデル 学習 データ 研究 結果 分析 時間 人 年 日 今日 明日 会社 学校 先生 学生 "
+    "友達 家族 仕事 問題 質問 答え 世界 国 町 駅 電車 天気 雨 雪 桜 山 川 海 食べ物 料理 ご飯 お茶 コーヒー "
+    "テキスト トークン 処理 速度 検出 文字 漢字 ひらがな カタカナ 辞書 文章 意味 説明 会議 資料 報告"
+).split()
 PARTICLES = ("は が を に で と の も から まで へ や より").split()
-VERBS = ("します した しました です でした ます ません ある いる なる できる 思う 言う 見る 行く 来る "
-         "使います 考えます 調べました 書きました 読みました").split()
+VERBS = (
+    "します した しました です でした ます ません ある いる なる できる 思う 言う 見る 行く 来る "
+    "使います 考えます 調べました 書きました 読みました"
+).split()
 
 
 def make_corpus(n_bytes: int, seed: int, inject: list[str], every: int) -> list[str]:
@@ -118,13 +125,13 @@ def split_costs(det: Any, batches: list[list[str]]) -> dict[str, float]:
     tok = det.tokenizer
     out = dict.fromkeys(("E_wall", "E_cpu", "I_wall", "I_cpu", "D_wall", "D_cpu"), 0.0)
     for b in batches:
-        w, c, encs = timed(lambda: tok.encode_batch(b, add_special_tokens=False))
+        w, c, encs = timed(lambda b=b: tok.encode_batch(b, add_special_tokens=False))
         out["E_wall"] += w
         out["E_cpu"] += c
-        w, c, _ = timed(lambda: [e.ids for e in encs])
+        w, c, _ = timed(lambda encs=encs: [e.ids for e in encs])
         out["I_wall"] += w
         out["I_cpu"] += c
-        w, c, _ = timed(lambda: [det._result(t, e) for t, e in zip(b, encs)])
+        w, c, _ = timed(lambda b=b, encs=encs: [det._result(t, e) for t, e in zip(b, encs)])
         out["D_wall"] += w
         out["D_cpu"] += c
     return out
@@ -134,7 +141,7 @@ def glitch_list_for(alias: str, glitch: str | None, top: int):
     import polars as pl
 
     import anomtok
-    from anomtok.detect import GlitchList, NOT_FROM_TEXT, load_glitch_list
+    from anomtok.detect import NOT_FROM_TEXT, GlitchList, load_glitch_list
     from anomtok.export import token_bytes
 
     if glitch:
@@ -144,9 +151,13 @@ def glitch_list_for(alias: str, glitch: str | None, top: int):
     seconds = time.perf_counter() - t0
     top_rows = frame.filter(~pl.col("kind").is_in(NOT_FROM_TEXT) & ~pl.col("is_reference")).sort("rank").head(top)
     ids = [int(i) for i in top_rows["token_id"]]
-    return GlitchList(ids=tuple(ids), scores=dict(zip(ids, top_rows["score"].to_list())),
-                      ranks=dict(zip(ids, top_rows["rank"].to_list())), bytes=dict(zip(ids, token_bytes(top_rows))),
-                      source=f"{alias} ranking (top {top}, nn=off)"), seconds
+    return GlitchList(
+        ids=tuple(ids),
+        scores=dict(zip(ids, top_rows["score"].to_list())),
+        ranks=dict(zip(ids, top_rows["rank"].to_list())),
+        bytes=dict(zip(ids, token_bytes(top_rows))),
+        source=f"{alias} ranking (top {top}, nn=off)",
+    ), seconds
 
 
 def bench_model(alias: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -158,8 +169,11 @@ def bench_model(alias: str, args: argparse.Namespace) -> dict[str, Any]:
     build_s = time.perf_counter() - t0
     tok = det.tokenizer
     # strings that make the listed tokens when written after a space, so injected lines really hit
-    inject = [b.decode("utf-8") for i, b in ((i, det.table.bytes[i]) for i in glitch.ids)
-              if b.startswith(b" ") and len(b) > 3 and b[1:].decode("utf-8", "ignore").isalnum()][:50]
+    inject = [
+        b.decode("utf-8")
+        for i, b in ((i, det.table.bytes[i]) for i in glitch.ids)
+        if b.startswith(b" ") and len(b) > 3 and b[1:].decode("utf-8", "ignore").isalnum()
+    ][:50]
     lines = make_corpus(int(args.mb * 1e6), args.seed, inject, args.inject)
     n_bytes = sum(len(s.encode("utf-8")) for s in lines)
     batches = batches_of(lines)
@@ -228,23 +242,40 @@ def bench_model(alias: str, args: argparse.Namespace) -> dict[str, Any]:
         for j, clock in enumerate(("wall", "cpu")):
             b, m = [t[j] for t in base_t], [t[j] for t in mine_t]
             results[name] |= {
-                f"tokenizer_tok_per_s_best_{clock}": tokens / min(b), f"detector_tok_per_s_best_{clock}": tokens / min(m),
-                f"ratio_best_{clock}": min(b) / min(m), f"ratio_median_{clock}": statistics.median(b) / statistics.median(m),
+                f"tokenizer_tok_per_s_best_{clock}": tokens / min(b),
+                f"detector_tok_per_s_best_{clock}": tokens / min(m),
+                f"ratio_best_{clock}": min(b) / min(m),
+                f"ratio_median_{clock}": statistics.median(b) / statistics.median(m),
             }
     splits = [split_costs(det, batches) for _ in range(args.repeats)]
     split: dict[str, Any] = {"tokens": n_tokens, "repeats": splits}
     for clock in ("wall", "cpu"):
         ratios = [(s[f"E_{clock}"] + s[f"I_{clock}"]) / (s[f"E_{clock}"] + s[f"D_{clock}"]) for s in splits]
         best = min(splits, key=lambda s: s[f"E_{clock}"])
-        split |= {f"ratio_median_{clock}": statistics.median(ratios), f"ratio_min_{clock}": min(ratios),
-                  f"E_best_{clock}": best[f"E_{clock}"], f"I_median_{clock}": statistics.median(s[f"I_{clock}"] for s in splits),
-                  f"D_median_{clock}": statistics.median(s[f"D_{clock}"] for s in splits)}
+        split |= {
+            f"ratio_median_{clock}": statistics.median(ratios),
+            f"ratio_min_{clock}": min(ratios),
+            f"E_best_{clock}": best[f"E_{clock}"],
+            f"I_median_{clock}": statistics.median(s[f"I_{clock}"] for s in splits),
+            f"D_median_{clock}": statistics.median(s[f"D_{clock}"] for s in splits),
+        }
     results["split"] = split
     tmp.unlink()
     tmp.parent.rmdir()
-    return {"model": alias, "glitch": glitch.source, "glitch_tokens": len(glitch), "rank_s": rank_s,
-            "detector_build_s": build_s, "corpus_bytes": n_bytes, "lines": len(lines), "tokens": n_tokens,
-            "hits": hits, "stream_hits": getattr(det_stream, "hits", None), "single_bytes": acc, "pairs": results}
+    return {
+        "model": alias,
+        "glitch": glitch.source,
+        "glitch_tokens": len(glitch),
+        "rank_s": rank_s,
+        "detector_build_s": build_s,
+        "corpus_bytes": n_bytes,
+        "lines": len(lines),
+        "tokens": n_tokens,
+        "hits": hits,
+        "stream_hits": getattr(det_stream, "hits", None),
+        "single_bytes": acc,
+        "pairs": results,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,38 +297,56 @@ def main(argv: list[str] | None = None) -> int:
     from anomtok._version import __version__
 
     runs = [bench_model(m, args) for m in args.models]
-    meta = {"anomtok_version": __version__, "python": platform.python_version(), "machine": platform.machine(),
-            "cpus": os.cpu_count(), "rayon_threads": os.environ.get("RAYON_NUM_THREADS", "default"),
-            "load_average": os.getloadavg(), "args": vars(args)}
+    meta = {
+        "anomtok_version": __version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "rayon_threads": os.environ.get("RAYON_NUM_THREADS", "default"),
+        "load_average": os.getloadavg(),
+        "args": vars(args),
+    }
     try:
         import tokenizers
 
         meta["tokenizers"] = tokenizers.__version__
     except ImportError:  # pragma: no cover
         pass
-    print("| model | pair | tokens | tokenizer tok/s (best wall) | detector tok/s (best wall) | ratio best wall | "
-          "ratio median wall | ratio best CPU | ratio median CPU |")
+    print(
+        "| model | pair | tokens | tokenizer tok/s (best wall) | detector tok/s (best wall) | ratio best wall | "
+        "ratio median wall | ratio best CPU | ratio median CPU |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in runs:
         for name, p in r["pairs"].items():
             if name == "split":
                 continue
-            print(f"| {r['model']} | {name} | {p['tokens']:,} | {p['tokenizer_tok_per_s_best_wall']:,.0f} | "
-                  f"{p['detector_tok_per_s_best_wall']:,.0f} | {p['ratio_best_wall']:.2f} | {p['ratio_median_wall']:.2f} | "
-                  f"{p['ratio_best_cpu']:.2f} | {p['ratio_median_cpu']:.2f} |")
-    print("\n| model | encode_batch E (best, s) | read ids I (median, s) | detector D (median, s) | "
-          "(E+I)/(E+D) median wall | median CPU | worst CPU |")
+            print(
+                f"| {r['model']} | {name} | {p['tokens']:,} | {p['tokenizer_tok_per_s_best_wall']:,.0f} | "
+                f"{p['detector_tok_per_s_best_wall']:,.0f} | {p['ratio_best_wall']:.2f} | {p['ratio_median_wall']:.2f} | "
+                f"{p['ratio_best_cpu']:.2f} | {p['ratio_median_cpu']:.2f} |"
+            )
+    print(
+        "\n| model | encode_batch E (best, s) | read ids I (median, s) | detector D (median, s) | "
+        "(E+I)/(E+D) median wall | median CPU | worst CPU |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in runs:
         p = r["pairs"]["split"]
-        print(f"| {r['model']} | {p['E_best_wall']:.1f} | {p['I_median_wall']:.2f} | {p['D_median_wall']:.2f} | "
-              f"{p['ratio_median_wall']:.3f} | {p['ratio_median_cpu']:.3f} | {p['ratio_min_cpu']:.3f} |")
+        print(
+            f"| {r['model']} | {p['E_best_wall']:.1f} | {p['I_median_wall']:.2f} | {p['D_median_wall']:.2f} | "
+            f"{p['ratio_median_wall']:.3f} | {p['ratio_median_cpu']:.3f} | {p['ratio_min_cpu']:.3f} |"
+        )
     for r in runs:
-        print(f"\n{r['model']}: {r['corpus_bytes'] / 1e6:.1f} MB, {r['lines']:,} lines, {r['tokens']:,} tokens, "
-              f"{r['hits']:,} hits of {r['glitch_tokens']} glitch tokens ({r['glitch']}); detector built in "
-              f"{r['detector_build_s']:.1f} s" + (f", ranking {r['rank_s']:.1f} s" if r["rank_s"] else ""))
-    print(f"\nmachine: {meta['cpus']} CPUs, load average {', '.join(f'{x:.1f}' for x in meta['load_average'])}, "
-          f"tokenizers {meta.get('tokenizers')}, RAYON_NUM_THREADS={meta['rayon_threads']}")
+        print(
+            f"\n{r['model']}: {r['corpus_bytes'] / 1e6:.1f} MB, {r['lines']:,} lines, {r['tokens']:,} tokens, "
+            f"{r['hits']:,} hits of {r['glitch_tokens']} glitch tokens ({r['glitch']}); detector built in "
+            f"{r['detector_build_s']:.1f} s" + (f", ranking {r['rank_s']:.1f} s" if r["rank_s"] else "")
+        )
+    print(
+        f"\nmachine: {meta['cpus']} CPUs, load average {', '.join(f'{x:.1f}' for x in meta['load_average'])}, "
+        f"tokenizers {meta.get('tokenizers')}, RAYON_NUM_THREADS={meta['rayon_threads']}"
+    )
     if args.json:
         from anomtok.export import write_json
 

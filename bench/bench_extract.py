@@ -231,8 +231,15 @@ def _child_safetensors(spec: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError(f"no word-embedding tensor in {folder}")
     seconds = time.perf_counter() - t0
     peak, hwm = _peak_rss_mb(), _vm_hwm_mb()
-    res = {"import_s": import_s, "seconds": seconds, "peak_rss_mb": peak, "vm_hwm_mb": hwm,
-           "rss_after_import_mb": rss_after_import, "tensor": key, "result_dtype": str(W.dtype)}
+    res = {
+        "import_s": import_s,
+        "seconds": seconds,
+        "peak_rss_mb": peak,
+        "vm_hwm_mb": hwm,
+        "rss_after_import_mb": rss_after_import,
+        "tensor": key,
+        "result_dtype": str(W.dtype),
+    }
     res.update(_save_matrix(W, spec.get("npy")))
     return res
 
@@ -282,7 +289,7 @@ def _child_profile(spec: dict[str, Any]) -> dict[str, Any]:
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()
-    emb = anomtok.load(target, hash_files=False)
+    anomtok.load(target, hash_files=False)
     prof.disable()
     profiled_s = time.perf_counter() - t0
     out: dict[str, Any] = {"import_s": import_s, "profiled_seconds": profiled_s}
@@ -292,7 +299,7 @@ def _child_profile(spec: dict[str, Any]) -> dict[str, Any]:
         out[f"top_{key}"] = buf.getvalue()
     st = pstats.Stats(prof)
     rows = []
-    for (file, line, fn), (cc, nc, tt, ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
+    for (file, line, fn), (_cc, nc, tt, ct, _callers) in st.stats.items():  # type: ignore[attr-defined]
         rows.append({"function": f"{Path(file).name}:{line}({fn})", "ncalls": nc, "tottime": tt, "cumtime": ct})
     out["top_tottime_rows"] = sorted(rows, key=lambda r: -r["tottime"])[:15]
     out["top_cumtime_rows"] = sorted(rows, key=lambda r: -r["cumtime"])[:25]
@@ -354,9 +361,16 @@ def _child_stages(spec: dict[str, Any]) -> dict[str, Any]:
     probe.fill(0)
     touch = time.perf_counter() - t0
     del probe, raw, E
-    return {"import_s": import_s, "seconds": total, "stages_s": stages, "first_touch_reference_s": touch,
-            "read_bytes_only_s_warm": read_only, "peak_rss_mb": _peak_rss_mb(),
-            "n_metadata_keys": len(gf.metadata), "n_tensors": len(gf.tensors)}
+    return {
+        "import_s": import_s,
+        "seconds": total,
+        "stages_s": stages,
+        "first_touch_reference_s": touch,
+        "read_bytes_only_s_warm": read_only,
+        "peak_rss_mb": _peak_rss_mb(),
+        "n_metadata_keys": len(gf.metadata),
+        "n_tensors": len(gf.tensors),
+    }
 
 
 def _child_touch(spec: dict[str, Any]) -> dict[str, Any]:
@@ -372,8 +386,13 @@ def _child_touch(spec: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     a.fill(1)
     second = time.perf_counter() - t0
-    return {"seconds": first, "first_touch_s": first, "rewrite_s": second, "mib": n * 4 / 2**20,
-            "peak_rss_mb": _peak_rss_mb()}
+    return {
+        "seconds": first,
+        "first_touch_s": first,
+        "rewrite_s": second,
+        "mib": n * 4 / 2**20,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
 
 
 CHILD_FUNCS = {
@@ -399,8 +418,12 @@ def child_main(spec_json: str, out_path: str) -> int:
     except Exception as exc:  # noqa: BLE001 - reported to the parent
         import traceback
 
-        res = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
-               "peak_rss_mb": _peak_rss_mb()}
+        res = {
+            "ok": False,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+            "peak_rss_mb": _peak_rss_mb(),
+        }
     res["vm_hwm_end_mb"] = _vm_hwm_mb()  # at the very end (after saving the matrix, if any)
     res["child_total_s"] = time.perf_counter() - t
     res["pid"] = os.getpid()
@@ -476,8 +499,11 @@ def run_child(spec: dict[str, Any], tmpdir: Path, label: str, quiet: bool = Fals
         except ValueError:
             res = {}
         if not res:
-            res = {"ok": False, "error": f"child exited {proc.returncode} without a result",
-                   "stderr_tail": proc.stderr[-3000:]}
+            res = {
+                "ok": False,
+                "error": f"child exited {proc.returncode} without a result",
+                "stderr_tail": proc.stderr[-3000:],
+            }
     except subprocess.TimeoutExpired:
         wall = time.perf_counter() - t
         res = {"ok": False, "error": f"timeout after {CHILD_TIMEOUT_S} s"}
@@ -500,8 +526,11 @@ def run_child(spec: dict[str, Any], tmpdir: Path, label: str, quiet: bool = Fals
     extra = f"{secs:.3f} s, peak {res.get('peak_rss_mb', 0):.0f} MiB" if isinstance(secs, (int, float)) else ""
     oth = res.get("others_cores_during")
     oth_s = f", others used {oth:.2f} cores" if isinstance(oth, float) else ""
-    print(f"  [{label}] {extra} ({status}; process {wall:.1f} s{oth_s}, waited {waited:.0f} s)",
-          file=sys.stderr, flush=True)
+    print(
+        f"  [{label}] {extra} ({status}; process {wall:.1f} s{oth_s}, waited {waited:.0f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
     return res
 
 
@@ -548,7 +577,7 @@ def _compare(npys: dict[str, str]) -> dict[str, Any]:
     names = list(npys)
     mats = {n: np.load(p, mmap_mode="r") for n, p in npys.items()}
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             A, B = mats[a], mats[b]
             key = f"{a} vs {b}"
             if A.shape != B.shape:
@@ -557,14 +586,18 @@ def _compare(npys: dict[str, str]) -> dict[str, Any]:
             maxdiff, nan_mismatch = 0.0, 0
             step = 16384
             for s in range(0, A.shape[0], step):
-                x, y = np.asarray(A[s:s + step], dtype=np.float64), np.asarray(B[s:s + step], dtype=np.float64)
+                x, y = np.asarray(A[s : s + step], dtype=np.float64), np.asarray(B[s : s + step], dtype=np.float64)
                 nx, ny = np.isnan(x), np.isnan(y)
                 nan_mismatch += int((nx != ny).sum())
                 d = np.abs(x - y)
                 d[nx | ny] = 0.0
                 maxdiff = max(maxdiff, float(d.max()) if d.size else 0.0)
-            out[key] = {"max_abs_diff": maxdiff, "identical": bool(maxdiff == 0.0 and nan_mismatch == 0),
-                        "nan_mismatch": nan_mismatch, "max_abs_value": float(np.nanmax(np.abs(A)))}
+            out[key] = {
+                "max_abs_diff": maxdiff,
+                "identical": bool(maxdiff == 0.0 and nan_mismatch == 0),
+                "nan_mismatch": nan_mismatch,
+                "max_abs_value": float(np.nanmax(np.abs(A))),
+            }
     return out
 
 
@@ -578,11 +611,17 @@ def _summarise(runs: list[dict[str, Any]], key: str = "seconds") -> dict[str, An
     rss = [r["peak_rss_mb"] for r in ok if isinstance(r.get("peak_rss_mb"), (int, float))]
     imp = [r["import_s"] for r in ok if isinstance(r.get("import_s"), (int, float))]
     oth = [r["others_cores_during"] for r in ok if isinstance(r.get("others_cores_during"), (int, float))]
-    return {"seconds_median": _median(vals), "seconds_all": vals, "seconds_min": min(vals) if vals else None,
-            "others_cores_during_median": _median(oth),
-            "peak_rss_mb_median": _median(rss), "import_s_median": _median(imp),
-            "n_ok": len(ok), "n_failed": len(runs) - len(ok),
-            "errors": [r.get("error") for r in runs if not r.get("ok")]}
+    return {
+        "seconds_median": _median(vals),
+        "seconds_all": vals,
+        "seconds_min": min(vals) if vals else None,
+        "others_cores_during_median": _median(oth),
+        "peak_rss_mb_median": _median(rss),
+        "import_s_median": _median(imp),
+        "n_ok": len(ok),
+        "n_failed": len(runs) - len(ok),
+        "errors": [r.get("error") for r in runs if not r.get("ok")],
+    }
 
 
 def _sources_hash() -> str:
@@ -612,8 +651,14 @@ def _environment(tmp_models: list[str]) -> dict[str, Any]:
 
     cpu = None
     try:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                    if ln.startswith("model name")), None)
+        cpu = next(
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")
+            ),
+            None,
+        )
     except OSError:
         pass
     mem_gib = None
@@ -622,7 +667,7 @@ def _environment(tmp_models: list[str]) -> dict[str, Any]:
     except (ValueError, OSError):
         pass
     return {
-        "date_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu,
@@ -680,8 +725,10 @@ def _fmt(x: Any, nd: int = 2) -> str:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    lines = ["| model | method | seconds (median) | best s | peak RSS MB | ratio vs anomtok | import s | notes |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| model | method | seconds (median) | best s | peak RSS MB | ratio vs anomtok | import s | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
     for alias, m in results["models"].items():
         base = (m["methods"].get("anomtok") or {}).get("seconds_median")
         for label, s in m["methods"].items():
@@ -694,37 +741,49 @@ def markdown(results: dict[str, Any]) -> str:
                 notes.append(f"FAILED {s['n_failed']}x: {s['errors'][0]}")
             if s.get("extra"):
                 notes.append(s["extra"])
-            lines.append(f"| {alias} | {label} | {_fmt(sec, 3)} | {_fmt(s.get('seconds_min'), 3)} | "
-                         f"{_fmt(s.get('peak_rss_mb_median'), 0)} | "
-                         f"{_ratio(ratio)} | {_fmt(s.get('import_s_median'), 2)} | "
-                         f"{'; '.join(notes)} |")
+            lines.append(
+                f"| {alias} | {label} | {_fmt(sec, 3)} | {_fmt(s.get('seconds_min'), 3)} | "
+                f"{_fmt(s.get('peak_rss_mb_median'), 0)} | "
+                f"{_ratio(ratio)} | {_fmt(s.get('import_s_median'), 2)} | "
+                f"{'; '.join(notes)} |"
+            )
     out = ["\n".join(lines)]
     probe = (results.get("environment") or {}).get("memory_probe") or {}
     if probe.get("first_touch_s_median") is not None:
-        out.append(f"Machine probe: first touch of 640 MiB of fresh memory (the size of the Gemma float32 matrix) "
-                   f"takes {probe['first_touch_s_median']:.2f} s median "
-                   f"({', '.join(f'{x:.2f}' for x in probe['first_touch_s_all'])}); rewriting it "
-                   f"{probe['rewrite_s_median']:.2f} s.")
+        out.append(
+            f"Machine probe: first touch of 640 MiB of fresh memory (the size of the Gemma float32 matrix) "
+            f"takes {probe['first_touch_s_median']:.2f} s median "
+            f"({', '.join(f'{x:.2f}' for x in probe['first_touch_s_all'])}); rewriting it "
+            f"{probe['rewrite_s_median']:.2f} s."
+        )
     comp_lines = ["| model | matrices | max abs diff | identical |", "|---|---|---:|---|"]
     for alias, m in results["models"].items():
         for pair, c in (m.get("comparison") or {}).items():
             if not isinstance(c, dict):
                 comp_lines.append(f"| {alias} | {pair}: {c} | - | - |")
             elif "max_abs_diff" in c:
-                comp_lines.append(f"| {alias} | {pair} | {c['max_abs_diff']:.3g} | {'yes' if c['identical'] else 'no'} |")
+                comp_lines.append(
+                    f"| {alias} | {pair} | {c['max_abs_diff']:.3g} | {'yes' if c['identical'] else 'no'} |"
+                )
             else:
                 comp_lines.append(f"| {alias} | {pair} | {c} | no |")
     if len(comp_lines) > 2:
         out.append("\n".join(comp_lines))
     rk = results.get("ranking") or {}
     if rk:
-        r_lines = ["| ranking (" + RANK_MODEL + f" {rk.get('shape')}) | seconds | peak RSS MB | per-step seconds (meta timings_s) |",
-                   "|---|---:|---:|---|"]
+        r_lines = [
+            "| ranking ("
+            + RANK_MODEL
+            + f" {rk.get('shape')}) | seconds | peak RSS MB | per-step seconds (meta timings_s) |",
+            "|---|---:|---:|---|",
+        ]
         for nn, s in rk.get("modes", {}).items():
             steps = ", ".join(f"{k} {v:.2f}" for k, v in (s.get("timings_s") or {}).items())
             if s.get("n_failed"):
                 steps = f"FAILED: {s['errors'][0]}"
-            r_lines.append(f"| nn=\"{nn}\" | {_fmt(s.get('seconds_median'), 2)} | {_fmt(s.get('peak_rss_mb_median'), 0)} | {steps} |")
+            r_lines.append(
+                f'| nn="{nn}" | {_fmt(s.get("seconds_median"), 2)} | {_fmt(s.get("peak_rss_mb_median"), 0)} | {steps} |'
+            )
         out.append("\n".join(r_lines))
     return "\n\n".join(out)
 
@@ -735,32 +794,47 @@ def _profile(alias: str, kind: str, repeats: int, out_path: Path, tmp_root: Path
     print(f"== profiling anomtok.load({alias!r})", file=sys.stderr, flush=True)
     res = run_child({"func": "profile", "target": alias}, tmp_root, f"profile {alias}")
     if kind == "gguf":
-        st = [run_child({"func": "stages", "target": alias}, tmp_root, f"stages {alias} / run {i + 1}")
-              for i in range(repeats)]
+        st = [
+            run_child({"func": "stages", "target": alias}, tmp_root, f"stages {alias} / run {i + 1}")
+            for i in range(repeats)
+        ]
         ok = [r for r in st if r.get("ok")]
         if ok:
             res["stages_s_cold_unprofiled_median"] = {
-                k: _median([r["stages_s"][k] for r in ok]) for k in ok[0]["stages_s"]}
+                k: _median([r["stages_s"][k] for r in ok]) for k in ok[0]["stages_s"]
+            }
             res["stages_total_s_median"] = _median([r["seconds"] for r in ok])
-            res["first_touch_reference_s_median"] = _median([r["first_touch_reference_s"] for r in ok
-                                                             if r.get("first_touch_reference_s") is not None])
+            res["first_touch_reference_s_median"] = _median(
+                [r["first_touch_reference_s"] for r in ok if r.get("first_touch_reference_s") is not None]
+            )
             res["stages_runs"] = st
         else:
             res["stages_error"] = st[0].get("error")
     txt = out_path.parent / f"profile_{alias}.txt"
-    date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    body = [f"# anomtok.load({alias!r}, hash_files=False), cold, each in a fresh process; {date}; "
-            f"anomtok sources sha256 {_sources_hash()[:16]}",
-            f"# cProfile wall time {res.get('profiled_seconds')} s (profiler overhead included)", ""]
+    date = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    body = [
+        f"# anomtok.load({alias!r}, hash_files=False), cold, each in a fresh process; {date}; "
+        f"anomtok sources sha256 {_sources_hash()[:16]}",
+        f"# cProfile wall time {res.get('profiled_seconds')} s (profiler overhead included)",
+        "",
+    ]
     if "stages_runs" in res:
         body.append("## stages, each run a fresh process without profiler (seconds)")
         for r in res["stages_runs"]:
             if r.get("ok"):
-                body.append(json.dumps({**{k: round(v, 3) for k, v in r["stages_s"].items()},
-                                        "total": round(r["seconds"], 3),
-                                        "first touch of a fresh 640 MiB buffer afterwards (reference)":
-                                            round(r.get("first_touch_reference_s") or -1, 3),
-                                        "others_cores_during": round(r.get("others_cores_during") or 0, 2)}, indent=2))
+                body.append(
+                    json.dumps(
+                        {
+                            **{k: round(v, 3) for k, v in r["stages_s"].items()},
+                            "total": round(r["seconds"], 3),
+                            "first touch of a fresh 640 MiB buffer afterwards (reference)": round(
+                                r.get("first_touch_reference_s") or -1, 3
+                            ),
+                            "others_cores_during": round(r.get("others_cores_during") or 0, 2),
+                        },
+                        indent=2,
+                    )
+                )
     for k in ("top_cumulative", "top_tottime"):
         if k in res:
             body.append(f"## {k}")
@@ -789,7 +863,7 @@ def profile_only_main(args: argparse.Namespace) -> int:
                 raise SystemExit(f"{alias}: cannot resolve its files: {info.get('error')}")
             _prewarm([Path(p) for p in info["paths"]])
             profiles[alias] = _profile(alias, info["kind"], args.repeats, out_path, tmp_root)
-            profiles[alias]["profiled_at_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            profiles[alias]["profiled_at_utc"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
             profiles[alias]["anomtok_sources_sha256"] = _sources_hash()
         results["profiles"] = profiles
         _atomic_write_json(out_path, results)
@@ -813,12 +887,20 @@ def parent_main(args: argparse.Namespace) -> int:
     tmp_root = Path(tempfile.mkdtemp(prefix="anomtok-bench-"))
     array_dir = keep_dir or tmp_root
     array_dir.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"environment": _environment(models), "settings": {
-        "repeats": args.repeats, "max_busy_cores": args.max_busy, "max_wait_s": args.max_wait,
-        "page_cache": "warm: every file is read once before the measurements",
-        "timing": "perf_counter around the work only, in a fresh child process per measurement; import time separate",
-        "peak_rss": "resource.getrusage(RUSAGE_SELF).ru_maxrss of the child (MiB), includes the interpreter and imports",
-        "targets_s": TARGETS_S, "project_reference_s": PROJECT_REFERENCE_S}, "models": {}}
+    results: dict[str, Any] = {
+        "environment": _environment(models),
+        "settings": {
+            "repeats": args.repeats,
+            "max_busy_cores": args.max_busy,
+            "max_wait_s": args.max_wait,
+            "page_cache": "warm: every file is read once before the measurements",
+            "timing": "perf_counter around the work only, in a fresh child process per measurement; import time separate",
+            "peak_rss": "resource.getrusage(RUSAGE_SELF).ru_maxrss of the child (MiB), includes the interpreter and imports",
+            "targets_s": TARGETS_S,
+            "project_reference_s": PROJECT_REFERENCE_S,
+        },
+        "models": {},
+    }
     results["environment"]["loadavg_start"] = _loadavg()
     try:
         print("== machine probe: first touch of 640 MiB of fresh memory", file=sys.stderr, flush=True)
@@ -829,7 +911,8 @@ def parent_main(args: argparse.Namespace) -> int:
             "first_touch_s_median": _median([r["first_touch_s"] for r in ok]),
             "first_touch_s_all": [r["first_touch_s"] for r in ok],
             "rewrite_s_median": _median([r["rewrite_s"] for r in ok]),
-            "runs": touch}
+            "runs": touch,
+        }
         for alias in models:
             print(f"== {alias}", file=sys.stderr, flush=True)
             kind, methods, files = _methods_for(alias, tmp_root)
@@ -858,21 +941,27 @@ def parent_main(args: argparse.Namespace) -> int:
                 if label == "transformers":
                     ok = [r for r in runs[label] if r.get("ok")]
                     if ok:
-                        s["extra"] = f"{ok[0]['model_class']}, {ok[0]['n_parameters'] / 1e6:.0f}M params, {ok[0]['result_dtype']}"
+                        s["extra"] = (
+                            f"{ok[0]['model_class']}, {ok[0]['n_parameters'] / 1e6:.0f}M params, {ok[0]['result_dtype']}"
+                        )
                 summary[label] = s
                 if label == "anomtok":
                     w = _summarise(runs[label], key="warm_seconds")
                     wr = [r["warm_bytes_read"] for r in runs[label] if r.get("ok") and "warm_bytes_read" in r]
                     w["bytes_read_median"] = _median(wr)
-                    w["peak_rss_mb_median"] = _median([r["warm_peak_rss_mb"] for r in runs[label]
-                                                       if r.get("ok") and "warm_peak_rss_mb" in r])
+                    w["peak_rss_mb_median"] = _median(
+                        [r["warm_peak_rss_mb"] for r in runs[label] if r.get("ok") and "warm_peak_rss_mb" in r]
+                    )
                     w["import_s_median"] = None
                     w["extra"] = "2nd load in the same process (peak RSS covers both loads)"
                     summary["anomtok (warm)"] = w
             # keep "anomtok (warm)" right after "anomtok"
             order = ["anomtok", "anomtok (warm)"] + [lb for lb in summary if lb not in ("anomtok", "anomtok (warm)")]
-            entry: dict[str, Any] = {"kind": kind, "methods": {lb: summary[lb] for lb in order if lb in summary},
-                                     "runs": runs}
+            entry: dict[str, Any] = {
+                "kind": kind,
+                "methods": {lb: summary[lb] for lb in order if lb in summary},
+                "runs": runs,
+            }
             print(f"  comparing {', '.join(npys)}", file=sys.stderr, flush=True)
             entry["comparison"] = {}
             if len(npys) > 1:
@@ -894,14 +983,17 @@ def parent_main(args: argparse.Namespace) -> int:
             rank_runs: dict[str, list[dict[str, Any]]] = {}
             shape = None
             for nn in ("off", "auto"):
-                rank_runs[nn] = [run_child({"func": "rank", "target": RANK_MODEL, "nn": nn}, tmp_root,
-                                           f"rank nn={nn} / run {i + 1}") for i in range(args.rank_repeats)]
+                rank_runs[nn] = [
+                    run_child({"func": "rank", "target": RANK_MODEL, "nn": nn}, tmp_root, f"rank nn={nn} / run {i + 1}")
+                    for i in range(args.rank_repeats)
+                ]
                 s = _summarise(rank_runs[nn])
                 ok = [r for r in rank_runs[nn] if r.get("ok")]
                 if ok:
                     keys = list(ok[0].get("timings_s") or {})
-                    s["timings_s"] = {k: _median([r["timings_s"][k] for r in ok if k in (r.get("timings_s") or {})])
-                                      for k in keys}
+                    s["timings_s"] = {
+                        k: _median([r["timings_s"][k] for r in ok if k in (r.get("timings_s") or {})]) for k in keys
+                    }
                     s["nn_mode"] = ok[0].get("nn_mode")
                     s["rss_before_rank_mb"] = ok[0].get("rss_before_rank_mb")
                     shape = ok[0].get("shape")
@@ -910,10 +1002,15 @@ def parent_main(args: argparse.Namespace) -> int:
             _atomic_write_json(out_path, results)
 
         if not args.no_profile:
-            to_profile = [a for a in models if a in results["models"] and (
-                not results["models"][a].get("target", {}).get("met", True) or args.profile_all)]
-            results["profiles"] = {a: _profile(a, results["models"][a]["kind"], args.repeats, out_path, tmp_root)
-                                   for a in to_profile}
+            to_profile = [
+                a
+                for a in models
+                if a in results["models"]
+                and (not results["models"][a].get("target", {}).get("met", True) or args.profile_all)
+            ]
+            results["profiles"] = {
+                a: _profile(a, results["models"][a]["kind"], args.repeats, out_path, tmp_root) for a in to_profile
+            }
         results["environment"]["loadavg_end"] = _loadavg()
         results["markdown"] = markdown(results)
         _atomic_write_json(out_path, results)
@@ -928,8 +1025,10 @@ def parent_main(args: argparse.Namespace) -> int:
         t = m.get("target")
         if t:
             verdict = "MET" if t["met"] else "MISSED"
-            print(f"\nTarget {alias}: embedding ready in < {t['seconds']} s -> {verdict} "
-                  f"(anomtok median {_fmt(t['measured'], 3)} s)")
+            print(
+                f"\nTarget {alias}: embedding ready in < {t['seconds']} s -> {verdict} "
+                f"(anomtok median {_fmt(t['measured'], 3)} s)"
+            )
     print(f"\nJSON: {out_path}")
     return 0
 
@@ -943,16 +1042,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-rank", action="store_true", help="skip the ranking timings")
     ap.add_argument("--no-profile", action="store_true", help="skip profiling models that miss their target")
     ap.add_argument("--profile-all", action="store_true", help="profile the anomtok load of every model")
-    ap.add_argument("--extra-site", metavar="DIR", default=str(DEFAULT_EXTRA_SITE),
-                    help="prepended to PYTHONPATH of the transformers child only, for packages the venv lacks "
-                         "(transformers needs `accelerate` to load GGUF); default %(default)s, used if it exists")
-    ap.add_argument("--max-busy", type=float, default=0.5, metavar="CORES",
-                    help="before each measurement, wait while other processes use more than this many cores "
-                         "(default %(default)s; negative: never wait)")
-    ap.add_argument("--max-wait", type=float, default=120.0, metavar="S",
-                    help="longest wait for a quiet machine before measuring anyway (default %(default)s s)")
-    ap.add_argument("--profile-only", action="store_true",
-                    help="only profile the anomtok load of --models and merge it into the JSON at --out")
+    ap.add_argument(
+        "--extra-site",
+        metavar="DIR",
+        default=str(DEFAULT_EXTRA_SITE),
+        help="prepended to PYTHONPATH of the transformers child only, for packages the venv lacks "
+        "(transformers needs `accelerate` to load GGUF); default %(default)s, used if it exists",
+    )
+    ap.add_argument(
+        "--max-busy",
+        type=float,
+        default=0.5,
+        metavar="CORES",
+        help="before each measurement, wait while other processes use more than this many cores "
+        "(default %(default)s; negative: never wait)",
+    )
+    ap.add_argument(
+        "--max-wait",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="longest wait for a quiet machine before measuring anyway (default %(default)s s)",
+    )
+    ap.add_argument(
+        "--profile-only",
+        action="store_true",
+        help="only profile the anomtok load of --models and merge it into the JSON at --out",
+    )
     ap.add_argument("--keep-arrays", metavar="DIR", help="keep the extracted matrices (.npy) in DIR")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--child-out", help=argparse.SUPPRESS)

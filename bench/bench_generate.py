@@ -107,18 +107,31 @@ def main(argv: list[str] | None = None) -> int:
         for b, ts in per.items():
             med = statistics.median(ts)
             best = min(ts)
-            rows.append({"method": who, "batch": b, "new_tokens": n, "seconds_median": round(med, 4),
-                         "seconds_best": round(best, 4), "seconds_all": [round(x, 4) for x in ts],
-                         "tokens_per_s": round(b * n / med, 2), "tokens_per_s_best": round(b * n / best, 2)})
+            rows.append(
+                {
+                    "method": who,
+                    "batch": b,
+                    "new_tokens": n,
+                    "seconds_median": round(med, 4),
+                    "seconds_best": round(best, 4),
+                    "seconds_all": [round(x, 4) for x in ts],
+                    "tokens_per_s": round(b * n / med, 2),
+                    "tokens_per_s_best": round(b * n / best, 2),
+                }
+            )
     checks = {}
     for stat in ("tokens_per_s", "tokens_per_s_best"):
         tps = {(r["method"], r["batch"]): r[stat] for r in rows}
         tag = "median" if stat == "tokens_per_s" else "best"
         for b in batches:
-            checks[f"anomtok/transformers at batch {b} ({tag})"] = round(tps[("anomtok", b)] / tps[("transformers", b)], 3)
+            checks[f"anomtok/transformers at batch {b} ({tag})"] = round(
+                tps[("anomtok", b)] / tps[("transformers", b)], 3
+            )
         if 1 in batches and 8 in batches:
             checks[f"anomtok batch 8 / batch 1 ({tag})"] = round(tps[("anomtok", 8)] / tps[("anomtok", 1)], 3)
-            checks[f"transformers batch 8 / batch 1 ({tag})"] = round(tps[("transformers", 8)] / tps[("transformers", 1)], 3)
+            checks[f"transformers batch 8 / batch 1 ({tag})"] = round(
+                tps[("transformers", 8)] / tps[("transformers", 1)], 3
+            )
     result = {
         "benchmark": "generate",
         "model": args.model,
@@ -141,12 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     print("| method | batch | new tokens | median s | tokens/s (median) | best s | tokens/s (best) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['method']} | {r['batch']} | {r['new_tokens']} | {r['seconds_median']} | {r['tokens_per_s']} | "
-              f"{r['seconds_best']} | {r['tokens_per_s_best']} |")
+        print(
+            f"| {r['method']} | {r['batch']} | {r['new_tokens']} | {r['seconds_median']} | {r['tokens_per_s']} | "
+            f"{r['seconds_best']} | {r['tokens_per_s_best']} |"
+        )
     for k, v in checks.items():
         print(f"- {k}: {v}x")
-    print(f"- same greedy tokens as transformers: {same}; torch threads {torch.get_num_threads()}; "
-          f"load average {load_before[0]:.1f} -> {load_after[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"- same greedy tokens as transformers: {same}; torch threads {torch.get_num_threads()}; "
+        f"load average {load_before[0]:.1f} -> {load_after[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

@@ -146,7 +146,9 @@ def child(spec: dict) -> dict:
         # the ranking searched its own sample exactly and kept those rows: its recall is in knn_info;
         # here the shared sample, excluding the rows the ranking searched exactly
         approx = ~r.knn.exact_rows[rows]
-        out["recall"] = K.sample_recall(ids[rows][approx], sims[rows][approx], truth["ids"][approx], truth["sims"][approx])
+        out["recall"] = K.sample_recall(
+            ids[rows][approx], sims[rows][approx], truth["ids"][approx], truth["sims"][approx]
+        )
     else:
         out["recall"] = K.sample_recall(ids[rows], sims[rows], truth["ids"], truth["sims"])
     return out
@@ -184,8 +186,9 @@ def _truth(model: str, k: int, sample: int, threads: int) -> Path:
 def _run_child(spec: dict) -> dict:
     before = _load()
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True,
-                          cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, cwd=ROOT
+    )
     after = _load()
     if proc.returncode != 0:
         return {"method": spec["method"], "params": spec.get("params", {}), "error": proc.stderr.strip()[-2000:]}
@@ -206,10 +209,21 @@ def _env() -> dict:
             return None
 
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
-    return {"python": platform.python_version(), "cpu": cpu, "cpus": os.cpu_count(), "git_head": head,
-            "versions": {p: v(p) for p in ("torch", "numpy", "pynndescent", "numba", "faiss-cpu", "umap-learn")}}
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "git_head": head,
+        "versions": {p: v(p) for p in ("torch", "numpy", "pynndescent", "numba", "faiss-cpu", "umap-learn")},
+    }
 
 
 def _row(r: dict) -> str:
@@ -221,7 +235,9 @@ def _row(r: dict) -> str:
     recall = "1 (exact)" if rec.get("note") == "exact" else f"{rec['recall']:.4f} / {rec['recall_ids']:.4f}"
     err = "" if rec.get("note") == "exact" else f"{rec['mean_cos_error']:.5f}"
     load = f"{r['loadavg_before'][0]:.1f} → {r['loadavg_after'][0]:.1f}"
-    return f"| {r['method']} | {r.get('params') or ''} | {t['wall_s']}{note} | {t['cpu_s']} | {recall} | {err} | {load} |"
+    return (
+        f"| {r['method']} | {r.get('params') or ''} | {t['wall_s']}{note} | {t['cpu_s']} | {recall} | {err} | {load} |"
+    )
 
 
 def main() -> None:
@@ -232,8 +248,12 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=2000, help="rows searched exactly for the recall")
     ap.add_argument("--methods", default="exact,pynndescent,faiss-hnsw,faiss-nndescent,rank")
     ap.add_argument("--degrees", default="30,45,60", help="pynndescent graph degrees")
-    ap.add_argument("--exact-rows", type=int, default=None,
-                    help="time exact search on this many rows and extrapolate (default: all rows below 100k, else 8192)")
+    ap.add_argument(
+        "--exact-rows",
+        type=int,
+        default=None,
+        help="time exact search on this many rows and extrapolate (default: all rows below 100k, else 8192)",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="JSON path (default bench/results/knn-MODEL.json)")
     ap.add_argument("--append", action="store_true", help="add to the results already in the JSON file")

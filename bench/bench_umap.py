@@ -67,8 +67,9 @@ def child_compute(model: str, out: Path, sample: int | None, formats: list[str],
     r["numba_warmup_s"] = round(time.perf_counter() - t, 2)
     opt = _options(sample, n_epochs)
     t, c = time.perf_counter(), time.process_time()
-    res = compute_map(emb.input.float().numpy(), ranking.frame, opt, cache=out / "umap.parquet",
-                      source=emb.provenance.to_dict())
+    res = compute_map(
+        emb.input.float().numpy(), ranking.frame, opt, cache=out / "umap.parquet", source=emb.provenance.to_dict()
+    )
     r["map_s"] = round(time.perf_counter() - t, 2)
     r["map_cpu_s"] = round(time.process_time() - c, 2)
     r["umap_fit_s"] = res.meta["umap_seconds"]
@@ -121,8 +122,18 @@ def docs_image(out: Path, target: Path, dpi: int) -> dict:
 
 
 def run_child(step: str, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--child", step, "--model", args.model, "--out", str(args.out),
-           "--format", args.format]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        step,
+        "--model",
+        args.model,
+        "--out",
+        str(args.out),
+        "--format",
+        args.format,
+    ]
     if args.sample:
         cmd += ["--sample", str(args.sample)]
     if args.n_epochs:
@@ -158,9 +169,17 @@ def main() -> None:
         print(json.dumps(fn(args.model, args.out, args.sample, formats, args.n_epochs)))
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    result: dict = {"model": args.model, "sample": args.sample, "n_epochs": args.n_epochs, "machine": {
-        "cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-        "load_average_at_start": os.getloadavg()}}
+    result: dict = {
+        "model": args.model,
+        "sample": args.sample,
+        "n_epochs": args.n_epochs,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_average_at_start": os.getloadavg(),
+        },
+    }
     if not args.skip_compute:
         for stale in ("umap.parquet", "ranked.parquet", "meta.json"):
             (args.out / stale).unlink(missing_ok=True)
@@ -176,12 +195,31 @@ def main() -> None:
     print(f"| {args.model} | value |\n|---|---|")
     result["machine"]["load_average_at_end"] = os.getloadavg()
     write_json(result, args.results)
-    for k in ("shape", "points", "load_s", "rank_s", "numba_warmup_s", "umap_fit_s", "map_s", "map_cpu_s",
-              "rss_after_map_mb", "first_render_s", "first_render_cpu_s", "peak_rss_mb"):
+    for k in (
+        "shape",
+        "points",
+        "load_s",
+        "rank_s",
+        "numba_warmup_s",
+        "umap_fit_s",
+        "map_s",
+        "map_cpu_s",
+        "rss_after_map_mb",
+        "first_render_s",
+        "first_render_cpu_s",
+        "peak_rss_mb",
+    ):
         if k in c:
             print(f"| compute: {k} | {c[k]} |")
-    for k in ("rerender_s", "rerender_cpu_s", "total_with_imports_s", "process_wall_s", "map_reused",
-              "ranking_reused", "files"):
+    for k in (
+        "rerender_s",
+        "rerender_cpu_s",
+        "total_with_imports_s",
+        "process_wall_s",
+        "map_reused",
+        "ranking_reused",
+        "files",
+    ):
         print(f"| re-render: {k} | {rr[k]} |")
     if "docs" in result:
         print(f"| docs image | {result['docs']['docs_img']} ({result['docs']['bytes']:,} bytes) |")

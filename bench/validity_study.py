@@ -1,7 +1,7 @@
 """Runner of the validation study (issue 11, part 3): see ``anomtok/validity.py`` and docs/validity.md.
 
-    python bench/validity_study.py smollm2-135m gemma-3-270m -o reports/validity [--threads 1]
-    python bench/validity_study.py smollm2-135m gemma-3-270m -o reports/validity --markdown
+python bench/validity_study.py smollm2-135m gemma-3-270m -o reports/validity [--threads 1]
+python bench/validity_study.py smollm2-135m gemma-3-270m -o reports/validity --markdown
 """
 
 from __future__ import annotations
@@ -10,14 +10,26 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from anomtok.validity import (COMBINATIONS, KS, METRIC_SPECS, add_combinations, candidates, choose_default,
-                              markdown_table, order_for_scoring, precision_table, random_sample)
+from anomtok.validity import (
+    COMBINATIONS,
+    KS,
+    METRIC_SPECS,
+    add_combinations,
+    candidates,
+    choose_default,
+    markdown_table,
+    order_for_scoring,
+    precision_table,
+    random_sample,
+)
+
 
 def _knn_columns(emb: Any, frame: pl.DataFrame, k: int, threads: int | None, seed: int) -> tuple[pl.DataFrame, dict]:
     """nn_cos, knn_mean_cos, knn_ref_share of every token from the k-NN graph of the input
@@ -54,9 +66,9 @@ def _knn_columns(emb: Any, frame: pl.DataFrame, k: int, threads: int | None, see
         kref = np.where(has.any(1), kref, np.nan)
         info = {"via": "anomtok.knn (exact_knn / hnsw_knn); columns computed in anomtok.validity", "method": method}
     info.update({"k": k, "seconds": round(time.perf_counter() - t0, 1)})
-    cols_df = pl.DataFrame({"token_id": np.arange(V, dtype=np.int64), "nn_cos": nn, "knn_mean_cos": kmean,
-                            "knn_ref_share": kref}).with_columns(pl.col(c).fill_nan(None) for c in
-                                                                  ("nn_cos", "knn_mean_cos", "knn_ref_share"))
+    cols_df = pl.DataFrame(
+        {"token_id": np.arange(V, dtype=np.int64), "nn_cos": nn, "knn_mean_cos": kmean, "knn_ref_share": kref}
+    ).with_columns(pl.col(c).fill_nan(None) for c in ("nn_cos", "knn_mean_cos", "knn_ref_share"))
     return cols_df, info
 
 
@@ -100,10 +112,21 @@ def _roundtrip(tok: Any, t: int) -> bool:
         return False
 
 
-
-def run_model(alias: str, out: Path, *, top: int, n_random: int, seed: int, k: int, batch_size: int,
-              chunk: int, threads: int | None, deadline: float | None, no_knn: bool = False,
-              extra_cache: Sequence[str] | None = None) -> None:
+def run_model(
+    alias: str,
+    out: Path,
+    *,
+    top: int,
+    n_random: int,
+    seed: int,
+    k: int,
+    batch_size: int,
+    chunk: int,
+    threads: int | None,
+    deadline: float | None,
+    no_knn: bool = False,
+    extra_cache: Sequence[str] | None = None,
+) -> None:
     import torch
 
     import anomtok
@@ -140,8 +163,9 @@ def run_model(alias: str, out: Path, *, top: int, n_random: int, seed: int, k: i
         (out / "knn_info.json").write_text(json.dumps(kinfo, indent=1, default=str))
     log(f"knn columns: {kinfo}")
     if kcols is not None:  # the study's own neighbourhood columns replace the ranking's (empty with nn="off")
-        frame = frame.drop([c for c in kcols.columns if c != "token_id"], strict=False).join(kcols, on="token_id",
-                                                                                             how="left")
+        frame = frame.drop([c for c in kcols.columns if c != "token_id"], strict=False).join(
+            kcols, on="token_id", how="left"
+        )
     frame = add_combinations(frame)
     lists = {s.name: candidates(frame, s, top) for s in METRIC_SPECS if s.column in frame.columns}
     rnd = random_sample(frame, n_random, seed)
@@ -151,20 +175,31 @@ def run_model(alias: str, out: Path, *, top: int, n_random: int, seed: int, k: i
 
     lm = load_causal_lm(alias, device="cpu")
     ps = make_prompt_set(lm, emb.tokens)
-    settings = {"model": alias, "threshold": VERIFY_THRESHOLD, "n_positions": N_POSITIONS,
-                "placeholder_id": ps.placeholder_id, "templates": list(ps.texts), "settle": True}
+    settings = {
+        "model": alias,
+        "threshold": VERIFY_THRESHOLD,
+        "n_positions": N_POSITIONS,
+        "placeholder_id": ps.placeholder_id,
+        "templates": list(ps.texts),
+        "settle": True,
+    }
     cache_path, vmeta_path = out / "verdicts.csv", out / "verdict_settings.json"
     cached: dict[int, dict[str, Any]] = {}
     if cache_path.exists() and vmeta_path.exists() and json.loads(vmeta_path.read_text()) == settings:
         for r in pl.read_csv(cache_path).iter_rows(named=True):
-            cached[int(r["token_id"])] = {"p": r["p"], "verified": bool(r["verified"]),
-                                          "roundtrip": bool(r["roundtrip"])}
+            cached[int(r["token_id"])] = {
+                "p": r["p"],
+                "verified": bool(r["verified"]),
+                "roundtrip": bool(r["roundtrip"]),
+            }
     for extra in extra_cache or []:  # verdicts another run (same settings) scored
         e = Path(extra)
         if (e / "verdicts.csv").exists() and json.loads((e / "verdict_settings.json").read_text()) == settings:
             for r in pl.read_csv(e / "verdicts.csv").iter_rows(named=True):
-                cached.setdefault(int(r["token_id"]), {"p": r["p"], "verified": bool(r["verified"]),
-                                                       "roundtrip": bool(r["roundtrip"])})
+                cached.setdefault(
+                    int(r["token_id"]),
+                    {"p": r["p"], "verified": bool(r["verified"]), "roundtrip": bool(r["roundtrip"])},
+                )
     vmeta_path.write_text(json.dumps(settings, indent=1))
     todo = [t for t in todo_all if t not in cached]
     log(f"{len(cached)} verdicts cached, {len(todo)} to score")
@@ -179,27 +214,54 @@ def run_model(alias: str, out: Path, *, top: int, n_random: int, seed: int, k: i
                 if t in in_top:
                     in_top[t].append(m)
         rset = set(rnd)
-        rows = [{"token_id": t, "bytes_hex": bytes_hex[t], "p": v["p"], "verified": v["verified"],
-                 "roundtrip": v["roundtrip"], "top_of": ";".join(in_top[t]), "random": t in rset}
-                for t, v in sorted(cached.items())]
+        rows = [
+            {
+                "token_id": t,
+                "bytes_hex": bytes_hex[t],
+                "p": v["p"],
+                "verified": v["verified"],
+                "roundtrip": v["roundtrip"],
+                "top_of": ";".join(in_top[t]),
+                "random": t in rset,
+            }
+            for t, v in sorted(cached.items())
+        ]
         pl.DataFrame(rows).write_csv(cache_path)
         verdicts = {t: v["verified"] for t, v in cached.items()}
         table = precision_table(verdicts, {**lists, "random (base rate)": rnd}, KS)
         table.write_csv(out / "precision.csv")
-        meta = {"anomtok_version": __version__, "model": alias, "top": top, "random": n_random, "seed": seed,
-                "ks": list(KS), "metrics": [vars(s) for s in METRIC_SPECS if s.name in lists],
-                "combinations": {n: [list(p) for p in v] for n, v in COMBINATIONS.items()},
-                "eligible": "kind == 'normal', not is_reference, valid row, finite metric value",
-                "verify": settings | {"p": "max over templates and positions; with settle, a lower bound (>= "
-                                            "threshold) for unverified tokens, exact for verified ones"},
-                "knn": kinfo, "reference": score_meta, "n_unique_tokens": len(todo_all),
-                "n_scored": len(cached), "complete": len(cached) >= len(todo_all) and not stopped,
-                "scoring_seconds": round(scored_s, 1),
-                "tokens_per_second": round(n_scored / scored_s, 3) if scored_s else None,
-                "threads": threads or torch.get_num_threads(), "batch_size": batch_size,
-                "versions": {"torch": torch.__version__, "polars": pl.__version__, "numpy": np.__version__,
-                             "python": sys.version.split()[0]},
-                "wall_seconds": round(time.perf_counter() - t_start, 1)}
+        meta = {
+            "anomtok_version": __version__,
+            "model": alias,
+            "top": top,
+            "random": n_random,
+            "seed": seed,
+            "ks": list(KS),
+            "metrics": [vars(s) for s in METRIC_SPECS if s.name in lists],
+            "combinations": {n: [list(p) for p in v] for n, v in COMBINATIONS.items()},
+            "eligible": "kind == 'normal', not is_reference, valid row, finite metric value",
+            "verify": settings
+            | {
+                "p": "max over templates and positions; with settle, a lower bound (>= "
+                "threshold) for unverified tokens, exact for verified ones"
+            },
+            "knn": kinfo,
+            "reference": score_meta,
+            "n_unique_tokens": len(todo_all),
+            "n_scored": len(cached),
+            "complete": len(cached) >= len(todo_all) and not stopped,
+            "scoring_seconds": round(scored_s, 1),
+            "tokens_per_second": round(n_scored / scored_s, 3) if scored_s else None,
+            "threads": threads or torch.get_num_threads(),
+            "batch_size": batch_size,
+            "versions": {
+                "torch": torch.__version__,
+                "polars": pl.__version__,
+                "numpy": np.__version__,
+                "python": sys.version.split()[0],
+            },
+            "wall_seconds": round(time.perf_counter() - t_start, 1),
+        }
         (out / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
 
     for i in range(0, len(todo), chunk):
@@ -207,18 +269,20 @@ def run_model(alias: str, out: Path, *, top: int, n_random: int, seed: int, k: i
             stopped = True
             log("deadline reached: stopping with partial verdicts")
             break
-        part = todo[i:i + chunk]
+        part = todo[i : i + chunk]
         sc = score_tokens(lm, part, prompts=ps, batch_size=batch_size, settle=True)
         scored_s += sc.seconds
         n_scored += len(part)
         for j, t in enumerate(part):
-            cached[t] = {"p": float(sc.p[j]), "verified": bool(sc.verified[j]),
-                         "roundtrip": _roundtrip(lm.tokenizer, t)}
+            cached[t] = {
+                "p": float(sc.p[j]),
+                "verified": bool(sc.verified[j]),
+                "roundtrip": _roundtrip(lm.tokenizer, t),
+            }
         write()
         log(f"scored {len(cached)}/{len(todo_all)} ({n_scored / scored_s:.2f} tokens/s)")
     write()
     log("done")
-
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -233,8 +297,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--chunk", type=int, default=128, help="tokens scored between two writes of the cache")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--stop-at", type=float, default=None, help="unix time after which no new chunk starts")
-    ap.add_argument("--markdown", action="store_true",
-                    help="print the tables of the models already run (from their precision.csv) and exit")
+    ap.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print the tables of the models already run (from their precision.csv) and exit",
+    )
     ap.add_argument("--no-knn", action="store_true", help="leave out the neighbourhood metrics (no k-NN search)")
     ap.add_argument("--extra-cache", nargs="*", default=[], help="folders whose verdicts.csv (same settings) to reuse")
     a = ap.parse_args(argv)
@@ -242,8 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for m in a.models:
             d = Path(a.out) / m
             meta = json.loads((d / "meta.json").read_text())
-            print(f"### {m}\n\n{meta['n_scored']} of {meta['n_unique_tokens']} unique tokens scored "
-                  f"({meta['tokens_per_second']} tokens/s); top {meta['top']} per metric, {meta['random']} random\n")
+            print(
+                f"### {m}\n\n{meta['n_scored']} of {meta['n_unique_tokens']} unique tokens scored "
+                f"({meta['tokens_per_second']} tokens/s); top {meta['top']} per metric, {meta['random']} random\n"
+            )
             print(markdown_table(pl.read_csv(d / "precision.csv")) + "\n")
         tables = {m: pl.read_csv(Path(a.out) / m / "precision.csv") for m in a.models}
         name, reasons = choose_default(tables)
@@ -251,9 +320,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(f"- {r}" for r in reasons))
         return 0
     for m in a.models:
-        run_model(m, Path(a.out) / m, top=a.top, n_random=a.random, seed=a.seed, k=a.k, batch_size=a.batch_size,
-                  chunk=a.chunk, threads=a.threads, deadline=a.stop_at, no_knn=a.no_knn,
-                  extra_cache=[str(Path(d) / m) for d in a.extra_cache])
+        run_model(
+            m,
+            Path(a.out) / m,
+            top=a.top,
+            n_random=a.random,
+            seed=a.seed,
+            k=a.k,
+            batch_size=a.batch_size,
+            chunk=a.chunk,
+            threads=a.threads,
+            deadline=a.stop_at,
+            no_knn=a.no_knn,
+            extra_cache=[str(Path(d) / m) for d in a.extra_cache],
+        )
     return 0
 
 

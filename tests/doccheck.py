@@ -43,14 +43,14 @@ _MARK = "@@doccheck-exit@@"
 
 @dataclasses.dataclass
 class Block:
-    kind: str                      # "console" | "python" | "setup"
-    start: int                     # index of the first line inside the fence (or of the directive)
-    end: int                       # index of the closing fence
+    kind: str  # "console" | "python" | "setup"
+    start: int  # index of the first line inside the fence (or of the directive)
+    end: int  # index of the closing fence
     lines: list[str]
     tol: float = 0.0
     skip: str | None = None
     stdout_only: bool = False
-    output: list[str] | None = None            # a python block's expected output (next text block)
+    output: list[str] | None = None  # a python block's expected output (next text block)
     output_at: tuple[int, int] | None = None
 
 
@@ -91,10 +91,19 @@ def parse(text: str) -> list[Block]:
             j = i + 1
             while j < len(lines) and not re.match(rf"^{indent}```\s*$", lines[j]):
                 j += 1
-            body = [s[len(indent):] if s.startswith(indent) else s for s in lines[i + 1:j]]
+            body = [s[len(indent) :] if s.startswith(indent) else s for s in lines[i + 1 : j]]
             if lang in ("console", "python"):
-                blocks.append(Block(lang, i + 1, j, body, tol=float(pending.get("tol", 0) or 0),
-                                    skip=pending.get("skip"), stdout_only="stdout" in pending))
+                blocks.append(
+                    Block(
+                        lang,
+                        i + 1,
+                        j,
+                        body,
+                        tol=float(pending.get("tol", 0) or 0),
+                        skip=pending.get("skip"),
+                        stdout_only="stdout" in pending,
+                    )
+                )
             elif "output" in pending and blocks and blocks[-1].kind == "python":
                 blocks[-1].output, blocks[-1].output_at = body, (i + 1, j)
             pending = {}
@@ -192,37 +201,90 @@ def run_document(path: Path, *, work: Path | None = None, timeout: float = 1800)
             if b.skip is not None:
                 continue
             if b.kind == "setup":
-                r = subprocess.run(["bash", "-c", b.lines[0]], cwd=work, env=env, capture_output=True,
-                                   text=True, timeout=timeout)
+                r = subprocess.run(
+                    ["bash", "-c", b.lines[0]], cwd=work, env=env, capture_output=True, text=True, timeout=timeout
+                )
                 if r.returncode:
-                    problems.append(Mismatch(str(path), b.start + 1, b.lines[0], [], r.stderr.splitlines()[-5:],
-                                             f"setup failed (exit {r.returncode})"))
+                    problems.append(
+                        Mismatch(
+                            str(path),
+                            b.start + 1,
+                            b.lines[0],
+                            [],
+                            r.stderr.splitlines()[-5:],
+                            f"setup failed (exit {r.returncode})",
+                        )
+                    )
                 continue
             if b.kind == "python":
-                r = subprocess.run([sys.executable, "-c", "\n".join(b.lines)], cwd=work, env=env,
-                                   capture_output=True, text=True, timeout=timeout)
+                r = subprocess.run(
+                    [sys.executable, "-c", "\n".join(b.lines)],
+                    cwd=work,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                )
                 got = [x.rstrip() for x in r.stdout.rstrip("\n").split("\n")] if r.stdout else []
                 actual_of[(b.start, -1)] = got
                 if r.returncode:
-                    problems.append(Mismatch(str(path), b.start + 1, "python block", [],
-                                             r.stderr.splitlines()[-8:], f"exit {r.returncode}"))
+                    problems.append(
+                        Mismatch(
+                            str(path),
+                            b.start + 1,
+                            "python block",
+                            [],
+                            r.stderr.splitlines()[-8:],
+                            f"exit {r.returncode}",
+                        )
+                    )
                 elif b.output is not None and not output_matches(b.output, got, b.tol):
-                    problems.append(Mismatch(str(path), b.start + 1, "python block", b.output, got,
-                                             f"output differs (tolerance {b.tol:g})"))
+                    problems.append(
+                        Mismatch(
+                            str(path),
+                            b.start + 1,
+                            "python block",
+                            b.output,
+                            got,
+                            f"output differs (tolerance {b.tol:g})",
+                        )
+                    )
                 continue
             cmds = commands(b)
-            r = subprocess.run(["bash", "-c", _script([c for _, c, _ in cmds], b.stdout_only)], cwd=work, env=env,
-                               capture_output=True, text=True, timeout=timeout)
+            r = subprocess.run(
+                ["bash", "-c", _script([c for _, c, _ in cmds], b.stdout_only)],
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
             chunks = _split(r.stdout, len(cmds))
             for (k, cmd, expected), (got, status) in zip(cmds, chunks):
                 actual_of[(b.start, k)] = got
                 if status is None:
-                    problems.append(Mismatch(str(path), b.start + k + 1, cmd, expected, r.stderr.splitlines()[-5:],
-                                             "the block stopped before this command"))
+                    problems.append(
+                        Mismatch(
+                            str(path),
+                            b.start + k + 1,
+                            cmd,
+                            expected,
+                            r.stderr.splitlines()[-5:],
+                            "the block stopped before this command",
+                        )
+                    )
                 elif not output_matches(expected, got, b.tol):
-                    problems.append(Mismatch(str(path), b.start + k + 1, cmd, expected, got,
-                                             f"output differs (tolerance {b.tol:g}, exit {status}); "
-                                             f"stderr tail: {r.stderr.splitlines()[-2:]}"))
+                    problems.append(
+                        Mismatch(
+                            str(path),
+                            b.start + k + 1,
+                            cmd,
+                            expected,
+                            got,
+                            f"output differs (tolerance {b.tol:g}, exit {status}); "
+                            f"stderr tail: {r.stderr.splitlines()[-2:]}",
+                        )
+                    )
     finally:
         if tmp is not None:
             tmp.cleanup()

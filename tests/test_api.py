@@ -30,8 +30,20 @@ from anomtok.errors import InputError
 from anomtok.options import make_options
 
 # fields that differ between two identical runs (time) or between the CLI and the API (command)
-VOLATILE = {"command", "seconds", "timings_s", "total_seconds", "started", "finished", "candidates_per_second",
-            "tokens_per_s", "umap_seconds", "load_seconds", "written", "time"}
+VOLATILE = {
+    "command",
+    "seconds",
+    "timings_s",
+    "total_seconds",
+    "started",
+    "finished",
+    "candidates_per_second",
+    "tokens_per_s",
+    "umap_seconds",
+    "load_seconds",
+    "written",
+    "time",
+}
 SECONDS = re.compile(r"\d+(\.\d+)? s\b")
 
 
@@ -168,8 +180,17 @@ def test_scan_options_build_every_step_s_options():
     assert "negtemp_options" not in repr(o)
 
 
-@pytest.mark.parametrize("bad", [{"temperature": math.nan}, {"temperature": "hot"}, {"max_new_tokens": 0},
-                                 {"verify_top": 0}, {"seed": -1}, {"formats": ("gif",)}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"temperature": math.nan},
+        {"temperature": "hot"},
+        {"max_new_tokens": 0},
+        {"verify_top": 0},
+        {"seed": -1},
+        {"formats": ("gif",)},
+    ],
+)
 def test_a_bad_scan_option_fails_before_anything_loads(model, tmp_path, monkeypatch, bad):
     import anomtok.loading
 
@@ -228,17 +249,34 @@ def test_audit(model, tmp_path):
 
 def test_negtemp(model, prompts, tmp_path):
     _invoke("negtemp", model, "-n", "3", "--prompts", prompts, "--device", "cpu", "-q", "-o", tmp_path / "cli")
-    res = anomtok.negtemp(model, max_new_tokens=3, prompt_files=[str(prompts)], device="cpu",
-                          out_dir=tmp_path / "api")
+    res = anomtok.negtemp(model, max_new_tokens=3, prompt_files=[str(prompts)], device="cpu", out_dir=tmp_path / "api")
     assert_same_files(tmp_path / "cli", tmp_path / "api")
     assert_short_repr(res, "NegtempResult: 2 generations at T = -0.001")
 
 
 def test_sweep(model, prompts, tmp_path):
-    _invoke("sweep", model, "--temperatures=-1,1", "-n", "2", "--n-prompts", "1", "--prompts", prompts,
-            "--device", "cpu", "-q", "-o", tmp_path / "cli")
-    opts = anomtok.SweepOptions(temperatures=(-1, 1), n_prompts=1, prompt_files=(str(prompts),),
-                                generation=anomtok.GenerationOptions(max_new_tokens=2, device="cpu"))
+    _invoke(
+        "sweep",
+        model,
+        "--temperatures=-1,1",
+        "-n",
+        "2",
+        "--n-prompts",
+        "1",
+        "--prompts",
+        prompts,
+        "--device",
+        "cpu",
+        "-q",
+        "-o",
+        tmp_path / "cli",
+    )
+    opts = anomtok.SweepOptions(
+        temperatures=(-1, 1),
+        n_prompts=1,
+        prompt_files=(str(prompts),),
+        generation=anomtok.GenerationOptions(max_new_tokens=2, device="cpu"),
+    )
     res = anomtok.sweep(model, opts, out_dir=tmp_path / "api")
     assert_same_files(tmp_path / "cli", tmp_path / "api")
     assert_short_repr(res, "SweepResult: 2 temperatures")
@@ -246,10 +284,26 @@ def test_sweep(model, prompts, tmp_path):
 
 def test_verify(model, ranked, tmp_path):
     ranking = ranked / "ranked.parquet"
-    _invoke("verify", model, "--ranking", ranking, "--metric", "score", "--top", "2", "--random", "2",
-            "--device", "cpu", "-q", "-o", tmp_path / "cli")
-    res = anomtok.verify(model, ranking=str(ranking), metrics=("score",), top=2, random_sample=2, device="cpu",
-                         out_dir=tmp_path / "api")
+    _invoke(
+        "verify",
+        model,
+        "--ranking",
+        ranking,
+        "--metric",
+        "score",
+        "--top",
+        "2",
+        "--random",
+        "2",
+        "--device",
+        "cpu",
+        "-q",
+        "-o",
+        tmp_path / "cli",
+    )
+    res = anomtok.verify(
+        model, ranking=str(ranking), metrics=("score",), top=2, random_sample=2, device="cpu", out_dir=tmp_path / "api"
+    )
     assert_same_files(tmp_path / "cli", tmp_path / "api")
     assert_short_repr(res, "VerifyResult: ")
 
@@ -273,8 +327,19 @@ def test_detect(model, ranked, tmp_path):
     glitch = ranked / "ranked.csv"
     (tmp_path / "cli").mkdir()
     (tmp_path / "api").mkdir()
-    _invoke("detect", model, text, "--glitch", glitch, "--top", "200", "--max-rate", "0.5",
-            "-o", tmp_path / "cli" / "hits.jsonl")
+    _invoke(
+        "detect",
+        model,
+        text,
+        "--glitch",
+        glitch,
+        "--top",
+        "200",
+        "--max-rate",
+        "0.5",
+        "-o",
+        tmp_path / "cli" / "hits.jsonl",
+    )
     run = anomtok.detect(model, [text], glitch=glitch, top=200, max_rate=0.5, out=tmp_path / "api" / "hits.jsonl")
     assert_same_files(tmp_path / "cli", tmp_path / "api")
     assert run.total.hits > 0 and not run.exceeded and "hits" in repr(run)
@@ -287,14 +352,29 @@ def test_detect(model, ranked, tmp_path):
 def test_scan_result_repr(tmp_path):
     from anomtok.scan import ScanResult
 
-    res = ScanResult(out_dir=tmp_path, steps={s: {"status": "ran", "seconds": 1.0} for s in
-                                              ("rank", "audit", "negtemp", "verify", "plots", "report")}, seconds=6.0)
+    res = ScanResult(
+        out_dir=tmp_path,
+        steps={s: {"status": "ran", "seconds": 1.0} for s in ("rank", "audit", "negtemp", "verify", "plots", "report")},
+        seconds=6.0,
+    )
     assert_short_repr(res, "ScanResult: ")
 
 
 def test_plot(model, tmp_path):
-    _invoke("plot", model, "--no-map", "--format", "svg", "--label-top", "5", "--device", "cpu", "-q",
-            "-o", tmp_path / "cli")
+    _invoke(
+        "plot",
+        model,
+        "--no-map",
+        "--format",
+        "svg",
+        "--label-top",
+        "5",
+        "--device",
+        "cpu",
+        "-q",
+        "-o",
+        tmp_path / "cli",
+    )
     res = anomtok.plot(model, no_map=True, formats="svg", label_top=5, device="cpu", out_dir=tmp_path / "api")
     assert_same_files(tmp_path / "cli", tmp_path / "api")  # the SVGs too: rendered reproducibly
     assert_short_repr(res, "PlotResult: ")

@@ -62,13 +62,22 @@ def build_byte_level():
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, min_frequency=2, special_tokens=["<bos>", "<eos>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        min_frequency=2,
+        special_tokens=["<bos>", "<eos>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(TEXT.splitlines(), trainer=trainer)
     spec = json.loads(tok.to_str())
     vocab, merges = spec["model"]["vocab"], spec["model"]["merges"]
-    planted = {"qz": ("reachable", ""), "xq": ("reachable", ""), "xqz": ("unreachable-multi", "model"),
-               "xĠ": ("unreachable-multi", "pre-tokenizer")}
+    planted = {
+        "qz": ("reachable", ""),
+        "xq": ("reachable", ""),
+        "xqz": ("unreachable-multi", "model"),
+        "xĠ": ("unreachable-multi", "pre-tokenizer"),
+    }
     for piece, pair in (("qz", ["q", "z"]), ("xq", ["x", "q"]), ("xqz", ["xq", "z"]), ("xĠ", ["x", "Ġ"])):
         vocab[piece] = len(vocab)
         merges.append(pair)
@@ -117,16 +126,22 @@ def build_sentencepiece_style():
     pieces = specials + [f"<0x{b:02X}>" for b in range(256)]
     pieces += [p for p, _ in trained_vocab if p not in specials]
     n_trained = len(pieces)
-    planted = {"Ａ": ("unreachable-single", "normalizer"), "ｶ": ("unreachable-single", "normalizer"),
-               "ﬁ": ("unreachable-multi", "normalizer"), "\u200b": ("unreachable-empty", "normalizer")}
+    planted = {
+        "Ａ": ("unreachable-single", "normalizer"),
+        "ｶ": ("unreachable-single", "normalizer"),
+        "ﬁ": ("unreachable-multi", "normalizer"),
+        "\u200b": ("unreachable-empty", "normalizer"),
+    }
     pieces += list(planted)
     vocab = {p: i for i, p in enumerate(pieces)}
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in trained["merges"]]
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
-    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace("\u200b", ""),
-                                           normalizers.Replace(" ", "▁"), normalizers.Prepend("▁")])
-    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
-                                     decoders.Strip(" ", 1, 0)])
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.NFKC(), normalizers.Replace("\u200b", ""), normalizers.Replace(" ", "▁"), normalizers.Prepend("▁")]
+    )
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
     from tokenizers import AddedToken
 
     tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
@@ -194,7 +209,12 @@ def test_sentencepiece_style_every_class_known(sp_style):
     assert _classes(result) == expected
     assert _causes(result) == causes
     f = result.frame.filter(pl.col("normalized_changed"))
-    assert dict(zip(f["token"].to_list(), f["normalized"].to_list())) == {"Ａ": "A", "ｶ": "カ", "ﬁ": "fi", "\\u200b": ""}
+    assert dict(zip(f["token"].to_list(), f["normalized"].to_list())) == {
+        "Ａ": "A",
+        "ｶ": "カ",
+        "ﬁ": "fi",
+        "\\u200b": "",
+    }
     # the tokenizer prepends "▁": a word-initial token keeps its space, a word-internal one has none
     the = tok.token_to_id("▁the")
     row = result.frame.row(the, named=True)
@@ -206,8 +226,11 @@ def test_sentencepiece_style_every_class_known(sp_style):
 def test_bare_tokenizer_would_misjudge_without_context(sp_style):
     """The reason for the marker: encoding a word-internal piece alone gets a "▁" prepended."""
     tok, _, _ = sp_style
-    inner = next(p for p in tok.get_vocab() if len(p) > 1 and p.isalpha() and not p.startswith("▁")
-                 and tok.token_to_id("▁" + p) is not None)
+    inner = next(
+        p
+        for p in tok.get_vocab()
+        if len(p) > 1 and p.isalpha() and not p.startswith("▁") and tok.token_to_id("▁" + p) is not None
+    )
     assert tok.encode(inner, add_special_tokens=False).ids != [tok.token_to_id(inner)]
     result = audit(tok, ranking=False, samples=SAMPLES)
     assert result.frame.row(tok.token_to_id(inner), named=True)["round_trip"] == "reachable"
@@ -260,8 +283,17 @@ def test_padding_and_holes(tmp_path, byte_level):
     tok, _, _ = byte_level
     spec = json.loads(tok.to_str())
     n = tok.get_vocab_size(with_added_tokens=True)
-    spec["added_tokens"].append({"id": n + 2, "content": "<late>", "single_word": False, "lstrip": False,
-                                 "rstrip": False, "normalized": False, "special": True})
+    spec["added_tokens"].append(
+        {
+            "id": n + 2,
+            "content": "<late>",
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": True,
+        }
+    )
     path = tmp_path / "tokenizer.json"
     path.write_text(json.dumps(spec), encoding="utf-8")
     result = audit(path, ranking=False, samples=SAMPLES)
@@ -289,8 +321,11 @@ def test_ranking_is_joined_when_the_source_is_a_model(tiny_model, tmp_path):
     ranks = result.frame["rank"].to_list()
     assert sorted(ranks) == sorted(set(ranks)) and None not in ranks
     top = result.summary["japanese"]["top_ranked"]
-    assert top["top_k"] == 1000 and top["count"] == result.frame.filter(
-        (pl.col("ja_class") != "") | pl.col("token_id").is_in(_cjk_fragments(result))).height
+    assert (
+        top["top_k"] == 1000
+        and top["count"]
+        == result.frame.filter((pl.col("ja_class") != "") | pl.col("token_id").is_in(_cjk_fragments(result))).height
+    )
 
 
 def test_ranking_of_another_vocabulary_is_refused(byte_level, tiny_model):
@@ -300,8 +335,11 @@ def test_ranking_of_another_vocabulary_is_refused(byte_level, tiny_model):
 
 
 def _cjk_fragments(result) -> list[int]:
-    return [i for i, h, p in result.frame.select("token_id", "bytes_hex", "partial_utf8").iter_rows()
-            if p and any(0xE3 <= x <= 0xE9 for x in bytes.fromhex(h))]
+    return [
+        i
+        for i, h, p in result.frame.select("token_id", "bytes_hex", "partial_utf8").iter_rows()
+        if p and any(0xE3 <= x <= 0xE9 for x in bytes.fromhex(h))
+    ]
 
 
 # ---------------------------------------------------------------------------------- SentencePiece .model
@@ -319,11 +357,17 @@ def _pb_field(num: int, wt: int, payload: bytes) -> bytes:
     return _pb_varint(num << 3 | wt) + (_pb_varint(len(payload)) + payload if wt == 2 else payload)
 
 
-def write_spm_model(path, pieces: list[tuple[str, float, int]], model_type: int = 1, add_dummy_prefix: bool = True) -> None:
+def write_spm_model(
+    path, pieces: list[tuple[str, float, int]], model_type: int = 1, add_dummy_prefix: bool = True
+) -> None:
     """A SentencePiece ModelProto written by hand (pieces, trainer_spec.model_type, normalizer_spec)."""
     buf = b""
     for piece, score, ptype in pieces:
-        body = _pb_field(1, 2, piece.encode()) + _pb_field(2, 5, struct.pack("<f", score)) + _pb_field(3, 0, _pb_varint(ptype))
+        body = (
+            _pb_field(1, 2, piece.encode())
+            + _pb_field(2, 5, struct.pack("<f", score))
+            + _pb_field(3, 0, _pb_varint(ptype))
+        )
         buf += _pb_field(1, 2, body)
     buf += _pb_field(2, 2, _pb_field(3, 0, _pb_varint(model_type)))
     buf += _pb_field(3, 2, _pb_field(1, 2, b"identity") + _pb_field(3, 0, _pb_varint(int(add_dummy_prefix))))
@@ -332,16 +376,39 @@ def write_spm_model(path, pieces: list[tuple[str, float, int]], model_type: int 
 
 def test_sentencepiece_model_file(tmp_path):
     """Unigram: ``▁abc`` scores -100 while ``▁ab`` + ``c`` score -3.5, so it is unreachable-multi."""
-    pieces = [("<unk>", 0, 2), ("<s>", 0, 3), ("</s>", 0, 3), ("▁", -2, 1), ("▁ab", -1.5, 1), ("c", -2, 1),
-              ("▁abc", -100, 1), ("a", -3, 1), ("b", -3, 1), ("<0xE3>", 0, 6), ("<0x41>", 0, 6), ("<sep>", 0, 4)]
+    pieces = [
+        ("<unk>", 0, 2),
+        ("<s>", 0, 3),
+        ("</s>", 0, 3),
+        ("▁", -2, 1),
+        ("▁ab", -1.5, 1),
+        ("c", -2, 1),
+        ("▁abc", -100, 1),
+        ("a", -3, 1),
+        ("b", -3, 1),
+        ("<0xE3>", 0, 6),
+        ("<0x41>", 0, 6),
+        ("<sep>", 0, 4),
+    ]
     path = tmp_path / "spiece.model"
     write_spm_model(path, pieces)
     parsed = read_sentencepiece_model(path)
     assert [p for p, _, _ in parsed["pieces"]] == [p for p, _, _ in pieces] and parsed["model_type"] == 1
     result = audit(path, ranking=False, samples=SAMPLES)
-    assert _classes(result) == {0: "special", 1: "special", 2: "special", 3: "reachable", 4: "reachable",
-                                5: "reachable", 6: "unreachable-multi", 7: "reachable", 8: "reachable",
-                                9: "undecodable", 10: "reachable", 11: "reachable"}
+    assert _classes(result) == {
+        0: "special",
+        1: "special",
+        2: "special",
+        3: "reachable",
+        4: "reachable",
+        5: "reachable",
+        6: "unreachable-multi",
+        7: "reachable",
+        8: "reachable",
+        9: "undecodable",
+        10: "reachable",
+        11: "reachable",
+    }
     kinds = result.frame["kind"].to_list()
     assert kinds[9] == kinds[10] == "byte" and kinds[11] == "added" and kinds[0] == "unknown"
     assert result.summary["source"]["format"] == "sentencepiece"
@@ -358,7 +425,9 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(LoadError, match="no model.vocab"):
         audit(other)
     empty = tmp_path / "empty.json"
-    empty.write_text(json.dumps({"model": {"type": "BPE", "vocab": {}, "merges": []}, "added_tokens": []}), encoding="utf-8")
+    empty.write_text(
+        json.dumps({"model": {"type": "BPE", "vocab": {}, "merges": []}, "added_tokens": []}), encoding="utf-8"
+    )
     with pytest.raises(LoadError, match="empty vocabulary"):
         audit(empty)
     unknown = tmp_path / "vocab.txt"
@@ -436,8 +505,9 @@ def test_real_every_token_classified(real_audit):
     assert sum(counts.values()) == len(table)
     for cls, kinds in never.items():
         assert counts.get(cls, 0) == sum(k in kinds for k in table.kinds), cls
-    assert counts.get("undecodable", 0) == sum(_partial(b) for b, k in zip(table.bytes, table.kinds)
-                                               if k not in never["special"] + never["padding"])
+    assert counts.get("undecodable", 0) == sum(
+        _partial(b) for b, k in zip(table.bytes, table.kinds) if k not in never["special"] + never["padding"]
+    )
     assert counts.get("error", 0) == 0
     # a real tokenizer can produce nearly all of its ordinary tokens
     audited = len(table) - sum(counts.get(c, 0) for c in ("special", "padding", "undecodable"))

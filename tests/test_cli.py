@@ -55,12 +55,15 @@ def test_nearest_table_csv_json(runner, tiny_model):
     assert res.stdout.splitlines()[0].startswith("token_id,token,kind,script,centroid_l2")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["rank", "/does/not/exist", "-o", "OUT"], "no such file"),
-    (["nearest", "not-an-alias-or-path"], "no such file"),
-    (["nearest", "PATH", "--metric", "bogus"], "unknown metric"),
-    (["rank", "PATH", "-o", "OUT", "--device", "cuda:7"], "CUDA"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["rank", "/does/not/exist", "-o", "OUT"], "no such file"),
+        (["nearest", "not-an-alias-or-path"], "no such file"),
+        (["nearest", "PATH", "--metric", "bogus"], "unknown metric"),
+        (["rank", "PATH", "-o", "OUT", "--device", "cuda:7"], "CUDA"),
+    ],
+)
 def test_errors_are_one_line_exit_2_no_output(runner, tiny_model, tmp_path, args, message):
     out = tmp_path / "o"
     args = [str(tiny_model.hf_dir) if a == "PATH" else str(out) if a == "OUT" else a for a in args]
@@ -74,8 +77,9 @@ def test_errors_are_one_line_exit_2_no_output(runner, tiny_model, tmp_path, args
 def test_corrupt_file_via_subprocess_has_no_traceback(tmp_path):
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 40)
-    proc = subprocess.run([sys.executable, "-m", "anomtok", "rank", str(bad), "-o", str(tmp_path / "o")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "anomtok", "rank", str(bad), "-o", str(tmp_path / "o")], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert proc.stderr.startswith("anomtok: error:") and "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()

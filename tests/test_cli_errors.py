@@ -48,8 +48,9 @@ def test_out_of_memory_is_one_line_exit_1(monkeypatch):
     assert "internal error" not in res.output and "Traceback" not in res.output
 
 
-@pytest.mark.parametrize("exc", [RuntimeError("boom at row 7"), InputError("no such file: m")],
-                         ids=["unexpected", "known"])
+@pytest.mark.parametrize(
+    "exc", [RuntimeError("boom at row 7"), InputError("no such file: m")], ids=["unexpected", "known"]
+)
 def test_debug_lets_the_exception_through(monkeypatch, exc):
     """Under --debug the handler re-raises: the exception itself leaves the command (CliRunner
     records it), nothing is printed in its place."""
@@ -87,8 +88,13 @@ def test_what_the_user_sees_in_a_real_process(debug, tmp_path):
     """The console entry point: without --debug one line, exit 1; with it Python's own traceback
     (ending in the exception), exit 1, and no one-line message."""
     args = ["--debug"] * debug + ["compare", str(tmp_path), str(tmp_path)]
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(RAISE_IN_A_REAL_PROCESS), *args],
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(RAISE_IN_A_REAL_PROCESS), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.splitlines()
     if debug:

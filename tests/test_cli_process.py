@@ -16,23 +16,35 @@ HEAVY = ("torch", "transformers", "polars", "umap", "matplotlib", "numba", "skle
 
 
 def run_py(code: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def anomtok(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     # stderr is a pipe, not a terminal: what a log file or CI sees
-    return subprocess.run([sys.executable, "-m", "anomtok", *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "anomtok", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_import_cli_pulls_in_no_heavy_library():
-    proc = run_py("""
+    proc = run_py(
+        """
         import sys
         import anomtok, anomtok.cli
         anomtok.__version__
-        print(",".join(m for m in %r if m in sys.modules))
-    """ % (HEAVY,))
+        print(",".join(m for m in {HEAVY!r} if m in sys.modules))
+    """.replace("{HEAVY!r}", repr(HEAVY))
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
 
@@ -46,12 +58,15 @@ def test_lazy_api_names_resolve():
         anomtok.no_such_name  # noqa: B018
 
 
-@pytest.mark.parametrize("argv, start", [
-    (["rank"], "anomtok: error: Missing argument 'MODEL'"),
-    (["rank", "m", "-o", "o", "--seed", "1180591620717411303424"], "anomtok: error: Invalid value for '--seed'"),
-    (["nearest", "m", "--nope"], "anomtok: error: No such option"),
-    (["bogus"], "anomtok: error: No such command 'bogus'"),
-])
+@pytest.mark.parametrize(
+    "argv, start",
+    [
+        (["rank"], "anomtok: error: Missing argument 'MODEL'"),
+        (["rank", "m", "-o", "o", "--seed", "1180591620717411303424"], "anomtok: error: Invalid value for '--seed'"),
+        (["nearest", "m", "--nope"], "anomtok: error: No such option"),
+        (["bogus"], "anomtok: error: No such command 'bogus'"),
+    ],
+)
 def test_usage_errors_are_one_line_with_clicks_hint(argv, start):
     proc = anomtok(*argv)
     assert proc.returncode == 2
@@ -75,8 +90,9 @@ KILL_INSIDE_COMMAND = """
 """
 
 
-@pytest.mark.parametrize("sig, code, line", [("SIGINT", 130, "anomtok: interrupted"),
-                                             ("SIGTERM", 143, "anomtok: terminated")])
+@pytest.mark.parametrize(
+    "sig, code, line", [("SIGINT", 130, "anomtok: interrupted"), ("SIGTERM", 143, "anomtok: terminated")]
+)
 def test_signals_during_a_command_are_one_line(sig, code, line):
     proc = run_py(KILL_INSIDE_COMMAND, sig, timeout=60)
     assert proc.returncode == code, proc.stderr
@@ -95,8 +111,9 @@ KILL_AT_START_UP = """
 """
 
 
-@pytest.mark.parametrize("sig, code, line", [("SIGINT", 130, "anomtok: interrupted"),
-                                             ("SIGTERM", 143, "anomtok: terminated")])
+@pytest.mark.parametrize(
+    "sig, code, line", [("SIGINT", 130, "anomtok: interrupted"), ("SIGTERM", 143, "anomtok: terminated")]
+)
 def test_signals_at_start_up_are_one_line(sig, code, line):
     proc = run_py(KILL_AT_START_UP, sig, timeout=60)
     assert proc.returncode == code, proc.stderr
@@ -105,16 +122,28 @@ def test_signals_at_start_up_are_one_line(sig, code, line):
 
 def test_quiet_prints_nothing_not_even_other_libraries_bars(tiny_model, tmp_path):
     # the GGUF goes through transformers' converter, which draws its own tqdm bar and warns
-    proc = anomtok("negtemp", str(tiny_model.gguf_path), "-T", "-0.001", "-n", "3", "-q", "--show", "0",
-                   "-o", str(tmp_path / "neg"))
+    proc = anomtok(
+        "negtemp",
+        str(tiny_model.gguf_path),
+        "-T",
+        "-0.001",
+        "-n",
+        "3",
+        "-q",
+        "--show",
+        "0",
+        "-o",
+        str(tmp_path / "neg"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "" and proc.stdout == ""
     assert (tmp_path / "neg" / "generations.jsonl").is_file()
 
 
 def test_a_log_gets_one_line_per_step_and_no_bars(tiny_model, tmp_path):
-    proc = anomtok("negtemp", str(tiny_model.gguf_path), "-T", "-0.001", "-n", "3", "--show", "0",
-                   "-o", str(tmp_path / "neg"))
+    proc = anomtok(
+        "negtemp", str(tiny_model.gguf_path), "-T", "-0.001", "-n", "3", "--show", "0", "-o", str(tmp_path / "neg")
+    )
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stderr and "Warning" not in proc.stderr and "it/s" not in proc.stderr
     lines = proc.stderr.splitlines()
@@ -126,8 +155,28 @@ def test_a_log_gets_one_line_per_step_and_no_bars(tiny_model, tmp_path):
 
 def test_verbose_shows_other_libraries_output(tiny_model, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TQDM_")}
-    proc = subprocess.run([sys.executable, "-m", "anomtok", "-v", "negtemp", str(tiny_model.gguf_path), "-T",
-                           "-0.001", "-n", "2", "--show", "0", "-o", str(tmp_path / "neg")],
-                          capture_output=True, text=True, timeout=600, env=env, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "anomtok",
+            "-v",
+            "negtemp",
+            str(tiny_model.gguf_path),
+            "-T",
+            "-0.001",
+            "-n",
+            "2",
+            "--show",
+            "0",
+            "-o",
+            str(tmp_path / "neg"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Converting and de-quantizing GGUF tensors" in proc.stderr  # transformers' own bar, with -v

@@ -16,7 +16,10 @@ def test_every_option_has_help_text():
     from anomtok.cli import cli
 
     ctx = click.Context(cli, info_name="anomtok")
-    missing = [f"{name} {p.opts[0]}" for name in cli.list_commands(ctx)
-               for p in cli.get_command(ctx, name).params
-               if isinstance(p, click.Option) and not p.help and p.opts[0] not in ("--help",)]
+    missing = [
+        f"{name} {p.opts[0]}"
+        for name in cli.list_commands(ctx)
+        for p in cli.get_command(ctx, name).params
+        if isinstance(p, click.Option) and not p.help and p.opts[0] not in ("--help",)
+    ]
     assert not missing, f"options without help text: {missing}"

@@ -70,6 +70,7 @@ def test_rank_into_a_read_only_folder(tiny_model, tmp_path):
 
 def test_rank_under_a_regular_file(tiny_model, tmp_path):
     (tmp_path / "file").write_text("x")
-    res = CliRunner().invoke(cli, ["rank", str(tiny_model.hf_dir), "-o", str(tmp_path / "file" / "out"), "--nn", "off",
-                                   "-q"])
+    res = CliRunner().invoke(
+        cli, ["rank", str(tiny_model.hf_dir), "-o", str(tmp_path / "file" / "out"), "--nn", "off", "-q"]
+    )
     _one_error_line(res, str(tmp_path / "file"))

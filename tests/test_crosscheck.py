@@ -9,8 +9,8 @@ import pytest
 from scipy.stats import hypergeom
 
 import anomtok.generation.crosscheck as C
-from anomtok.generation.crosscheck import crosscheck, metric_ranks, prompt_group
 from anomtok.errors import InputError
+from anomtok.generation.crosscheck import crosscheck, metric_ranks, prompt_group
 
 N = 1000
 PAD = 24
@@ -21,16 +21,19 @@ def frame() -> pl.DataFrame:
     """Tokens 0..999 (normal) then 24 padding rows. ``score`` (high = suspicious) puts token i
     at rank i + 1; ``norm`` (low = suspicious) puts it at rank 1000 - i; ``nn_cos`` is empty."""
     ids = list(range(N + PAD))
-    return pl.DataFrame({
-        "token_id": ids,
-        "token": [f"t{i}" for i in ids],
-        "bytes_hex": [f"t{i}".encode().hex() for i in ids],
-        "kind": ["normal"] * N + ["padding"] * PAD,
-        "script": ["Latin"] * (N + PAD),
-        "score": [1.0 - i / N if i < N else None for i in ids],
-        "norm": [float(N - i) if i < N else None for i in ids],
-        "nn_cos": [None] * (N + PAD),
-    }, schema_overrides={"nn_cos": pl.Float64})
+    return pl.DataFrame(
+        {
+            "token_id": ids,
+            "token": [f"t{i}" for i in ids],
+            "bytes_hex": [f"t{i}".encode().hex() for i in ids],
+            "kind": ["normal"] * N + ["padding"] * PAD,
+            "script": ["Latin"] * (N + PAD),
+            "score": [1.0 - i / N if i < N else None for i in ids],
+            "norm": [float(N - i) if i < N else None for i in ids],
+            "nn_cos": [None] * (N + PAD),
+        },
+        schema_overrides={"nn_cos": pl.Float64},
+    )
 
 
 def test_prompt_group_doctest():
@@ -70,7 +73,9 @@ def test_known_answers(frame):
     assert nm["topk"]["100"]["overlap"] == 1 and nm["spearman_all"]["rho"] < 0
     en, ja = s["groups"]["en"], s["groups"]["ja"]
     assert (en["n_distinct"], ja["n_distinct"]) == (3, 2)
-    assert en["metrics"]["score"]["topk"]["100"]["overlap"] == 3 and ja["metrics"]["score"]["topk"]["100"]["overlap"] == 1
+    assert (
+        en["metrics"]["score"]["topk"]["100"]["overlap"] == 3 and ja["metrics"]["score"]["topk"]["100"]["overlap"] == 1
+    )
 
 
 def test_token_table(frame):

@@ -85,12 +85,18 @@ def ranked_frame() -> pl.DataFrame:
         (6, KYO_PART, b"\xe3\x83", "normal", False, 0.70, False),
         (7, ord("a"), b"a", "byte", False, 0.10, False),
     ]
-    return pl.DataFrame({
-        "rank": [r[0] for r in rows], "token_id": [r[1] for r in rows],
-        "token": [r[2].decode("utf-8", "backslashreplace") for r in rows], "bytes_hex": [r[2].hex() for r in rows],
-        "kind": [r[3] for r in rows], "is_reference": [r[4] for r in rows], "score": [r[5] for r in rows],
-        "flagged": [r[6] for r in rows],
-    })
+    return pl.DataFrame(
+        {
+            "rank": [r[0] for r in rows],
+            "token_id": [r[1] for r in rows],
+            "token": [r[2].decode("utf-8", "backslashreplace") for r in rows],
+            "bytes_hex": [r[2].hex() for r in rows],
+            "kind": [r[3] for r in rows],
+            "is_reference": [r[4] for r in rows],
+            "score": [r[5] for r in rows],
+            "flagged": [r[6] for r in rows],
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------- scan
@@ -116,7 +122,7 @@ def test_japanese_offsets_are_characters_of_the_original_text(det):
     assert r.rate == 4 / 12
     assert r.hits[1].token == "\\xe3\\x83"  # printable form of a partial character
     for h in r.hits:
-        assert text[h.start:h.end] == h.text
+        assert text[h.start : h.end] == h.text
 
 
 def test_offsets_are_code_points_not_bytes_or_utf16(det):
@@ -135,7 +141,8 @@ def test_empty_and_clean_texts(det):
 def test_special_token_written_in_the_text(tok):
     # tokenizers match added special tokens in raw text: listed explicitly, a literal one is found
     assert [(h.token_id, h.start, h.end) for h in GlitchDetector(tok, [UNUSED0]).scan("x <unused0> y")] == [
-        (UNUSED0, 2, 11)]
+        (UNUSED0, 2, 11)
+    ]
 
 
 def test_scan_many_equals_scan(det):
@@ -195,7 +202,10 @@ def test_glitch_list_from_a_ranked_table(tmp_path, suffix):
     with pytest.raises(InputError, match="without a flagged column; pass --top K or --min-score"):
         load_glitch_list(unflagged)
     assert len(load_glitch_list(unflagged, top=3)) == 3
-    with pytest.raises(InputError, match=r"no glitch tokens left \(2 special/unused/unknown/padding tokens, 1 UTF-8-invalid bytes, 4 below --min-score 0.95\)"):
+    with pytest.raises(
+        InputError,
+        match=r"no glitch tokens left \(2 special/unused/unknown/padding tokens, 1 UTF-8-invalid bytes, 4 below --min-score 0.95\)",
+    ):
         load_glitch_list(path, min_score=0.95)
 
 
@@ -223,8 +233,8 @@ def test_glitch_list_of_plain_ids(tmp_path):
 
 def test_read_token_ids_is_the_one_id_file_reader(tmp_path):
     """The reader behind plain id glitch lists, ``plot --mark-ids`` and scan's negtemp marks."""
-    from anomtok.maps import read_ids
     from anomtok.detect import read_token_ids
+    from anomtok.maps import read_ids
 
     (tmp_path / "a.csv").write_text("token_id,count\n7,2\n\n3,1\n7,5\n")
     pl.DataFrame({"token_id": [5, None, 2]}).write_parquet(tmp_path / "a.parquet")
@@ -239,7 +249,11 @@ def test_read_token_ids_is_the_one_id_file_reader(tmp_path):
     (tmp_path / "sup.txt").write_text("1 \u00b2\n")  # isdigit but not a number int() reads
     with pytest.raises(InputError, match=r"sup.txt:1: '²' is not a token id"):
         read_token_ids(tmp_path / "sup.txt")
-    for content, reason in [("text\nhello\n", "ColumnNotFoundError"), ("token_id\nx\n", "ComputeError"), ("", "NoDataError")]:
+    for content, reason in [
+        ("text\nhello\n", "ColumnNotFoundError"),
+        ("token_id\nx\n", "ComputeError"),
+        ("", "NoDataError"),
+    ]:
         (tmp_path / "b.csv").write_text(content)
         with pytest.raises(InputError, match=f"b.csv: not a readable table of token ids \\({reason}"):
             read_token_ids(tmp_path / "b.csv")
@@ -278,20 +292,37 @@ def test_plain_text_stream_line_by_line(det):
     assert (s.documents, s.records, s.tokens, s.hits, s.errors) == (1, 3, 29, 5, 0)  # the file is one document
     assert s.rate == s.max_doc_rate == 5 / 29 and s.docs_over == 1 and run.exceeded
     assert run.found == {TOKYO: 2, KYO_PART: 2, SPACE_ZZ: 1}
-    assert events[0].hit_dicts()[0] == {"type": "hit", "source": "in.txt", "line": 1, "token_id": SPACE_ZZ, "start": 1,
-                                        "end": 4, "text": " zz", "token": " zz", "index": 1, "score": None, "rank": None}
+    assert events[0].hit_dicts()[0] == {
+        "type": "hit",
+        "source": "in.txt",
+        "line": 1,
+        "token_id": SPACE_ZZ,
+        "start": 1,
+        "end": 4,
+        "text": " zz",
+        "token": " zz",
+        "index": 1,
+        "score": None,
+        "rank": None,
+    }
 
 
 def test_malformed_lines_are_reported_and_the_run_goes_on(det):
-    data = b"".join([
-        b"\xef\xbb\xbfa zz\n",  # a UTF-8 BOM is not text: dropped
-        b"bad \xff\xfe byte\n",  # invalid UTF-8
-        "東京\n".encode()[:4] + b"\n",  # a character cut in half
-        b"after zz\n",
-    ])
+    data = b"".join(
+        [
+            b"\xef\xbb\xbfa zz\n",  # a UTF-8 BOM is not text: dropped
+            b"bad \xff\xfe byte\n",  # invalid UTF-8
+            "東京\n".encode()[:4] + b"\n",  # a character cut in half
+            b"after zz\n",
+        ]
+    )
     events, run = _run(det, data)
     assert [(type(e).__name__, e.line) for e in events] == [
-        ("RecordScan", 1), ("LineError", 2), ("LineError", 3), ("RecordScan", 4)]
+        ("RecordScan", 1),
+        ("LineError", 2),
+        ("LineError", 3),
+        ("RecordScan", 4),
+    ]
     assert events[0].hits[0].start == 1
     assert events[1].error == "invalid UTF-8 (byte 0xff at byte 4)"
     assert events[2].error == "invalid UTF-8 (byte 0xe4 at byte 3)"
@@ -325,10 +356,14 @@ def test_jsonl_records_are_documents_and_bad_records_are_errors(det):
     events, run = _run(det, "\n".join(lines).encode() + b"\n", name="data.jsonl")
     got = [(e.line, e.error) if isinstance(e, LineError) else (e.line, [h.token_id for h in e.hits]) for e in events]
     assert got == [
-        (1, [SPACE_ZZ]), (2, []),
-        (4, "no field 'text'"), (5, "bad JSON: Expecting property name enclosed in double quotes (column 2)"),
-        (6, "the JSON line is an array, not an object"), (7, "field 'text' is a number, not a string"),
-        (8, "field 'text' is null, not a string"), (9, "field 'text' has an unpaired surrogate (\\ud800)"),
+        (1, [SPACE_ZZ]),
+        (2, []),
+        (4, "no field 'text'"),
+        (5, "bad JSON: Expecting property name enclosed in double quotes (column 2)"),
+        (6, "the JSON line is an array, not an object"),
+        (7, "field 'text' is a number, not a string"),
+        (8, "field 'text' is null, not a string"),
+        (9, "field 'text' has an unpaired surrogate (\\ud800)"),
         (10, [TOKYO]),
     ]
     (s,) = run.sources
@@ -385,7 +420,7 @@ class _Endless(io.RawIOBase):
 
     def readinto(self, b) -> int:
         chunk = b"a zz\n" * (len(b) // 5)
-        b[:len(chunk)] = chunk
+        b[: len(chunk)] = chunk
         return len(chunk)
 
 
@@ -434,7 +469,18 @@ def test_cli_clean_exit_0(runner, tok_file, files):
     assert "detect: 2 glitch tokens from" in res.stderr
     table = res.stderr.splitlines()
     header = next(i for i, line in enumerate(table) if line.startswith("source"))
-    assert table[header].split() == ["source", "docs", "tokens", "hits", "rate", "docs>max", "max", "doc", "rate", "errors"]
+    assert table[header].split() == [
+        "source",
+        "docs",
+        "tokens",
+        "hits",
+        "rate",
+        "docs>max",
+        "max",
+        "doc",
+        "rate",
+        "errors",
+    ]
     assert table[header + 2].split()[1:] == ["1", "21", "0", "0.000%", "0", "0.000%", "0"]  # one token a byte
 
 
@@ -443,18 +489,38 @@ def test_cli_hits_exit_3(runner, tok_file, files):
     assert res.exit_code == 3, res.output
     hits = _lines(res.stdout)
     assert [(h["line"], h["token_id"], h["start"], h["end"], h["text"]) for h in hits] == [
-        (2, TOKYO, 0, 2, "東京"), (2, SPACE_ZZ, 8, 11, " zz")]  # 東京, " and", " a", " zz"
-    assert "exit 3: glitch rate 13.333% (highest document 13.333%, 1 of 1 documents above) with --max-rate 0: 2 hits in 15 tokens" in res.stderr
+        (2, TOKYO, 0, 2, "東京"),
+        (2, SPACE_ZZ, 8, 11, " zz"),
+    ]  # 東京, " and", " a", " zz"
+    assert (
+        "exit 3: glitch rate 13.333% (highest document 13.333%, 1 of 1 documents above) with --max-rate 0: 2 hits in 15 tokens"
+        in res.stderr
+    )
     # 2 hits in 6 + 9 tokens (one per byte but for 東京 and " zz"): below a max rate of 0.25, so clean
-    res = runner.invoke(cli, ["detect", str(tok_file), "--glitch", str(files / "ids.txt"), str(files / "dirty.txt"),
-                              "--max-rate", "0.25"])
+    res = runner.invoke(
+        cli,
+        ["detect", str(tok_file), "--glitch", str(files / "ids.txt"), str(files / "dirty.txt"), "--max-rate", "0.25"],
+    )
     assert res.exit_code == 0, res.output
 
 
 def test_cli_jsonl_to_file_with_json_summary(runner, tok_file, files):
     out = files / "hits.jsonl"
-    res = runner.invoke(cli, ["detect", str(tok_file), "--glitch", str(files / "ids.txt"), str(files / "data.jsonl"),
-                              str(files / "clean.txt"), "-o", str(out), "--format", "json"])
+    res = runner.invoke(
+        cli,
+        [
+            "detect",
+            str(tok_file),
+            "--glitch",
+            str(files / "ids.txt"),
+            str(files / "data.jsonl"),
+            str(files / "clean.txt"),
+            "-o",
+            str(out),
+            "--format",
+            "json",
+        ],
+    )
     assert res.exit_code == 3, res.output
     records = _lines(out.read_text(encoding="utf-8"))
     assert [(r["type"], r["line"]) for r in records] == [("hit", 1), ("error", 2), ("error", 3)]
@@ -462,22 +528,49 @@ def test_cli_jsonl_to_file_with_json_summary(runner, tok_file, files):
     summary = json.loads(res.stdout)
     assert summary["exceeded"] is True and summary["glitch_tokens"] == 2
     assert [(s["source"].rsplit("/", 1)[-1], s["documents"], s["hits"], s["errors"]) for s in summary["sources"]] == [
-        ("data.jsonl", 2, 1, 2), ("clean.txt", 1, 0, 0)]
+        ("data.jsonl", 2, 1, 2),
+        ("clean.txt", 1, 0, 0),
+    ]
     # "a zz" is a, " zz"; "fine" is four bytes; clean.txt is 21 bytes; no newline in a JSON field
-    assert summary["total"] == {"source": "(total)", "documents": 3, "records": 4, "tokens": 2 + 4 + 21, "hits": 1,
-                                "rate": 1 / 27, "docs_with_hits": 1, "docs_over": 1, "max_doc_rate": 0.5, "errors": 2}
+    assert summary["total"] == {
+        "source": "(total)",
+        "documents": 3,
+        "records": 4,
+        "tokens": 2 + 4 + 21,
+        "hits": 1,
+        "rate": 1 / 27,
+        "docs_with_hits": 1,
+        "docs_over": 1,
+        "max_doc_rate": 0.5,
+        "errors": 2,
+    }
     assert summary["found"] == [{"token_id": SPACE_ZZ, "token": " zz", "hits": 1, "score": None, "rank": None}]
     assert "2 lines could not be read" in res.stderr
 
 
 def test_cli_stdin_field_and_csv(runner, tok_file, files):
-    res = runner.invoke(cli, ["detect", str(tok_file), "--glitch", str(files / "ids.txt"), "-", "--field", "t",
-                              "--format", "csv", "-o", str(files / "h.jsonl")],
-                        input='{"t": "東京"}\n{"t": "x"}\n')
+    res = runner.invoke(
+        cli,
+        [
+            "detect",
+            str(tok_file),
+            "--glitch",
+            str(files / "ids.txt"),
+            "-",
+            "--field",
+            "t",
+            "--format",
+            "csv",
+            "-o",
+            str(files / "h.jsonl"),
+        ],
+        input='{"t": "東京"}\n{"t": "x"}\n',
+    )
     assert res.exit_code == 3, res.output
     assert res.stdout.splitlines() == [
         "source,documents,records,tokens,hits,rate,docs_with_hits,docs_over,max_doc_rate,errors",
-        "<stdin>,2,2,2,1,0.5,1,1,1.0,0"]
+        "<stdin>,2,2,2,1,0.5,1,1,1.0,0",
+    ]
 
 
 def test_cli_ranked_table_with_top(runner, tok_file, files):
@@ -494,15 +587,22 @@ def test_cli_ranked_table_with_top(runner, tok_file, files):
     assert "detect: 2 glitch tokens from" in res.stderr and "its flagged rows" in res.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--glitch", "MISSING", "TEXT"], "no such glitch list file"),
-    (["--glitch", "IDS", "MISSING"], "no such file"),
-    (["--glitch", "WRONG", "TEXT"], "token id 999999 is not in this tokenizer's vocabulary"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--glitch", "MISSING", "TEXT"], "no such glitch list file"),
+        (["--glitch", "IDS", "MISSING"], "no such file"),
+        (["--glitch", "WRONG", "TEXT"], "token id 999999 is not in this tokenizer's vocabulary"),
+    ],
+)
 def test_cli_bad_input_exit_2(runner, tok_file, files, args, message):
     (files / "wrong.txt").write_text("999999\n")
-    names = {"MISSING": str(files / "missing"), "TEXT": str(files / "dirty.txt"), "IDS": str(files / "ids.txt"),
-             "WRONG": str(files / "wrong.txt")}
+    names = {
+        "MISSING": str(files / "missing"),
+        "TEXT": str(files / "dirty.txt"),
+        "IDS": str(files / "ids.txt"),
+        "WRONG": str(files / "wrong.txt"),
+    }
     res = runner.invoke(cli, ["detect", str(tok_file)] + [names.get(a, a) for a in args])
     assert res.exit_code == 2, res.output
     assert res.stdout == ""
@@ -518,8 +618,9 @@ def test_cli_usage_errors_exit_2(runner, tok_file, files):
 
 
 def test_cli_progress_bar_goes_to_stderr(runner, tok_file, files):
-    res = runner.invoke(cli, ["detect", str(tok_file), "--glitch", str(files / "ids.txt"), str(files / "clean.txt"),
-                              "--progress"])
+    res = runner.invoke(
+        cli, ["detect", str(tok_file), "--glitch", str(files / "ids.txt"), str(files / "clean.txt"), "--progress"]
+    )
     assert res.exit_code == 0, res.output
     assert "detect: 100%" in res.stderr and res.stdout == ""
 
@@ -541,6 +642,5 @@ def test_ranked_csv_of_a_trained_model(runner, tiny_model, tmp_path):
     lines = text.splitlines(keepends=True)
     for r, line in zip(det.analyze_many(lines), lines):
         for h in r.hits:
-            assert h.token_id in det.ids and line[h.start:h.end] == h.text
+            assert h.token_id in det.ids and line[h.start : h.end] == h.text
             assert det.table.bytes[h.token_id] in h.text.encode("utf-8")
-

@@ -20,8 +20,11 @@ TOP = 1000
 N_PLANTED = 6
 # Sentences the planted tokens are written into; JA_FRAME, the first, puts a non-Latin token right after
 # Japanese text (character offsets, not bytes, must come out).
-FRAMES = ("The scheduler logged{} before it failed.\n", "Then it wrote{} to the file.\n",
-          "Unlock{} first, then read the rest aloud.\n")
+FRAMES = (
+    "The scheduler logged{} before it failed.\n",
+    "Then it wrote{} to the file.\n",
+    "Unlock{} first, then read the rest aloud.\n",
+)
 JA_FRAME = "粘土板には楔形文字 {} が刻まれていた。\n"
 CLEAN = "東京タワーに行きました。The weather in Kyoto was lovely.\n"
 
@@ -34,9 +37,13 @@ def gemma(tmp_path_factory):
     ranking = anomtok.rank(anomtok.load("gemma-3-270m"), out_dir=out, options=anomtok.RankOptions(nn="off"))
     top = ranking.frame.filter(~pl.col("is_reference") & (pl.col("kind") == "normal")).sort("rank").head(TOP)
     ids = [int(i) for i in top["token_id"]]
-    glitch = GlitchList(ids=tuple(ids), scores=dict(zip(ids, top["score"].to_list())),
-                        ranks=dict(zip(ids, top["rank"].to_list())), bytes=dict(zip(ids, token_bytes(top))),
-                        source="gemma ranking")
+    glitch = GlitchList(
+        ids=tuple(ids),
+        scores=dict(zip(ids, top["score"].to_list())),
+        ranks=dict(zip(ids, top["rank"].to_list())),
+        bytes=dict(zip(ids, token_bytes(top))),
+        source="gemma ranking",
+    )
     return ranking.frame, out / "ranked.csv", glitch
 
 
@@ -96,7 +103,7 @@ def test_hits_include_the_planted_glitch_tokens(detector, gemma, planted):
     for spot in spots:
         assert spot in found, spot
     for h in result.hits:  # every hit is a listed token covering exactly its characters
-        assert h.token_id in detector.ids and text[h.start:h.end] == h.text
+        assert h.token_id in detector.ids and text[h.start : h.end] == h.text
         assert h.rank == gemma[2].ranks[h.token_id] and h.score == gemma[2].scores[h.token_id]
     assert result.tokens > len(result.hits) >= len(spots)
     # the first token sits after Japanese: offsets count characters, not bytes
@@ -123,11 +130,11 @@ def test_cli_on_gemma_with_its_ranked_csv(gemma, planted, tmp_path):
     hits = [json.loads(line) for line in (tmp_path / "hits.jsonl").read_text(encoding="utf-8").splitlines()]
     lines = text.splitlines(keepends=True)
     got = {(h["line"], h["start"], h["text"]) for h in hits}
-    for token_id, start, end, s in spots:  # (line, offset in the line) of each planted token
+    for _token_id, start, _end, s in spots:  # (line, offset in the line) of each planted token
         n = text.count("\n", 0, start) + 1
         assert (n, start - len("".join(lines[: n - 1])), s) in got, s
     for h in hits:
-        assert lines[h["line"] - 1][h["start"]:h["end"]] == h["text"]
+        assert lines[h["line"] - 1][h["start"] : h["end"]] == h["text"]
     assert "glitch tokens found" in res.stdout
     res = runner.invoke(cli, args + [str(tmp_path / "clean.txt")])
     assert res.exit_code == 0, res.output

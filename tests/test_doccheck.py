@@ -42,9 +42,12 @@ def test_a_right_document_passes_and_a_wrong_one_fails(tmp_path):
 
 
 def test_blocks_share_one_folder_setup_and_skip(tmp_path):
-    doc = _doc(tmp_path, "<!-- doccheck: setup printf 'a\\nb\\n' > f.txt -->\n\n```console\n$ wc -l < f.txt\n2\n```\n\n"
-                         "<!-- doccheck: skip needs a GPU -->\n```console\n$ exit 1\nnever\n```\n\n"
-                         "```python\nimport pathlib\nassert pathlib.Path('f.txt').exists()\n```\n")
+    doc = _doc(
+        tmp_path,
+        "<!-- doccheck: setup printf 'a\\nb\\n' > f.txt -->\n\n```console\n$ wc -l < f.txt\n2\n```\n\n"
+        "<!-- doccheck: skip needs a GPU -->\n```console\n$ exit 1\nnever\n```\n\n"
+        "```python\nimport pathlib\nassert pathlib.Path('f.txt').exists()\n```\n",
+    )
     assert dc.run_document(doc)[0] == []
     bad_py = _doc(tmp_path, "```python\nraise SystemExit(3)\n```\n")
     assert len(dc.run_document(bad_py)[0]) == 1

@@ -9,7 +9,6 @@ import logging
 import shutil
 from pathlib import Path
 
-import polars as pl
 import pytest
 import torch
 from click.testing import CliRunner
@@ -81,8 +80,8 @@ def test_uncopyable_tokenizer_whose_added_tokens_would_move_is_refused_not_chang
     from tokenizers import Tokenizer, models
     from tokenizers.pre_tokenizers import PreTokenizer
 
-    from anomtok.detect import GlitchDetector
     from anomtok.audit.source import load_tokenizer
+    from anomtok.detect import GlitchDetector
 
     class Whole:
         def pre_tokenize(self, pretok):
@@ -134,10 +133,13 @@ def _ambiguous_folder(folder: Path, config: dict) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("config, reason", [
-    ({"model_type": "no_such_model_type"}, "ValueError"),
-    ({"model_type": "llama", "hidden_size": 7, "num_attention_heads": 2}, "StrictDataclass"),
-])
+@pytest.mark.parametrize(
+    "config, reason",
+    [
+        ({"model_type": "no_such_model_type"}, "ValueError"),
+        ({"model_type": "llama", "hidden_size": 7, "num_attention_heads": 2}, "StrictDataclass"),
+    ],
+)
 def test_config_transformers_cannot_read_falls_back_with_a_warning(tmp_path, caplog, config, reason):
     folder = _ambiguous_folder(tmp_path / "m", config)
     with caplog.at_level(logging.WARNING):
@@ -176,8 +178,10 @@ def test_hub_download_of_all_shards_is_a_warning_with_its_reason(tmp_path, monke
     snap = tmp_path / "snap"
     snap.mkdir()
     (snap / "config.json").write_text(json.dumps({"model_type": "no_such_model_type"}))
-    shards = {"model.embed_tokens.weight": "model-00001-of-00002.safetensors",
-              "lm_head.weight": "model-00002-of-00002.safetensors"}
+    shards = {
+        "model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+        "lm_head.weight": "model-00002-of-00002.safetensors",
+    }
     (snap / "model.safetensors.index.json").write_text(json.dumps({"weight_map": shards}))
     fetched: list[str] = []
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: str(snap))
@@ -211,11 +215,10 @@ def test_unreadable_verification_table_is_a_warning(ranked_dir, caplog):
     assert "unreadable (ComputeError" in msg and "no verification columns" in msg
 
 
-@pytest.mark.parametrize("content, reason", [
-    ("token_id\nnot-a-number\n", "ComputeError"),
-    ("text\nhello\n", "ColumnNotFoundError"),
-    ("", "NoDataError"),
-])
+@pytest.mark.parametrize(
+    "content, reason",
+    [("token_id\nnot-a-number\n", "ComputeError"), ("text\nhello\n", "ColumnNotFoundError"), ("", "NoDataError")],
+)
 def test_damaged_negtemp_tokens_only_lose_the_marks(tmp_path, caplog, content, reason):
     from anomtok.scan import _negtemp_ids
 
@@ -227,4 +230,3 @@ def test_damaged_negtemp_tokens_only_lose_the_marks(tmp_path, caplog, content, r
     assert reason in msg
     (tmp_path / "negtemp" / "negtemp_tokens.csv").write_text("token_id,count\n7,2\n3,1\n")
     assert _negtemp_ids(tmp_path) == [7, 3]
-

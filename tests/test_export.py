@@ -52,14 +52,16 @@ HOSTILE_BYTES = [
 
 def _frame(tokens: list[str] | None = None) -> pl.DataFrame:
     n = len(HOSTILE_BYTES)
-    return pl.DataFrame({
-        "rank": list(range(1, n + 1)),
-        "token_id": [1000 + 7 * i for i in range(n)],
-        "token": tokens if tokens is not None else [display(b) for b in HOSTILE_BYTES],
-        "bytes_hex": [b.hex() for b in HOSTILE_BYTES],
-        "kind": ["normal"] * (n - 1) + ["byte"],
-        "score": [0.5 - 0.01 * i if i % 5 else None for i in range(n)],
-    })
+    return pl.DataFrame(
+        {
+            "rank": list(range(1, n + 1)),
+            "token_id": [1000 + 7 * i for i in range(n)],
+            "token": tokens if tokens is not None else [display(b) for b in HOSTILE_BYTES],
+            "bytes_hex": [b.hex() for b in HOSTILE_BYTES],
+            "kind": ["normal"] * (n - 1) + ["byte"],
+            "score": [0.5 - 0.01 * i if i % 5 else None for i in range(n)],
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- CSV

@@ -34,8 +34,9 @@ def _anomtok(*args: str, kill_at: str | None = None, sig: str = "SIGKILL") -> su
     if kill_at:
         env["ANOMTOK_TEST_KILL_AT"] = kill_at
         env["ANOMTOK_TEST_KILL_SIGNAL"] = sig
-    return subprocess.run([sys.executable, "-m", "anomtok", *args], env=env, capture_output=True, text=True,
-                          timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "anomtok", *args], env=env, capture_output=True, text=True, timeout=900
+    )
 
 
 def _invoke(*args: str):
@@ -46,8 +47,11 @@ def _invoke(*args: str):
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (dot files included) -> its bytes; temporaries left out."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and not TEMP.match(p.name)}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not TEMP.match(p.name)
+    }
 
 
 def _temps(folder: Path) -> list[str]:
@@ -55,8 +59,11 @@ def _temps(folder: Path) -> list[str]:
 
 
 def _hashes(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _stable_meta(path: Path) -> dict:
@@ -97,10 +104,15 @@ def previous(tiny_model_untied, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("sig,kill_at", [
-    ("SIGINT", "ranked.parquet"), ("SIGTERM", "ranked.parquet"), ("SIGKILL", "ranked.parquet"),
-    ("SIGKILL", "meta.json"),  # the last one: every other temporary is complete
-])
+@pytest.mark.parametrize(
+    "sig,kill_at",
+    [
+        ("SIGINT", "ranked.parquet"),
+        ("SIGTERM", "ranked.parquet"),
+        ("SIGKILL", "ranked.parquet"),
+        ("SIGKILL", "meta.json"),  # the last one: every other temporary is complete
+    ],
+)
 def test_rank_killed_while_writing_keeps_the_previous_report(sig, kill_at, tiny_model, reference, previous, tmp_path):
     out = tmp_path / "report"
     shutil.copytree(previous, out)
@@ -124,8 +136,9 @@ def test_rank_killed_while_writing_keeps_the_previous_report(sig, kill_at, tiny_
 
 
 @pytest.mark.parametrize("kill_at", ["ranked.csv:renamed", "rank.json"])
-def test_rank_killed_while_committing_is_never_reused(kill_at, tiny_model, tiny_model_untied, reference, previous,
-                                                      tmp_path):
+def test_rank_killed_while_committing_is_never_reused(
+    kill_at, tiny_model, tiny_model_untied, reference, previous, tmp_path
+):
     """Killed between the renames (a mixed folder) or before the marker: there is no marker, so
     scan recomputes the ranking instead of trusting the folder."""
     out = tmp_path / "report"

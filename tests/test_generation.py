@@ -37,7 +37,7 @@ def _teacher_forced_logits(lm, prompt, generated):
     seq = torch.tensor([prompt + generated])
     with torch.no_grad():
         logits = lm.model(seq).logits[0].float()
-    return logits[len(prompt) - 1: len(prompt) - 1 + len(generated), : lm.n_vocab]
+    return logits[len(prompt) - 1 : len(prompt) - 1 + len(generated), : lm.n_vocab]
 
 
 # ------------------------------------------------------------------ the acceptance tests
@@ -83,7 +83,9 @@ def test_batched_and_unbatched_give_identical_tokens(lm, ids, t):
         assert alone[0].token_ids == together[i].token_ids
         np.testing.assert_allclose(alone[0].stats["logprob"], together[i].stats["logprob"], atol=1e-4)
     if t != 0.0:  # another seed gives another sample
-        assert [g.token_ids for g in generate(lm, ids, cfg, max_new_tokens=16, seed=6)] != [g.token_ids for g in together]
+        assert [g.token_ids for g in generate(lm, ids, cfg, max_new_tokens=16, seed=6)] != [
+            g.token_ids for g in together
+        ]
 
 
 def test_t_zero_equals_transformers_greedy_generate(lm, ids):
@@ -97,8 +99,9 @@ def test_t_zero_equals_transformers_greedy_generate(lm, ids):
     m = torch.tensor([[0] * (L - len(p)) + [1] * len(p) for p in ids])
     batched = lm.model.generate(x, attention_mask=m, generation_config=gc)[:, L:].tolist()
     for i, (p, g) in enumerate(zip(ids, ours)):
-        single = lm.model.generate(torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
-                                   generation_config=gc)[0, len(p):].tolist()
+        single = lm.model.generate(
+            torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long), generation_config=gc
+        )[0, len(p) :].tolist()
         assert g.token_ids == single == batched[i]
         assert g.seed is None and g.stats["sample_logprob"] == [0.0] * 20
         np.testing.assert_allclose(np.exp(g.stats["logprob"]), g.stats["top_prob"], rtol=1e-4)
@@ -109,11 +112,13 @@ def test_repetition_penalty_matches_transformers(lm, ids):
     from transformers import GenerationConfig
 
     ours = generate(lm, ids[:3], SamplerConfig(temperature=0.0, repetition_penalty=1.5), max_new_tokens=12)
-    gc = GenerationConfig(do_sample=False, max_new_tokens=12, repetition_penalty=1.5, eos_token_id=lm.n_vocab - 1,
-                          pad_token_id=lm.pad_id)
+    gc = GenerationConfig(
+        do_sample=False, max_new_tokens=12, repetition_penalty=1.5, eos_token_id=lm.n_vocab - 1, pad_token_id=lm.pad_id
+    )
     for p, g in zip(ids[:3], ours):
-        hf = lm.model.generate(torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
-                               generation_config=gc)[0, len(p):].tolist()
+        hf = lm.model.generate(
+            torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long), generation_config=gc
+        )[0, len(p) :].tolist()
         assert g.token_ids == hf
 
 
@@ -145,11 +150,18 @@ def test_watch_ids_record_the_models_probability(lm, ids):
         np.testing.assert_allclose(g.watched, oracle.numpy(), rtol=1e-4, atol=1e-7)
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"max_new_tokens": 0}, "max_new_tokens"), ({"max_new_tokens": MAX_NEW_TOKENS + 1}, "max_new_tokens"),
-    ({"batch_size": 0}, "batch_size"), ({"batch_size": MAX_BATCH_SIZE + 1}, "batch_size"),
-    ({"timeout_s": -1.0}, "timeout"), ({"n_vocab": 10**6}, "n_vocab"), ({"seeds": [1]}, "seeds"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"max_new_tokens": MAX_NEW_TOKENS + 1}, "max_new_tokens"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": MAX_BATCH_SIZE + 1}, "batch_size"),
+        ({"timeout_s": -1.0}, "timeout"),
+        ({"n_vocab": 10**6}, "n_vocab"),
+        ({"seeds": [1]}, "seeds"),
+    ],
+)
 def test_bad_sizes_are_input_errors(lm, ids, kw, match):
     with pytest.raises(InputError, match=match):
         generate(lm, ids, SamplerConfig(), **kw)
@@ -223,14 +235,23 @@ def test_bfloat16_runs(tiny_model, ids):
 def test_negtemp_writes_four_complete_files(lm, tiny_model, tmp_path):
     out = tmp_path / "neg"
     res = negtemp(lm, PROMPTS, SamplerConfig(temperature=-0.001), max_new_tokens=6, out_dir=out, device="cpu")
-    assert sorted(p.name for p in out.iterdir()) == ["crosscheck.json", "generations.jsonl", "meta.json",
-                                                     "negtemp_tokens.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "crosscheck.json",
+        "generations.jsonl",
+        "meta.json",
+        "negtemp_tokens.csv",
+    ]
     lines = [json.loads(s) for s in (out / "generations.jsonl").read_text("utf-8").splitlines()]
     assert [r["prompt"] for r in lines] == PROMPTS
     assert [r["group"] for r in lines] == ["en", "en", "en", "en", "ja"]
     emb = load(tiny_model.hf_dir)
     for r in lines:
-        assert len(r["generated_ids"]) == 6 and set(r["steps"]) >= {"logprob", "entropy", "top_prob", "log_max_min_ratio"}
+        assert len(r["generated_ids"]) == 6 and set(r["steps"]) >= {
+            "logprob",
+            "entropy",
+            "top_prob",
+            "log_max_min_ratio",
+        }
         # the text is the generated bytes shown as one string (a character split across tokens is
         # whole in it), each token its own bytes shown alone
         assert r["text"] == display(b"".join(emb.tokens.bytes[i] for i in r["generated_ids"]))
@@ -258,8 +279,25 @@ def test_negtemp_cli_and_its_errors(tiny_model, tmp_path):
     prompts = tmp_path / "p.txt"
     prompts.write_text("the cat saw a dog\n東京\n", encoding="utf-8")
     out = tmp_path / "o"
-    res = runner.invoke(cli, ["negtemp", str(tiny_model.hf_dir), "-T", "-0.001", "--prompts", str(prompts), "-o",
-                              str(out), "-n", "4", "--device", "cpu", "--seed", "3"])
+    res = runner.invoke(
+        cli,
+        [
+            "negtemp",
+            str(tiny_model.hf_dir),
+            "-T",
+            "-0.001",
+            "--prompts",
+            str(prompts),
+            "-o",
+            str(out),
+            "-n",
+            "4",
+            "--device",
+            "cpu",
+            "--seed",
+            "3",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "->" in res.stdout and "ja: 1 prompts" in res.stdout
     assert json.loads((out / "meta.json").read_text())["settings"]["seed"] == 3
@@ -279,8 +317,8 @@ def test_negtemp_cli_and_its_errors(tiny_model, tmp_path):
 
 
 def test_minilm_alias_is_not_a_causal_lm(tmp_path):
-    from anomtok.loading.packaged import resolve_alias
     from anomtok.errors import LoadError
+    from anomtok.loading.packaged import resolve_alias
 
     try:
         resolve_alias("minilm-l6")
@@ -307,12 +345,30 @@ def test_sweep_writes_csv_and_png(lm, tmp_path):
 def test_sweep_cli(tiny_model, tmp_path):
     prompts = tmp_path / "p.txt"
     prompts.write_text("the cat\nAnna\n東京\n", encoding="utf-8")
-    r = CliRunner().invoke(cli, ["sweep", str(tiny_model.hf_dir), "--prompts", str(prompts), "--n-prompts", "2",
-                                 "--temperatures=-0.001,1", "-n", "3", "-o", str(tmp_path / "s"), "--device", "cpu"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "sweep",
+            str(tiny_model.hf_dir),
+            "--prompts",
+            str(prompts),
+            "--n-prompts",
+            "2",
+            "--temperatures=-0.001,1",
+            "-n",
+            "3",
+            "-o",
+            str(tmp_path / "s"),
+            "--device",
+            "cpu",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "temperature" in r.stdout and (tmp_path / "s" / "sweep.png").exists()
-    bad = CliRunner().invoke(cli, ["sweep", str(tiny_model.hf_dir), "--prompts", str(prompts), "--temperatures=a,b",
-                                   "-o", str(tmp_path / "s2")])
+    bad = CliRunner().invoke(
+        cli,
+        ["sweep", str(tiny_model.hf_dir), "--prompts", str(prompts), "--temperatures=a,b", "-o", str(tmp_path / "s2")],
+    )
     assert bad.exit_code == 2 and "comma-separated" in bad.output
 
 

@@ -21,8 +21,19 @@ from anomtok.loading.gguf_quants import GGML_TYPES
 from anomtok.loading.gguf_reader import GGUFFile, TensorInfo
 
 STRINGS: list[str | bytes] = [
-    "hello", "", "naïve café", "日本語", "🙂", " leading", "\n\t", "a\x00b",
-    b"\xff\xfe", b"\xc3", b"ab\x80cd", "▁token", b"\xe6\x97",
+    "hello",
+    "",
+    "naïve café",
+    "日本語",
+    "🙂",
+    " leading",
+    "\n\t",
+    "a\x00b",
+    b"\xff\xfe",
+    b"\xc3",
+    b"ab\x80cd",
+    "▁token",
+    b"\xe6\x97",
 ]
 
 
@@ -30,9 +41,7 @@ def _decoded(x: str | bytes) -> str:
     return x if isinstance(x, str) else x.decode("utf-8", "surrogateescape")
 
 
-def _random_blocks(
-    rng: np.random.Generator, qtype: T, rows: int, blocks_per_row: int, f16_at: list[int]
-) -> np.ndarray:
+def _random_blocks(rng: np.random.Generator, qtype: T, rows: int, blocks_per_row: int, f16_at: list[int]) -> np.ndarray:
     """Random quantized bytes (for types gguf cannot quantize), with finite f16 scales at ``f16_at``."""
     _, tsize = gguf.GGML_QUANT_SIZES[qtype]
     b = rng.integers(0, 256, size=(rows * blocks_per_row, tsize), dtype=np.uint8)
@@ -88,9 +97,18 @@ def _write_model(path: Path, alignment: int | None = None) -> dict[str, Any]:
     w.close()
     expected: dict[str, Any] = {
         "general.architecture": "testarch",
-        "t.u8": 200, "t.i8": -100, "t.u16": 65000, "t.i16": -32000, "t.u32": 4_000_000_000,
-        "t.i32": -2_000_000_000, "t.f32": 0.15625, "t.u64": 2**63 + 5, "t.i64": -(2**62),
-        "t.f64": 1 / 3, "t.bool": True, "t.str": "Grüße \u2603 🙂",
+        "t.u8": 200,
+        "t.i8": -100,
+        "t.u16": 65000,
+        "t.i16": -32000,
+        "t.u32": 4_000_000_000,
+        "t.i32": -2_000_000_000,
+        "t.f32": 0.15625,
+        "t.u64": 2**63 + 5,
+        "t.i64": -(2**62),
+        "t.f64": 1 / 3,
+        "t.bool": True,
+        "t.str": "Grüße \u2603 🙂",
         "tokenizer.ggml.tokens": [_decoded(s) for s in STRINGS],
         "t.ints": np.array([1, -2, 3], dtype=np.int32),
         "t.floats": np.array([0.5, -1.25, 3.0], dtype=np.float32),
@@ -215,11 +233,19 @@ def test_chunked_input_is_identical(model: tuple[Path, dict[str, Any]], tmp_path
     whole = GGUFFile(path)
     if kind == "awkward":
         q8 = whole.tensors["token_embd.weight"]
-        cuts = [1, 5, 13, 30,  # inside magic, version, counts, first key
-                _find(data, "naïve".encode()) + 3,  # inside a multi-byte char of a string-array element
-                _find(data, b"t.nested") + 20,  # inside the nested array
-                whole.data_offset - 1, whole.data_offset, whole.data_offset,  # an empty chunk
-                q8.offset + 17, q8.offset + q8.nbytes - 1]
+        cuts = [
+            1,
+            5,
+            13,
+            30,  # inside magic, version, counts, first key
+            _find(data, "naïve".encode()) + 3,  # inside a multi-byte char of a string-array element
+            _find(data, b"t.nested") + 20,  # inside the nested array
+            whole.data_offset - 1,
+            whole.data_offset,
+            whole.data_offset,  # an empty chunk
+            q8.offset + 17,
+            q8.offset + q8.nbytes - 1,
+        ]
     else:
         cuts = list(range(97, len(data), 97))
     chunks = _split(tmp_path, data, cuts)

@@ -22,18 +22,57 @@ from anomtok.text import token_script
 # the rare kanji 薔 薇 of JIS level 2, the non-BMP 𠮷, the compatibility ideograph 﨑) and no kana is
 # not Japanese; with kana it is mixed.
 CLASSES = [
-    ("ひらがな", "hiragana"), ("の", "hiragana"), ("すごーい", "hiragana"), ("ゝ", "hiragana"),
-    ("カタカナ", "katakana"), ("ー", "katakana"), ("ヶ", "katakana"), ("ㇰ", "katakana"),
-    ("ｶﾀｶﾅ", "halfwidth_katakana"), ("ﾃﾞｽ", "halfwidth_katakana"), ("ｰ", "halfwidth_katakana"),
-    ("漢字", "kanji"), ("々", "kanji"), ("〆", "kanji"), ("〇", "kanji"), ("東ー", "mixed"),
-    ("中国", "kanji"), ("國", "kanji"),  # Jōyō, Jinmeiyō characters (Chinese as well): kanji
-    ("▁東京", "kanji"), (" 2026年", "kanji"),
-    ("、", "ja_punct"), ("。」", "ja_punct"), ("・", "ja_punct"), ("〜", "ja_punct"), ("（", "ja_punct"), ("｢", "ja_punct"),
-    ("ＡＢＣ", "fullwidth"), ("１２", "fullwidth"), ("１２３", "fullwidth"),
-    ("東京タワー", "mixed"), ("です。", "mixed"), ("GPUの", "mixed"), ("AIモデル", "mixed"), ("这の", "mixed"),
-    ("这", ""), ("对", ""), ("们", ""), ("一个", ""), ("中国证券投资基金业协会", ""), ("这，", ""), ("很好", ""),
-    ("𠮷", ""), ("﨑", ""), ("薔薇", ""),
-    ("the", ""), ("", ""), ("😀", ""), ("Ünïcödé", ""), ("한국어", ""), ("...", ""), ("①", ""),
+    ("ひらがな", "hiragana"),
+    ("の", "hiragana"),
+    ("すごーい", "hiragana"),
+    ("ゝ", "hiragana"),
+    ("カタカナ", "katakana"),
+    ("ー", "katakana"),
+    ("ヶ", "katakana"),
+    ("ㇰ", "katakana"),
+    ("ｶﾀｶﾅ", "halfwidth_katakana"),
+    ("ﾃﾞｽ", "halfwidth_katakana"),
+    ("ｰ", "halfwidth_katakana"),
+    ("漢字", "kanji"),
+    ("々", "kanji"),
+    ("〆", "kanji"),
+    ("〇", "kanji"),
+    ("東ー", "mixed"),
+    ("中国", "kanji"),
+    ("國", "kanji"),  # Jōyō, Jinmeiyō characters (Chinese as well): kanji
+    ("▁東京", "kanji"),
+    (" 2026年", "kanji"),
+    ("、", "ja_punct"),
+    ("。」", "ja_punct"),
+    ("・", "ja_punct"),
+    ("〜", "ja_punct"),
+    ("（", "ja_punct"),
+    ("｢", "ja_punct"),
+    ("ＡＢＣ", "fullwidth"),
+    ("１２", "fullwidth"),
+    ("１２３", "fullwidth"),
+    ("東京タワー", "mixed"),
+    ("です。", "mixed"),
+    ("GPUの", "mixed"),
+    ("AIモデル", "mixed"),
+    ("这の", "mixed"),
+    ("这", ""),
+    ("对", ""),
+    ("们", ""),
+    ("一个", ""),
+    ("中国证券投资基金业协会", ""),
+    ("这，", ""),
+    ("很好", ""),
+    ("𠮷", ""),
+    ("﨑", ""),
+    ("薔薇", ""),
+    ("the", ""),
+    ("", ""),
+    ("😀", ""),
+    ("Ünïcödé", ""),
+    ("한국어", ""),
+    ("...", ""),
+    ("①", ""),
 ]
 
 
@@ -74,13 +113,29 @@ def test_kanji_inventory_known_answers():
 
 def test_char_class_known_answers():
     assert [ja.char_class(c) for c in "のアｱ東这、１a①ー"] == [
-        "hiragana", "katakana", "halfwidth_katakana", "kanji", "han", "ja_punct", "fullwidth", "other", "neutral",
-        "katakana"]
+        "hiragana",
+        "katakana",
+        "halfwidth_katakana",
+        "kanji",
+        "han",
+        "ja_punct",
+        "fullwidth",
+        "other",
+        "neutral",
+        "katakana",
+    ]
 
 
 def _frame(tokens):
-    return pl.DataFrame({"token_id": list(range(len(tokens))), "token": tokens, "kind": ["normal"] * len(tokens),
-                         "script": [token_script(t) for t in tokens], "valid": [True] * len(tokens)})
+    return pl.DataFrame(
+        {
+            "token_id": list(range(len(tokens))),
+            "token": tokens,
+            "kind": ["normal"] * len(tokens),
+            "script": [token_script(t) for t in tokens],
+            "valid": [True] * len(tokens),
+        }
+    )
 
 
 def test_map_uses_the_one_classifier():
@@ -99,8 +154,9 @@ def test_inventories_are_complete_and_overlap():
     inv = ja.inventory("東京はＡＢＣとｶﾀｶﾅ abc\n東", joyo=["東", "京", "都"])
     assert inv["sample"] == sorted(set("東京はＡＢＣとｶﾀｶﾅ"))
     assert inv["joyo"] == ["京", "東", "都"]  # 東 and 京 are in the sample too: still listed
-    assert [len(inv[k]) for k in ("hiragana_basic", "katakana_basic", "hiragana", "katakana", "halfwidth_katakana")] \
-        == [46, 46, 88, 93, 58]
+    assert [
+        len(inv[k]) for k in ("hiragana_basic", "katakana_basic", "hiragana", "katakana", "halfwidth_katakana")
+    ] == [46, 46, 88, 93, 58]
     assert {"は", "と"} <= set(inv["hiragana_basic"]) <= set(inv["hiragana"])
     assert set("ｶﾀﾅ") <= set(inv["halfwidth_katakana"])
     assert set(inv["katakana_basic"]) <= set(inv["katakana"]) and "ン" in inv["katakana_basic"]
@@ -117,12 +173,22 @@ def test_default_inventory_reads_the_sample_and_joyo():
 
 def test_coverage_and_summary_known_answers():
     costs = {"あ": [1], "い": [2], "う": [9, 9, 9], "ｶ": [3], "𠮷": [9, 9, 9, 9], "＠": [0]}
-    recs = ja.coverage(list(costs), lambda texts: [costs[t] for t in texts], {"あ": [1], "い": [2]},
-                       fragment_ids=frozenset({9}), unk_ids=frozenset({0}))
+    recs = ja.coverage(
+        list(costs),
+        lambda texts: [costs[t] for t in texts],
+        {"あ": [1], "い": [2]},
+        fragment_ids=frozenset({9}),
+        unk_ids=frozenset({0}),
+    )
     got = {r["char"]: (r["n_tokens"], r["single"], r["in_vocab"], r["byte_pieces"], r["unk"]) for r in recs}
-    assert got == {"あ": (1, True, True, False, False), "い": (1, True, True, False, False),
-                   "う": (3, False, False, True, False), "ｶ": (1, True, False, False, False),
-                   "𠮷": (4, False, False, True, False), "＠": (1, False, False, False, True)}
+    assert got == {
+        "あ": (1, True, True, False, False),
+        "い": (1, True, True, False, False),
+        "う": (3, False, False, True, False),
+        "ｶ": (1, True, False, False, False),
+        "𠮷": (4, False, False, True, False),
+        "＠": (1, False, False, False, True),
+    }
     summary = ja.summarize_coverage(recs, {"sample": list(costs), "kana": ["あ", "う", "ｶ"]})
     assert summary["all"]["chars"] == 6 and summary["all"]["single_token"] == 3
     assert summary["all"]["tokens_histogram"] == {"1": 4, "3": 1, "4+": 1}
@@ -132,10 +198,19 @@ def test_coverage_and_summary_known_answers():
 
 
 def test_fertility_known_answer():
-    f = ja.fertility({"ja": "東京", "en": "abcd"}, lambda t: [5, 5, 5] if t == "東京" else [1, 2],
-                     fragment_ids=frozenset({5}))
-    assert f["ja"] == {"chars": 2, "bytes": 6, "tokens": 3, "tokens_per_char": 1.5, "tokens_per_byte": 0.5,
-                       "chars_per_token": 0.6667, "byte_piece_tokens": 3, "unk_tokens": 0}
+    f = ja.fertility(
+        {"ja": "東京", "en": "abcd"}, lambda t: [5, 5, 5] if t == "東京" else [1, 2], fragment_ids=frozenset({5})
+    )
+    assert f["ja"] == {
+        "chars": 2,
+        "bytes": 6,
+        "tokens": 3,
+        "tokens_per_char": 1.5,
+        "tokens_per_byte": 0.5,
+        "chars_per_token": 0.6667,
+        "byte_piece_tokens": 3,
+        "unk_tokens": 0,
+    }
     assert f["en"]["tokens_per_char"] == 0.5
 
 
@@ -157,10 +232,21 @@ def test_japanese_section_of_an_audit():
     tok, vocab = _tiny_fallback_tokenizer()
     result = audit(tok, ranking=False, samples={"ja": "あいう、ｶ東京𠮷ー", "en": "ab ab"})
     sec = result.summary["japanese"]
-    cov = {r["char"]: r for r in ja.coverage(
-        list("あいう、ｶ東京𠮷ー"), lambda texts: [tok.encode(t).ids for t in texts], {})}
-    assert {c: r["n_tokens"] for c, r in cov.items()} == {"あ": 1, "い": 1, "う": 3, "、": 3, "ｶ": 1, "東": 1,
-                                                          "京": 1, "𠮷": 4, "ー": 1}
+    cov = {
+        r["char"]: r
+        for r in ja.coverage(list("あいう、ｶ東京𠮷ー"), lambda texts: [tok.encode(t).ids for t in texts], {})
+    }
+    assert {c: r["n_tokens"] for c, r in cov.items()} == {
+        "あ": 1,
+        "い": 1,
+        "う": 3,
+        "、": 3,
+        "ｶ": 1,
+        "東": 1,
+        "京": 1,
+        "𠮷": 4,
+        "ー": 1,
+    }
     sample = sec["coverage"]["by_inventory"]["sample"]
     assert sample["chars"] == 9 and sample["single_token"] == 6 and sample["in_vocab"] == 5
     assert sample["byte_pieces"] == 3 and sample["tokens_histogram"] == {"1": 6, "3": 2, "4+": 1}
@@ -182,8 +268,14 @@ def test_single_token_kana_are_counted_in_every_kana_inventory():
     result = audit(tok, ranking=False, samples={"ja": "あいう、ｶ東京𠮷ー", "en": "ab ab"})
     inv = result.summary["japanese"]["coverage"]["by_inventory"]
     got = {k: (v["chars"], v["single_token"], v.get("single_chars")) for k, v in inv.items() if k != "sample"}
-    assert got == {"hiragana_basic": (46, 2, "あい"), "katakana_basic": (46, 1, "カ"), "hiragana": (88, 2, "あい"),
-                   "katakana": (93, 2, "カー"), "halfwidth_katakana": (58, 2, "ｰｶ"), "joyo": (2136, 2, None)}
+    assert got == {
+        "hiragana_basic": (46, 2, "あい"),
+        "katakana_basic": (46, 1, "カ"),
+        "hiragana": (88, 2, "あい"),
+        "katakana": (93, 2, "カー"),
+        "halfwidth_katakana": (58, 2, "ｰｶ"),
+        "joyo": (2136, 2, None),
+    }
     assert inv["hiragana_basic"]["label"].startswith("the 46 basic hiragana")
     assert inv["joyo"]["label"] == "the 2,136 Jōyō kanji (package kanji-lists)"
     md = "\n".join(audit_render.render_japanese_section(result.summary["japanese"], lambda s: s))
@@ -221,9 +313,14 @@ def test_top_ranked_japanese_tokens():
     tok, vocab = _tiny_fallback_tokenizer()
     result = audit(tok, ranking=False, samples={"ja": "あ", "en": "a"})
     frame = result.frame.with_columns(rank=(pl.lit(len(vocab)) - pl.col("token_id")).cast(pl.Int64))
-    sec = japanese_audit.section(frame, load_tokenizer(tok).table,
-                                 lambda texts: [tok.encode(t).ids for t in texts], lambda t: tok.encode(t).ids,
-                                 samples={"ja": "あ", "en": "a"}, top_k=5)
+    sec = japanese_audit.section(
+        frame,
+        load_tokenizer(tok).table,
+        lambda texts: [tok.encode(t).ids for t in texts],
+        lambda t: tok.encode(t).ids,
+        samples={"ja": "あ", "en": "a"},
+        top_k=5,
+    )
     ranked = [(r["rank"], r["token"]) for r in sec["top_ranked"]["tokens"]]
     assert ranked == [(1, "東京"), (4, "ー"), (5, "京")]  # ranks 2 and 3 are b and a
     lines = audit_render.render_japanese_section(sec, lambda s: f"`{s}`")
@@ -242,14 +339,22 @@ def test_real_smollm2_single_token_kana(tmp_path):
     assert set("のをしる") <= set(hira["single_chars"])
     assert hira["single_token"] == len(hira["single_chars"]) >= 4 and hira["chars"] == 46
     frame = result.frame.filter(pl.col("kind") == "normal")
-    vocab_kana = {bytes.fromhex(h).decode("utf-8") for h, rt in zip(frame["bytes_hex"].to_list(),
-                                                                     frame["round_trip"].to_list())
-                  if rt == "reachable" and len(bytes.fromhex(h).decode("utf-8", "ignore")) == 1
-                  and bytes.fromhex(h).decode("utf-8", "ignore") in ja.BASIC_HIRAGANA}
+    vocab_kana = {
+        bytes.fromhex(h).decode("utf-8")
+        for h, rt in zip(frame["bytes_hex"].to_list(), frame["round_trip"].to_list())
+        if rt == "reachable"
+        and len(bytes.fromhex(h).decode("utf-8", "ignore")) == 1
+        and bytes.fromhex(h).decode("utf-8", "ignore") in ja.BASIC_HIRAGANA
+    }
     assert set(hira["single_chars"]) == vocab_kana  # exactly the reachable one-character hiragana tokens
     md = (tmp_path / "audit.md").read_text(encoding="utf-8")
-    assert f"| the 46 basic hiragana (あ … ん: the gojūon and ん, no small or voiced forms) | 46 | {hira['single_token']} (" in md
+    assert (
+        f"| the 46 basic hiragana (あ … ん: the gojūon and ん, no small or voiced forms) | 46 | {hira['single_token']} ("
+        in md
+    )
     # no token with a simplified-only character is counted as Japanese
-    texts = [bytes.fromhex(h).decode("utf-8", "ignore") for h in
-             result.frame.filter(pl.col("ja_class").is_in(["kanji"]))["bytes_hex"].to_list()]
+    texts = [
+        bytes.fromhex(h).decode("utf-8", "ignore")
+        for h in result.frame.filter(pl.col("ja_class").is_in(["kanji"]))["bytes_hex"].to_list()
+    ]
     assert texts and not any(c in "这对们个" for t in texts for c in t)

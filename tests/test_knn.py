@@ -91,7 +91,7 @@ def test_exact_ties_keep_the_lower_id_first():
     ids, sims = K.exact_knn(E, M.valid_rows(E), 5)
     assert ids[4].tolist() == [0, 1, 2, 5, 3]  # cos 1/sqrt(2) to 0, 1, 2 and 5: ascending ids; then 3 (cos 0)
     assert ids[1].tolist() == [2, 5, 4, 0, 3]  # 2 and 5 are parallel to 1 (cos 1), then 4 (0.707), then 0 and 3 (0)
-    assert torch.allclose(sims[1], torch.tensor([1.0, 1.0, 2 ** -0.5, 0.0, 0.0]))
+    assert torch.allclose(sims[1], torch.tensor([1.0, 1.0, 2**-0.5, 0.0, 0.0]))
     # which of tied rows takes the last place is not specified, but it is one of them
     last = K.exact_knn(E, M.valid_rows(E), 4)[0][1].tolist()
     assert last[:3] == [2, 5, 4] and last[3] in (0, 3)
@@ -189,8 +189,12 @@ def test_approximate_search_orders_negative_cosines_too():
     # row 0 has only negative cosines, all different; its 3 nearest are the 3 least negative ones,
     # wherever pynndescent put them in its (12-row) graph
     g = torch.Generator().manual_seed(12)
-    F = torch.cat([torch.tensor([[1.0, 0, 0, 0]]),
-                   torch.cat([-torch.linspace(0.1, 0.9, 11)[:, None], torch.randn(11, 3, generator=g)], dim=1)])
+    F = torch.cat(
+        [
+            torch.tensor([[1.0, 0, 0, 0]]),
+            torch.cat([-torch.linspace(0.1, 0.9, 11)[:, None], torch.randn(11, 3, generator=g)], dim=1),
+        ]
+    )
     valid = M.valid_rows(F)
     ids, sims = K.nndescent_knn(F, valid, 3, degree=12)
     ex_ids, ex_sims = K.exact_knn(F, valid, 3)
@@ -229,8 +233,9 @@ def test_sample_recall_counts_ties_as_found_and_strict_ids_apart():
     a_ids = np.array([[1, 2, 4], [0, 2, 5]])
     a_sims = np.array([[0.9, 0.8, 0.7], [0.9, 0.5, 0.3]])
     got = K.sample_recall(a_ids, a_sims, e_ids, e_sims)
-    assert got == pytest.approx({"recall": 5 / 6, "recall_ids": 4 / 6, "nn1": 1.0, "mean_cos_error": 0.1 / 3 / 2,
-                                 "rows": 2}, abs=1e-6)
+    assert got == pytest.approx(
+        {"recall": 5 / 6, "recall_ids": 4 / 6, "nn1": 1.0, "mean_cos_error": 0.1 / 3 / 2, "rows": 2}, abs=1e-6
+    )
     # a row with fewer than k neighbours is scored on the places it has; a row with none is skipped
     e_ids2 = np.array([[1, -1, -1], [-1, -1, -1]])
     e_sims2 = np.array([[0.5, np.nan, np.nan], [np.nan] * 3])
@@ -306,8 +311,9 @@ def _embeddings(V: int = 300, D: int = 12, seed: int = 0) -> ModelEmbeddings:
     E[12, 5] = math.inf
     pieces = [f"t{i}" for i in range(V - 8)] + [f"<unused{i}>" for i in range(8)]
     table = TokenTable.from_pieces(pieces, scheme="plain")
-    prov = Provenance(source="synthetic", format="test", files=(), input_tensor="E", output_tensor=None,
-                      dtype="F32", method="test")
+    prov = Provenance(
+        source="synthetic", format="test", files=(), input_tensor="E", output_tensor=None, dtype="F32", method="test"
+    )
     return ModelEmbeddings(input=E, output=None, tokens=table, provenance=prov)
 
 
@@ -369,7 +375,9 @@ def test_the_graph_is_written_next_to_the_ranking_and_read_back(tmp_path):
     np.testing.assert_array_equal(g.ids, r.knn.ids)
     np.testing.assert_array_equal(g.sims, r.knn.sims)
     np.testing.assert_array_equal(g.exact_rows, r.knn.exact_rows)
-    assert g.info == {k: v for k, v in r.knn.info.items() if k not in ("seconds", "approx_seconds")}  # timings: meta.json
+    assert g.info == {
+        k: v for k, v in r.knn.info.items() if k not in ("seconds", "approx_seconds")
+    }  # timings: meta.json
     (tmp_path / KNN_FILE).write_bytes(b"not a zip")
     assert read_knn(tmp_path / KNN_FILE) is None and read_knn(tmp_path / "missing.npz") is None
     off = anomtok.rank(_embeddings(), options=anomtok.RankOptions(nn="off"))

@@ -39,7 +39,9 @@ def test_folder_and_gguf_agree(tiny_model, loaded):
     assert f.provenance.format == "safetensors" and g.provenance.format == "gguf"
     assert f.provenance.input_tensor == "model.embed_tokens.weight"
     assert g.provenance.input_tensor == "token_embd.weight"
-    assert all(fi.sha256 is None and fi.fingerprint.startswith("fp1:") for fi in f.provenance.files + g.provenance.files)
+    assert all(
+        fi.sha256 is None and fi.fingerprint.startswith("fp1:") for fi in f.provenance.files + g.provenance.files
+    )
 
 
 def test_load_never_reads_a_file_whole_unless_asked(tiny_model, tmp_path, monkeypatch):
@@ -117,8 +119,11 @@ def test_sharded_folder_reads_only_the_embedding_shard(tiny_model, loaded, tmp_p
     rest = [n for n in names if n != emb_name]
     save_file({emb_name: state[emb_name]}, tmp_path / "model-00002-of-00002.safetensors")
     save_file({n: state[n] for n in rest}, tmp_path / "model-00001-of-00002.safetensors")
-    index = {"metadata": {}, "weight_map": {n: "model-00001-of-00002.safetensors" for n in rest}
-             | {emb_name: "model-00002-of-00002.safetensors"}}
+    index = {
+        "metadata": {},
+        "weight_map": {n: "model-00001-of-00002.safetensors" for n in rest}
+        | {emb_name: "model-00002-of-00002.safetensors"},
+    }
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
     for f in tiny_model.hf_dir.iterdir():
         if f.suffix == ".json":

@@ -57,16 +57,18 @@ def test_docstring_example_exact():
 
 
 def test_valid_rows_nan_inf_zero():
-    E = torch.tensor([
-        [1.0, 2.0, 3.0],
-        [math.nan, 0.0, 0.0],
-        [0.0, math.inf, 0.0],
-        [0.0, 0.0, -math.inf],
-        [0.0, 0.0, 0.0],
-        [-0.0, 0.0, -0.0],
-        [0.0, 0.0, 1e-3],
-        [math.nan, math.inf, 1.0],
-    ])
+    E = torch.tensor(
+        [
+            [1.0, 2.0, 3.0],
+            [math.nan, 0.0, 0.0],
+            [0.0, math.inf, 0.0],
+            [0.0, 0.0, -math.inf],
+            [0.0, 0.0, 0.0],
+            [-0.0, 0.0, -0.0],
+            [0.0, 0.0, 1e-3],
+            [math.nan, math.inf, 1.0],
+        ]
+    )
     assert M.valid_rows(E).tolist() == [True, False, False, False, False, False, True, False]
     assert M.valid_rows(E).dtype == torch.bool
 
@@ -169,7 +171,9 @@ def test_cosine_metrics_invariant_to_rotation_and_scaling(transform):
     ref = torch.zeros(60, dtype=torch.bool)
     ref[[1, 2, 3, 5]] = True
     Q = _orthogonal(7)
-    F = {"rotation": E @ Q, "scale_up": E * 37.0, "scale_down": E * 0.01, "rotation_and_scale": (E @ Q) * 3.0}[transform]
+    F = {"rotation": E @ Q, "scale_up": E * 37.0, "scale_down": E * 0.01, "rotation_and_scale": (E @ Q) * 3.0}[
+        transform
+    ]
     a, b = _cosine_metrics(E, ref), _cosine_metrics(F, ref)
     for name in a:
         assert torch.equal(torch.isnan(a[name]), torch.isnan(b[name])), name
@@ -208,7 +212,11 @@ def test_first_pc_recovers_a_planted_direction():
     d = torch.randn(D, generator=g, dtype=torch.float64)
     d /= d.norm()
     mean = torch.randn(D, generator=g, dtype=torch.float64)
-    E = mean + 0.1 * torch.randn(V, D, generator=g, dtype=torch.float64) + 3.0 * torch.randn(V, 1, generator=g, dtype=torch.float64) * d
+    E = (
+        mean
+        + 0.1 * torch.randn(V, D, generator=g, dtype=torch.float64)
+        + 3.0 * torch.randn(V, 1, generator=g, dtype=torch.float64) * d
+    )
     valid = M.valid_rows(E)
     pc = M.first_pc(E, valid)
     assert pc.shape == (D,) and pc.dtype == E.dtype
@@ -229,7 +237,10 @@ def test_first_pc_recovers_a_planted_direction():
 def test_first_pc_ignores_invalid_rows():
     g = torch.Generator().manual_seed(11)
     d = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
-    E = 0.05 * torch.randn(100, 3, generator=g, dtype=torch.float64) + torch.randn(100, 1, generator=g, dtype=torch.float64) * d
+    E = (
+        0.05 * torch.randn(100, 3, generator=g, dtype=torch.float64)
+        + torch.randn(100, 1, generator=g, dtype=torch.float64) * d
+    )
     E[0] = torch.tensor([1e6, 0.0, 0.0])  # a huge outlier that is...
     E[0, 2] = math.nan  # ...invalid
     valid = M.valid_rows(E)
@@ -282,8 +293,11 @@ def test_reference_cosine_ignores_invalid_reference_rows_and_needs_one():
     ref[[0, 1]] = True
     only1 = torch.zeros(20, dtype=torch.bool)
     only1[1] = True
-    _close(M.reference_cosine(E, valid, ref, drop_first_pc=False)[1:],
-           M.reference_cosine(E, valid, only1, drop_first_pc=False)[1:], atol=1e-12)
+    _close(
+        M.reference_cosine(E, valid, ref, drop_first_pc=False)[1:],
+        M.reference_cosine(E, valid, only1, drop_first_pc=False)[1:],
+        atol=1e-12,
+    )
     with pytest.raises(ValueError):
         M.reference_cosine(E, valid, torch.zeros(20, dtype=torch.bool))
     none_valid = torch.zeros(20, dtype=torch.bool)

@@ -44,28 +44,31 @@ def _tiny_hf(folder: Path, config: dict, tensor: str = "model.embed_tokens.weigh
     return folder
 
 
-@pytest.mark.parametrize("name, facts, kind", [
-    ("llama", {}, "decoder"),
-    ("gptneox", {}, "decoder"),            # GGUF spelling
-    ("gpt_neox", {}, "decoder"),           # HF spelling of the same
-    ("gemma3", {"architectures": ["Gemma3ForConditionalGeneration"]}, "decoder"),
-    ("modern-bert", {}, "encoder"),        # GGUF
-    ("modernbert", {}, "encoder"),         # HF
-    ("ModernBert", {}, "encoder"),
-    ("nomic_bert", {}, "encoder"),
-    ("jina-bert-v2", {}, "encoder"),
-    ("xlm-roberta", {}, "encoder"),
-    ("gemma-embedding", {}, "encoder"),
-    ("t5encoder", {}, "encoder"),
-    ("t5", {}, "encoder-decoder"),
-    ("bart", {}, "encoder-decoder"),
-    ("llada", {}, "diffusion"),
-    ("bert", {"is_decoder": True}, "decoder"),
-    ("roberta", {"architectures": ["RobertaForCausalLM"]}, "decoder"),
-    ("llama", {"is_encoder_decoder": True}, "encoder-decoder"),
-    (None, {"architectures": ["FooForCausalLM"]}, "decoder"),
-    ("brand-new-arch", {}, None),
-])
+@pytest.mark.parametrize(
+    "name, facts, kind",
+    [
+        ("llama", {}, "decoder"),
+        ("gptneox", {}, "decoder"),  # GGUF spelling
+        ("gpt_neox", {}, "decoder"),  # HF spelling of the same
+        ("gemma3", {"architectures": ["Gemma3ForConditionalGeneration"]}, "decoder"),
+        ("modern-bert", {}, "encoder"),  # GGUF
+        ("modernbert", {}, "encoder"),  # HF
+        ("ModernBert", {}, "encoder"),
+        ("nomic_bert", {}, "encoder"),
+        ("jina-bert-v2", {}, "encoder"),
+        ("xlm-roberta", {}, "encoder"),
+        ("gemma-embedding", {}, "encoder"),
+        ("t5encoder", {}, "encoder"),
+        ("t5", {}, "encoder-decoder"),
+        ("bart", {}, "encoder-decoder"),
+        ("llada", {}, "diffusion"),
+        ("bert", {"is_decoder": True}, "decoder"),
+        ("roberta", {"architectures": ["RobertaForCausalLM"]}, "decoder"),
+        ("llama", {"is_encoder_decoder": True}, "encoder-decoder"),
+        (None, {"architectures": ["FooForCausalLM"]}, "decoder"),
+        ("brand-new-arch", {}, None),
+    ],
+)
 def test_model_kind_understands_gguf_and_hf_names(name, facts, kind):
     assert model_kind(name, **facts) == kind
     assert is_causal_lm(name, **facts) == (None if kind is None else kind == "decoder")
@@ -94,12 +97,18 @@ def test_gguf_encoder_is_not_causal_everywhere(tmp_path, arch):
         load_causal_lm(path, device="cpu")
 
 
-@pytest.mark.parametrize("config, tensor", [
-    ({"model_type": "modernbert", "architectures": ["ModernBertForMaskedLM"]}, "model.embeddings.tok_embeddings.weight"),
-    ({"model_type": "t5", "architectures": ["T5ForConditionalGeneration"]}, "shared.weight"),
-    ({"model_type": "bart"}, "model.shared.weight"),
-    ({"model_type": "deberta-v2"}, "deberta.embeddings.word_embeddings.weight"),
-])
+@pytest.mark.parametrize(
+    "config, tensor",
+    [
+        (
+            {"model_type": "modernbert", "architectures": ["ModernBertForMaskedLM"]},
+            "model.embeddings.tok_embeddings.weight",
+        ),
+        ({"model_type": "t5", "architectures": ["T5ForConditionalGeneration"]}, "shared.weight"),
+        ({"model_type": "bart"}, "model.shared.weight"),
+        ({"model_type": "deberta-v2"}, "deberta.embeddings.word_embeddings.weight"),
+    ],
+)
 def test_hf_encoder_is_not_causal_everywhere(tmp_path, config, tensor):
     folder = _tiny_hf(tmp_path / "m", config, tensor)
     emb = anomtok.load(folder)
@@ -122,8 +131,10 @@ def test_tiny_model_is_causal_in_both_formats(tiny_model):
 def test_plan_skips_generation_steps_of_a_non_causal_model():
     opts = ScanOptions()
     plan = plan_steps({"causal": False, "causal_why": "t5: an encoder-decoder model, not a causal LM"}, opts)
-    assert plan.skip == {"negtemp": "t5: an encoder-decoder model, not a causal LM",
-                         "verify": "t5: an encoder-decoder model, not a causal LM"}
+    assert plan.skip == {
+        "negtemp": "t5: an encoder-decoder model, not a causal LM",
+        "verify": "t5: an encoder-decoder model, not a causal LM",
+    }
     assert not plan.runs("negtemp") and not plan.runs("verify") and plan.runs("rank") and not plan.warnings
 
     assert plan_steps({"causal": True, "causal_why": "llama: ..."}, opts).skip == {}
@@ -153,6 +164,9 @@ def test_scan_says_up_front_which_steps_it_skips(tmp_path, arch):
         scan(str(path), tmp_path / "out", ScanOptions(), progress=progress)
     before_rank = said[:-1]
     assert said[-1] == ("rank", "running")
-    assert ("negtemp", f"will be skipped: {arch}: {'an encoder-decoder' if arch == 't5' else 'an encoder-only'} "
-            "model, not a causal LM") in before_rank
+    assert (
+        "negtemp",
+        f"will be skipped: {arch}: {'an encoder-decoder' if arch == 't5' else 'an encoder-only'} "
+        "model, not a causal LM",
+    ) in before_rank
     assert any(step == "verify" and msg.startswith("will be skipped:") for step, msg in before_rank)

@@ -33,10 +33,15 @@ def test_negative_temperature_output_and_complete_crosscheck(alias, shared_cache
         pytest.skip(str(exc))
     monkeypatch.setenv("ANOMTOK_CACHE", str(shared_cache))
     out = tmp_path / alias
-    res = negtemp(alias, PROMPTS, SamplerConfig(temperature=-0.001), max_new_tokens=N_NEW, seed=0,
-                  device="cpu", out_dir=out)
-    assert sorted(p.name for p in out.iterdir()) == ["crosscheck.json", "generations.jsonl", "meta.json",
-                                                     "negtemp_tokens.csv"]
+    res = negtemp(
+        alias, PROMPTS, SamplerConfig(temperature=-0.001), max_new_tokens=N_NEW, seed=0, device="cpu", out_dir=out
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "crosscheck.json",
+        "generations.jsonl",
+        "meta.json",
+        "negtemp_tokens.csv",
+    ]
     gens = [json.loads(s) for s in (out / "generations.jsonl").read_text("utf-8").splitlines()]
     assert [g["group"] for g in gens] == ["en", "ja"]
     n_vocab = res.meta["generation_model"]["n_vocab"]

@@ -28,12 +28,16 @@ def _one_error_line(res, *needles):
 
 def _digest(folder: Path) -> dict[str, str]:
     """Every file under ``folder`` and its sha256: equal before and after = nothing changed."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _no_work(monkeypatch, *targets: str) -> None:
     """Fail the test if any of these functions (the expensive work) is called."""
+
     def boom(*a, **k):
         raise AssertionError("the work started before the output was checked")
 
@@ -147,13 +151,17 @@ def test_unwritable_or_full_found_by_the_probe(tmp_path, monkeypatch, fail_at):
     import tempfile
 
     if fail_at == "create":
+
         def fail(*a, **k):
             raise PermissionError(errno.EACCES, "Permission denied")
+
         monkeypatch.setattr(tempfile, "mkstemp", fail)
         expected = "Permission denied"
     else:
+
         def fail(*a, **k):
             raise OSError(errno.ENOSPC, "No space left on device")
+
         monkeypatch.setattr(os, "write" if fail_at == "write" else "fsync", fail)
         expected = "No space left on device"
     with pytest.raises(InputError, match=expected) as info:
@@ -203,7 +211,9 @@ def test_failed_run_keeps_what_existed_and_what_is_not_its_own(tmp_path):
 
 def test_write_errors_become_one_line(tmp_path):
     out = tmp_path / "o"
-    with pytest.raises(InputError, match=r"o: cannot write: no space left on device \(the partial output was removed\)"):
+    with pytest.raises(
+        InputError, match=r"o: cannot write: no space left on device \(the partial output was removed\)"
+    ):
         with prepare_output(out, writes=("a.csv",)):
             make_dir(out)
             raise OSError("No space left on device (os error 28)")  # as polars raises it: no errno
@@ -221,8 +231,18 @@ def test_write_errors_become_one_line(tmp_path):
 def test_detect_refuses_to_overwrite_its_input(detect_files, tiny_model, monkeypatch, victim):
     _no_work(monkeypatch, "anomtok.detect.GlitchDetector", "anomtok.detect.load_glitch_list")
     before = {n: (detect_files / n).read_bytes() for n in ("t.txt", "g.csv")}
-    res = CliRunner().invoke(cli, ["detect", str(tiny_model.hf_dir), "--glitch", str(detect_files / "g.csv"),
-                                   str(detect_files / "t.txt"), "-o", str(detect_files / victim)])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "detect",
+            str(tiny_model.hf_dir),
+            "--glitch",
+            str(detect_files / "g.csv"),
+            str(detect_files / "t.txt"),
+            "-o",
+            str(detect_files / victim),
+        ],
+    )
     _one_error_line(res, str(detect_files / victim), "would overwrite")
     assert {n: (detect_files / n).read_bytes() for n in before} == before
     assert len(before["g.csv"]) > 1000
@@ -231,13 +251,33 @@ def test_detect_refuses_to_overwrite_its_input(detect_files, tiny_model, monkeyp
 def test_detect_refuses_an_existing_file_of_the_model_folder(detect_files, tiny_model, monkeypatch):
     _no_work(monkeypatch, "anomtok.detect.GlitchDetector")
     before = _digest(tiny_model.hf_dir)
-    res = CliRunner().invoke(cli, ["detect", str(tiny_model.hf_dir), "--glitch", str(detect_files / "g.csv"),
-                                   str(detect_files / "t.txt"), "-o", str(tiny_model.hf_dir / "tokenizer.json")])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "detect",
+            str(tiny_model.hf_dir),
+            "--glitch",
+            str(detect_files / "g.csv"),
+            str(detect_files / "t.txt"),
+            "-o",
+            str(tiny_model.hf_dir / "tokenizer.json"),
+        ],
+    )
     _one_error_line(res, "tokenizer.json", "exists in the input folder")
     assert _digest(tiny_model.hf_dir) == before
     monkeypatch.undo()
-    res = CliRunner().invoke(cli, ["detect", str(tiny_model.hf_dir), "--glitch", str(detect_files / "g.csv"),
-                                   str(detect_files / "t.txt"), "-o", str(detect_files / "hits" / "h.jsonl")])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "detect",
+            str(tiny_model.hf_dir),
+            "--glitch",
+            str(detect_files / "g.csv"),
+            str(detect_files / "t.txt"),
+            "-o",
+            str(detect_files / "hits" / "h.jsonl"),
+        ],
+    )
     assert res.exit_code in (0, 3), res.output  # a new file (in a new folder) is fine
     assert (detect_files / "hits" / "h.jsonl").is_file()
 
@@ -258,7 +298,9 @@ def test_plot_refuses_a_mark_file_it_would_overwrite(reports, tmp_path, monkeypa
     out.mkdir()
     (out / "meta.json").write_bytes((reports / "a" / "meta.json").read_bytes())
     before = _digest(out)
-    res = CliRunner().invoke(cli, ["plot", "minilm-l6", "-o", str(out), "--mark-ids", str(out / "meta.json"), "--no-map"])
+    res = CliRunner().invoke(
+        cli, ["plot", "minilm-l6", "-o", str(out), "--mark-ids", str(out / "meta.json"), "--no-map"]
+    )
     _one_error_line(res, "meta.json", "would overwrite")
     assert _digest(out) == before
 
@@ -273,8 +315,9 @@ def test_output_beside_the_ranking_would_replace_its_meta_json(command, reports,
     for f in RANK_FILES:
         (out / f).write_bytes((reports / "a" / f).read_bytes())
     before = _digest(out)
-    res = CliRunner().invoke(cli, [command, str(tiny_model.hf_dir), "--ranking", str(out / "ranked.parquet"),
-                                   "-o", str(out)])
+    res = CliRunner().invoke(
+        cli, [command, str(tiny_model.hf_dir), "--ranking", str(out / "ranked.parquet"), "-o", str(out)]
+    )
     _one_error_line(res, str(out / "meta.json"), "would overwrite")
     assert _digest(out) == before
 
@@ -303,8 +346,9 @@ def test_output_under_a_regular_file_is_refused_before_the_work(command, tiny_mo
 
 
 @pytest.mark.parametrize("command", ["detect", "compare"])
-def test_output_file_under_a_regular_file_is_refused_before_the_work(command, reports, detect_files, tiny_model,
-                                                                     monkeypatch):
+def test_output_file_under_a_regular_file_is_refused_before_the_work(
+    command, reports, detect_files, tiny_model, monkeypatch
+):
     _no_work(monkeypatch, "anomtok.detect.GlitchDetector", "anomtok.compare.compare")
     blocker = detect_files / "file"
     blocker.write_text("x")
@@ -336,8 +380,9 @@ def test_disk_full_while_writing_leaves_no_folder(tiny_model, tmp_path, monkeypa
     def full(self, *a, **k):  # what polars raises on ENOSPC: write_csv an OSError without errno or
         if error == "OSError":  # file name, write_parquet a ComputeError (not an OSError at all)
             raise OSError("No space left on device (os error 28)")
-        raise pl.exceptions.ComputeError("parquet: File out of specification: underlying IO error: "
-                                         "No space left on device (os error 28)")
+        raise pl.exceptions.ComputeError(
+            "parquet: File out of specification: underlying IO error: No space left on device (os error 28)"
+        )
 
     monkeypatch.setattr(pl.DataFrame, "write_parquet", full)
     out = tmp_path / "o" / "x"
@@ -372,4 +417,3 @@ def test_interrupt_during_rank_write_leaves_no_folder(tiny_model, tmp_path, monk
     res = CliRunner().invoke(cli, ["rank", str(tiny_model.hf_dir), "-o", str(out), "--nn", "off", "-q"])
     assert res.exit_code == 130
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # an existing folder is kept, no temp files
-

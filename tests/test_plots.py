@@ -18,17 +18,27 @@ from anomtok import maps
 from anomtok.cli import cli
 from anomtok.commands import MODULES as COMMAND_MODULES
 from anomtok.japanese import ja_class
-from anomtok.maps import (MapOptions, MapSettings, cache_matches, compute_map, load_map, plot_model, read_ids,
-                          render_all, select_rows, source_fingerprint)
-from anomtok.maps import figures, fonts
+from anomtok.maps import (
+    MapOptions,
+    MapSettings,
+    cache_matches,
+    compute_map,
+    figures,
+    fonts,
+    load_map,
+    plot_model,
+    read_ids,
+    render_all,
+    select_rows,
+    source_fingerprint,
+)
 from anomtok.maps import umap as maps_umap
 
 GLYPH_MISSING = r".*[Gg]lyph .* missing from (current )?font"
 
 # Labels planted on the top tokens: Japanese (kana, kanji), Cyrillic, Latin, Korean, Kannada, Thai,
 # Arabic, a mathtext trap, and a Tibetan syllable that no font of the chain covers (escaped).
-PLANTED = ["東京タワー", "ひらがな", "Хронологија", "entferne", "한국어", "ಕನ್ನಡ", "ไทย", "العربية",
-           "$x^2$ cost", "ཀཁ"]
+PLANTED = ["東京タワー", "ひらがな", "Хронологија", "entferne", "한국어", "ಕನ್ನಡ", "ไทย", "العربية", "$x^2$ cost", "ཀཁ"]
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +51,19 @@ def ranked(tiny_model):
 def mapped(ranked, tmp_path_factory):
     emb, ranking = ranked
     cache = tmp_path_factory.mktemp("map") / "umap.parquet"
-    res = compute_map(emb.input.numpy(), ranking.frame, MapOptions(n_epochs=30), cache=cache,
-                      source=emb.provenance.to_dict())
+    res = compute_map(
+        emb.input.numpy(), ranking.frame, MapOptions(n_epochs=30), cache=cache, source=emb.provenance.to_dict()
+    )
     return res, cache
 
 
 def _planted_frame(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[int, str]]:
-    top = (frame.filter(~pl.col("kind").is_in(["unused", "padding"]))
-           .sort("score", descending=True)["token_id"].head(len(PLANTED)).to_list())
+    top = (
+        frame.filter(~pl.col("kind").is_in(["unused", "padding"]))
+        .sort("score", descending=True)["token_id"]
+        .head(len(PLANTED))
+        .to_list()
+    )
     planted = dict(zip(top, PLANTED))
     tokens = [planted.get(i, t) for i, t in zip(frame["token_id"].to_list(), frame["token"].to_list())]
     return frame.with_columns(token=pl.Series(tokens, dtype=pl.String)), planted
@@ -56,17 +71,53 @@ def _planted_frame(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[int, str]]:
 
 # ------------------------------------------------------------------------------------ fonts
 
+
 def test_chain_has_the_bundled_fonts_and_covers_the_common_scripts():
     fams = fonts.families()
     assert fams[0] == fonts.BASE_FAMILY
-    for fam in ("IPAexGothic", "NanumGothic", "Noto Sans Kannada", "Noto Sans Tamil", "Noto Sans Bengali",
-                "Noto Sans Devanagari", "Noto Sans Thai", "Noto Sans Arabic"):
+    for fam in (
+        "IPAexGothic",
+        "NanumGothic",
+        "Noto Sans Kannada",
+        "Noto Sans Tamil",
+        "Noto Sans Bengali",
+        "Noto Sans Devanagari",
+        "Noto Sans Thai",
+        "Noto Sans Arabic",
+    ):
         assert fam in fams, f"{fam} missing: is its font package installed?"
-    covered = fonts.scripts_covered(["Latin", "Cyrillic", "Greek", "Hiragana", "Katakana", "Han", "Hangul",
-                                     "Kannada", "Tamil", "Bengali", "Devanagari", "Thai", "Arabic", "Hebrew"])
+    covered = fonts.scripts_covered(
+        [
+            "Latin",
+            "Cyrillic",
+            "Greek",
+            "Hiragana",
+            "Katakana",
+            "Han",
+            "Hangul",
+            "Kannada",
+            "Tamil",
+            "Bengali",
+            "Devanagari",
+            "Thai",
+            "Arabic",
+            "Hebrew",
+        ]
+    )
     assert all(covered.values()), covered
-    for text in ["東京タワー", "ひらがな", "Хронологија", "entferne", "한국어", "ಕನ್ನಡ", "தமிழ்", "বাংলা",
-                 "हिन्दी", "ไทย", "العربية"]:
+    for text in [
+        "東京タワー",
+        "ひらがな",
+        "Хронологија",
+        "entferne",
+        "한국어",
+        "ಕನ್ನಡ",
+        "தமிழ்",
+        "বাংলা",
+        "हिन्दी",
+        "ไทย",
+        "العربية",
+    ]:
         assert fonts.missing_chars(text) == [], text
         assert fonts.label_text(text) == text
 
@@ -105,6 +156,7 @@ def test_importing_does_not_touch_matplotlib_settings():
 
 # ------------------------------------------------------------------------------------ plots
 
+
 def test_plots_render_planted_labels_in_many_scripts_without_missing_glyphs(ranked, mapped, tmp_path):
     import matplotlib
 
@@ -115,8 +167,15 @@ def test_plots_render_planted_labels_in_many_scripts_without_missing_glyphs(rank
     marks = list(planted)[:3]
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=GLYPH_MISSING)
-        files = render_all(frame, tmp_path, res, title="tiny ＝ テスト", label_top=len(PLANTED) + 5,
-                           mark_ids=marks, mark_name="negative-temperature tokens")
+        files = render_all(
+            frame,
+            tmp_path,
+            res,
+            title="tiny ＝ テスト",
+            label_top=len(PLANTED) + 5,
+            mark_ids=marks,
+            mark_name="negative-temperature tokens",
+        )
         fig = figures.map_figure(frame, res, "score", label_top=len(PLANTED) + 5, mark_ids=marks)
         fig.savefig(tmp_path / "check.png", format="png")
     assert dict(matplotlib.rcParams) == rc_before
@@ -129,7 +188,16 @@ def test_plots_render_planted_labels_in_many_scripts_without_missing_glyphs(rank
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave nothing behind
     ax = fig.axes[0]
     labels = {t.get_text() for t in ax.texts}
-    for want in ["東京タワー", "ひらがな", "Хронологија", "entferne", "한국어", "ಕನ್ನಡ", "$x^2$\u2423cost", "\\u0f40\\u0f41"]:
+    for want in [
+        "東京タワー",
+        "ひらがな",
+        "Хронологија",
+        "entferne",
+        "한국어",
+        "ಕನ್ನಡ",
+        "$x^2$\u2423cost",
+        "\\u0f40\\u0f41",
+    ]:
         assert want in labels, f"{want!r} not labelled; labels: {sorted(labels)}"
     # the plot says how many points it shows and how they were chosen
     notes = " ".join(t.get_text() for t in fig.texts)
@@ -172,11 +240,12 @@ def test_labels_do_not_overlap(ranked, mapped):
     boxes = [Text.get_window_extent(t, renderer) for t in fig.axes[0].texts]  # the text, not its leader line
     assert len(boxes) >= 10
     for i, a in enumerate(boxes):
-        for b in boxes[i + 1:]:
+        for b in boxes[i + 1 :]:
             assert not a.overlaps(b)
 
 
 # ------------------------------------------------------------------------------------ map cache
+
 
 def test_second_render_reuses_the_cache_without_umap(ranked, mapped, monkeypatch):
     emb, ranking = ranked
@@ -187,8 +256,9 @@ def test_second_render_reuses_the_cache_without_umap(ranked, mapped, monkeypatch
         raise AssertionError("UMAP was called although the cache is valid")
 
     monkeypatch.setattr(maps_umap, "umap_coords", boom)
-    again = compute_map(emb.input.numpy(), ranking.frame, MapOptions(n_epochs=30), cache=cache,
-                        source=emb.provenance.to_dict())
+    again = compute_map(
+        emb.input.numpy(), ranking.frame, MapOptions(n_epochs=30), cache=cache, source=emb.provenance.to_dict()
+    )
     assert again.from_cache
     assert again.coords.equals(res.coords)
     # without the matrix, the source files vouch for the cache
@@ -232,10 +302,13 @@ def test_stratified_sample_keeps_every_required_token(ranked):
     kinds = dict(zip(frame["token_id"].to_list(), frame["kind"].to_list()))
     valid = dict(zip(frame["token_id"].to_list(), frame["valid"].to_list()))
     # what must be there: the top 40 by score, every unused/reference and Japanese token, the marks
-    top = (frame.filter(pl.col("valid") & (pl.col("kind") != "padding")).sort("score", descending=True)
-           ["token_id"].head(40).to_list())
-    ja = [i for i, t in zip(frame["token_id"].to_list(), frame["token"].to_list())
-          if ja_class(t) and valid[i]]
+    top = (
+        frame.filter(pl.col("valid") & (pl.col("kind") != "padding"))
+        .sort("score", descending=True)["token_id"]
+        .head(40)
+        .to_list()
+    )
+    ja = [i for i, t in zip(frame["token_id"].to_list(), frame["token"].to_list()) if ja_class(t) and valid[i]]
     unused = [i for i, k in kinds.items() if k == "unused"]
     assert ja and unused
     must = set(top) | set(ja) | set(unused) | set(extra)
@@ -284,27 +357,51 @@ def test_sampled_map_cache_needs_every_required_token(ranked, tmp_path, monkeypa
     assert calls == [300] and set(first.coords["why"].unique()) >= {"flagged", "reference", "japanese", "sampled"}
     compute_map(emb.input.numpy(), ranking.frame, opt, cache=cache)
     assert calls == [300]  # reused
-    missing = next(i for i in ranking.frame["token_id"].to_list() if i not in set(first.coords["token_id"].to_list())
-                   and ranking.frame.filter(pl.col("token_id") == i)["valid"].item())
+    missing = next(
+        i
+        for i in ranking.frame["token_id"].to_list()
+        if i not in set(first.coords["token_id"].to_list())
+        and ranking.frame.filter(pl.col("token_id") == i)["valid"].item()
+    )
     compute_map(emb.input.numpy(), ranking.frame, opt, cache=cache, extra_ids=[missing])
     assert len(calls) == 2  # a newly marked token was not on the map: recomputed
 
 
 # ------------------------------------------------------------------------------------ CLI
 
+
 def test_cli_plot_then_rerender_from_cache(tiny_model, tmp_path, monkeypatch):
     out = tmp_path / "out"
     (tmp_path / "ids.txt").write_text("# negative-temperature tokens\n5, 6\n7\n")
     runner = CliRunner()
-    args = ["plot", str(tiny_model.hf_dir), "-o", str(out), "--n-epochs", "20", "--format", "png",
-            "--label-top", "10", "--mark-ids", str(tmp_path / "ids.txt")]
+    args = [
+        "plot",
+        str(tiny_model.hf_dir),
+        "-o",
+        str(out),
+        "--n-epochs",
+        "20",
+        "--format",
+        "png",
+        "--label-top",
+        "10",
+        "--mark-ids",
+        str(tmp_path / "ids.txt"),
+    ]
     r1 = runner.invoke(cli, args)
     assert r1.exit_code == 0, r1.output
     # every row of the tiny model is valid (its padding rows included): the map holds them all
     assert f"{tiny_model.embedding_rows:,} points: the full vocabulary" in r1.output
     assert pl.read_parquet(out / "umap.parquet")["token_id"].sort().to_list() == list(range(tiny_model.embedding_rows))
-    for name in ("ranked.parquet", "meta.json", "umap.parquet", "plots/map_score.png", "plots/map_japanese.png",
-                 "plots/centroid_hist.png", "plots/score_norm.png"):
+    for name in (
+        "ranked.parquet",
+        "meta.json",
+        "umap.parquet",
+        "plots/map_score.png",
+        "plots/map_japanese.png",
+        "plots/centroid_hist.png",
+        "plots/score_norm.png",
+    ):
         assert (out / name).exists(), name
     assert not (out / "plots/map_score.svg").exists()
     coords1 = pl.read_parquet(out / "umap.parquet")
@@ -363,8 +460,16 @@ def test_plot_model_with_the_callers_ranking(ranked, tmp_path, monkeypatch):
 
     monkeypatch.setattr("anomtok.ranking.rank", no_rank)
     monkeypatch.setattr("anomtok.loading.load", no_rank)
-    res = plot_model(emb, tmp_path, ranking=ranking, no_map=True, formats=("png",), title="the scan's title",
-                     mark_ids=[5, 6, 10**9], mark_name="negative-temperature tokens")
+    res = plot_model(
+        emb,
+        tmp_path,
+        ranking=ranking,
+        no_map=True,
+        formats=("png",),
+        title="the scan's title",
+        mark_ids=[5, 6, 10**9],
+        mark_name="negative-temperature tokens",
+    )
     assert res.ranking_reused and res.marked == 2 and set(res.files) == {"centroid_hist", "score_norm"}
     assert not (tmp_path / "ranked.parquet").exists()
     assert (tmp_path / "plots" / "centroid_hist.png").is_file()
@@ -392,8 +497,10 @@ def test_maps_names_resolve_lazily():
         assert getattr(maps, name) is not None, name
     with pytest.raises(AttributeError):
         maps.no_such_name  # noqa: B018
-    code = ("import sys, anomtok.maps, anomtok.commands.plot; "
-            "print(','.join(m for m in ('polars', 'matplotlib', 'umap', 'torch') if m in sys.modules))")
+    code = (
+        "import sys, anomtok.maps, anomtok.commands.plot; "
+        "print(','.join(m for m in ('polars', 'matplotlib', 'umap', 'torch') if m in sys.modules))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "", proc.stderr
 

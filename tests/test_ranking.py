@@ -76,8 +76,9 @@ def _synthetic(planted_near: bool, V: int = 400, D: int = 16, n_bad: int = 20, s
         E[bad] = c + 20 * torch.randn(n_bad, D, generator=g)
     pieces = [f"t{i}" for i in range(V)]
     table = TokenTable.from_pieces(pieces, scheme="plain")
-    prov = Provenance(source="synthetic", format="test", files=(), input_tensor="E", output_tensor=None,
-                      dtype="F32", method="test")
+    prov = Provenance(
+        source="synthetic", format="test", files=(), input_tensor="E", output_tensor=None, dtype="F32", method="test"
+    )
     return ModelEmbeddings(input=E, output=None, tokens=table, provenance=prov), set(bad.tolist())
 
 
@@ -105,8 +106,22 @@ def test_rank_is_a_permutation_and_columns_present(tiny_model):
     r = anomtok.rank(anomtok.load(tiny_model.hf_dir), options=anomtok.RankOptions(nn="exact"))
     f = r.frame
     assert sorted(f["rank"].to_list()) == list(range(1, len(f) + 1))
-    for col in ["rank", "token_id", "token", "bytes_hex", "kind", "script", "norm", "centroid_l2",
-                "centroid_cos", "mean_cos", "pc1_removed_cos", "unused_ref_cos", "nn_cos", "score"]:
+    for col in [
+        "rank",
+        "token_id",
+        "token",
+        "bytes_hex",
+        "kind",
+        "script",
+        "norm",
+        "centroid_l2",
+        "centroid_cos",
+        "mean_cos",
+        "pc1_removed_cos",
+        "unused_ref_cos",
+        "nn_cos",
+        "score",
+    ]:
         assert col in f.columns
     # every row of the tiny model is valid, so rank is the order of descending score, ties by token id
     assert f["score"].null_count() == 0 and f["valid"].all()
@@ -217,5 +232,6 @@ def test_min_reference_switches_to_the_fallback_at_its_boundary(tiny_model):
     c = X.mean(0)
     pc1cos = X @ c / (np.linalg.norm(X, axis=1) * np.linalg.norm(c))
     assert set(np.nonzero(f["is_reference"].to_numpy())[0].tolist()) == set(np.argsort(-pc1cos)[:k].tolist())
-    np.testing.assert_allclose(f["score"].to_numpy(), _magikarp(emb.input.numpy(), f["is_reference"].to_numpy()),
-                               atol=2e-4)
+    np.testing.assert_allclose(
+        f["score"].to_numpy(), _magikarp(emb.input.numpy(), f["is_reference"].to_numpy()), atol=2e-4
+    )

@@ -11,8 +11,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_every_test_named_in_the_reliability_table_exists():
     doc = (REPO / "docs" / "reliability.md").read_text("utf-8")
-    defined = {m.group(1): path.name for path in (REPO / "tests").glob("test_*.py")
-               for m in re.finditer(r"^def (test_\w+)\(", path.read_text("utf-8"), re.M)}
+    defined = {
+        m.group(1): path.name
+        for path in (REPO / "tests").glob("test_*.py")
+        for m in re.finditer(r"^def (test_\w+)\(", path.read_text("utf-8"), re.M)
+    }
     named = 0
     for row in (ln for ln in doc.splitlines() if ln.startswith("|") and "test_" in ln):
         cell = row.rstrip(" |").rsplit("|", 1)[-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import math
 
@@ -42,11 +43,20 @@ def test_bad_temperature_is_a_clear_input_error(t):
         SamplerConfig(temperature=t)
 
 
-@pytest.mark.parametrize("kw, name", [
-    ({"top_k": -1}, "top_k"), ({"top_k": 1.5}, "top_k"), ({"top_p": 0.0}, "top_p"), ({"top_p": 1.2}, "top_p"),
-    ({"min_p": -0.1}, "min_p"), ({"min_p": float("nan")}, "min_p"), ({"top_n_sigma": -1.0}, "top_n_sigma"),
-    ({"repetition_penalty": 0.0}, "repetition_penalty"), ({"repetition_penalty": float("inf")}, "repetition_penalty"),
-])
+@pytest.mark.parametrize(
+    "kw, name",
+    [
+        ({"top_k": -1}, "top_k"),
+        ({"top_k": 1.5}, "top_k"),
+        ({"top_p": 0.0}, "top_p"),
+        ({"top_p": 1.2}, "top_p"),
+        ({"min_p": -0.1}, "min_p"),
+        ({"min_p": float("nan")}, "min_p"),
+        ({"top_n_sigma": -1.0}, "top_n_sigma"),
+        ({"repetition_penalty": 0.0}, "repetition_penalty"),
+        ({"repetition_penalty": float("inf")}, "repetition_penalty"),
+    ],
+)
 def test_bad_filter_settings_are_input_errors(kw, name):
     with pytest.raises(InputError, match=name):
         SamplerConfig(**kw)
@@ -55,9 +65,15 @@ def test_bad_filter_settings_are_input_errors(kw, name):
 def test_config_is_frozen_and_defaults_are_the_pure_experiment():
     c = SamplerConfig(temperature=-0.001)
     assert c.pure and not c.greedy and c.temperature == -0.001
-    assert c.to_dict() == {"temperature": -0.001, "top_k": 0, "top_p": 1.0, "min_p": 0.0, "top_n_sigma": 0.0,
-                           "repetition_penalty": 1.0}
-    with pytest.raises(Exception):
+    assert c.to_dict() == {
+        "temperature": -0.001,
+        "top_k": 0,
+        "top_p": 1.0,
+        "min_p": 0.0,
+        "top_n_sigma": 0.0,
+        "repetition_penalty": 1.0,
+    }
+    with pytest.raises(dataclasses.FrozenInstanceError):
         c.temperature = 1.0  # type: ignore[misc]
     assert SamplerConfig(temperature=0).greedy and SamplerConfig(temperature=-0.0).greedy
     assert not SamplerConfig(temperature=1, top_k=5).pure
@@ -90,8 +106,15 @@ def test_negative_t_equals_negated_logits_at_abs_t_with_every_filter():
     z = _logits(6, 300)
     seen = torch.zeros_like(z, dtype=torch.bool)
     seen[:, ::7] = True
-    for kw in ({}, {"top_k": 20}, {"top_p": 0.7}, {"min_p": 0.05}, {"top_n_sigma": 1.0},
-               {"repetition_penalty": 1.5}, {"top_k": 50, "top_p": 0.9, "min_p": 0.01, "repetition_penalty": 1.2}):
+    for kw in (
+        {},
+        {"top_k": 20},
+        {"top_p": 0.7},
+        {"min_p": 0.05},
+        {"top_n_sigma": 1.0},
+        {"repetition_penalty": 1.5},
+        {"top_k": 50, "top_p": 0.9, "min_p": 0.01, "repetition_penalty": 1.2},
+    ):
         for t in (0.3, 1.0, 2.0):
             neg = sampling_probs(z, SamplerConfig(temperature=-t, **kw), seen)
             pos = sampling_probs(-z, SamplerConfig(temperature=t, **kw), seen)
@@ -150,8 +173,10 @@ def test_filters_match_transformers_processors():
         (dict(top_k=17), [TopKLogitsWarper(17)]),
         (dict(top_p=0.8), [TopPLogitsWarper(0.8)]),
         (dict(min_p=0.1), [MinPLogitsWarper(0.1)]),
-        (dict(repetition_penalty=1.2, top_k=40, top_p=0.9),
-         [RepetitionPenaltyLogitsProcessor(1.2), None, TopKLogitsWarper(40), TopPLogitsWarper(0.9)]),
+        (
+            dict(repetition_penalty=1.2, top_k=40, top_p=0.9),
+            [RepetitionPenaltyLogitsProcessor(1.2), None, TopKLogitsWarper(40), TopPLogitsWarper(0.9)],
+        ),
     ]
     for t in (0.7, 1.0, 1.8):
         for kw, procs in cases:
@@ -204,7 +229,7 @@ def test_draw_depends_only_on_the_row_generator():
     seeds = [row_seed(0, i) for i in range(5)]
     together = draw(p, make_generators(seeds))
     for i in range(5):
-        alone = draw(p[i: i + 1], make_generators([seeds[i]]))
+        alone = draw(p[i : i + 1], make_generators([seeds[i]]))
         assert alone.item() == together[i].item()
     assert torch.equal(draw(p, make_generators(seeds)), together)  # reproducible
 

@@ -20,11 +20,25 @@ from anomtok.cli import cli
 from anomtok.compare import compare
 
 FAST = ["--prompts-per-language", "2", "--max-new-tokens", "6", "--verify-top", "3"]
-SECTIONS = ["## Model", "## Glitch tokens", "## Both tails of the centroid distance", "## Maps and plots",
-            "## Negative-temperature generation", "## Verification by prompting", "## Tokenizer audit",
-            "### Japanese", "## Run"]
-COMPARED = ["ranked.csv", "glitch.csv", "audit/audit.csv", "negtemp/generations.jsonl",
-            "negtemp/negtemp_tokens.csv", "verify/verified.csv"]
+SECTIONS = [
+    "## Model",
+    "## Glitch tokens",
+    "## Both tails of the centroid distance",
+    "## Maps and plots",
+    "## Negative-temperature generation",
+    "## Verification by prompting",
+    "## Tokenizer audit",
+    "### Japanese",
+    "## Run",
+]
+COMPARED = [
+    "ranked.csv",
+    "glitch.csv",
+    "audit/audit.csv",
+    "negtemp/generations.jsonl",
+    "negtemp/negtemp_tokens.csv",
+    "verify/verified.csv",
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +52,7 @@ def full_scan(tiny_model, tmp_path_factory):
 def _section(text: str, title: str) -> str:
     """The body of the section headed ``title`` (up to the next heading of its level or above)."""
     level = title.split(" ")[0]
-    body = text[text.index(title + "\n") + len(title) + 1:]
+    body = text[text.index(title + "\n") + len(title) + 1 :]
     nxt = re.search(rf"^#{{1,{len(level)}}} ", body, re.M)
     return body[: nxt.start()] if nxt else body
 
@@ -61,8 +75,11 @@ def test_report_sections_agree_with_the_files(tiny_model, full_scan):
 
     model = _section(text, "## Model")
     assert f"| embedding | {tiny_model.embedding_rows} × {tiny_model.hidden_size}, tied |" in model
-    for kind, n in (("unused", len(tiny_model.unused_ids)), ("padding", len(tiny_model.padding_ids)),
-                    ("special", len(tiny_model.special_ids))):
+    for kind, n in (
+        ("unused", len(tiny_model.unused_ids)),
+        ("padding", len(tiny_model.padding_ids)),
+        ("special", len(tiny_model.special_ids)),
+    ):
         assert re.search(rf"\b{kind} {n}\b", model), (kind, n)
 
     flagged = ranked.filter(pl.col("flagged"))
@@ -119,8 +136,9 @@ def test_killed_scan_resumes_to_the_same_files(tiny_model, full_scan, tmp_path):
     args = ["scan", str(tiny_model.hf_dir), "-o", str(out), *FAST, "--no-umap"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANOMTOK_TEST_KILL")}
     env["ANOMTOK_TEST_KILL_AT"] = "generations.jsonl"
-    killed = subprocess.run([sys.executable, "-m", "anomtok", *args], env=env, capture_output=True, text=True,
-                            timeout=900)
+    killed = subprocess.run(
+        [sys.executable, "-m", "anomtok", *args], env=env, capture_output=True, text=True, timeout=900
+    )
     assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
     assert "negtemp  running" in killed.stderr and "negtemp  done" not in killed.stderr, killed.stderr
     assert (out / ".steps" / "rank.json").is_file() and (out / ".steps" / "audit.json").is_file()
@@ -154,8 +172,9 @@ def test_compare_pairs_models_that_share_a_tokenizer(full_scan, rank_folders):
     here from ranked.parquet; a third model with another vocabulary is summarised, not paired."""
     folders = [full_scan, rank_folders["untied"], rank_folders["noref"]]
     res = compare(folders)
-    flagged = [set(pl.read_parquet(f / "ranked.parquet").filter(pl.col("flagged"))["token_id"].to_list())
-               for f in folders]
+    flagged = [
+        set(pl.read_parquet(f / "ranked.parquet").filter(pl.col("flagged"))["token_id"].to_list()) for f in folders
+    ]
     a, b = flagged[0], flagged[1]
     assert a != b and a & b  # the two models flag overlapping, different sets: the Jaccard is informative
     (pair,) = res.pairs
@@ -165,7 +184,8 @@ def test_compare_pairs_models_that_share_a_tokenizer(full_scan, rank_folders):
     assert res.summary["flagged"].to_list() == [len(f) for f in flagged]
     assert res.summary["tied"].to_list() == [True, False, True]
     assert [line for line in res.markdown.splitlines() if line.startswith("## ")] == [
-        f"## {full_scan.name} and untied share a tokenizer"]
+        f"## {full_scan.name} and untied share a tokenizer"
+    ]
 
 
 def test_compare_needs_reports(tmp_path):
@@ -187,14 +207,27 @@ def _tiny_encoder(folder: Path) -> Path:
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     text = ["the cat sat on the mat", "a dog ran in the park", "東京 and 大阪 are cities", "tokens and words"] * 20
-    tok.train_from_iterator(text, trainers.WordPieceTrainer(vocab_size=120, special_tokens=specials,
-                                                            show_progress=False))
+    tok.train_from_iterator(
+        text, trainers.WordPieceTrainer(vocab_size=120, special_tokens=specials, show_progress=False)
+    )
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                     intermediate_size=32, max_position_embeddings=64)
+    cfg = BertConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
     BertForMaskedLM(cfg).save_pretrained(folder)
-    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                            sep_token="[SEP]", mask_token="[MASK]").save_pretrained(folder)
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    ).save_pretrained(folder)
     return folder
 
 
@@ -228,22 +261,25 @@ def test_encoder_only_scan_skips_generation_and_reports_the_rest(tmp_path):
     assert glitch.height == int(ranked["flagged"].sum())
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"generate": "yes"}, "generate must be True or False"),
-    ({"umap_full": 1}, "umap_full must be True or False"),
-    ({"prompts_per_language": 0}, "prompts_per_language"),
-    ({"verify_top": 0}, "verify_top"),
-    ({"label_top": -1}, "label_top"),
-    ({"umap_full_max_rows": 0}, "umap_full_max_rows"),
-    ({"umap_sample": 9}, "umap_sample"),
-    ({"umap_sample": 100, "umap_full": True}, "choose either umap_full"),
-    ({"formats": ()}, "formats must be png and/or svg"),
-    ({"formats": ("png", "pdf")}, "formats must be png and/or svg"),
-    ({"temperature": float("inf")}, "temperature must be a finite number"),
-    ({"max_new_tokens": 0}, "max_new_tokens"),
-    ({"device": "tpu"}, "device"),
-    ({"seed": 2**32}, "seed"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"generate": "yes"}, "generate must be True or False"),
+        ({"umap_full": 1}, "umap_full must be True or False"),
+        ({"prompts_per_language": 0}, "prompts_per_language"),
+        ({"verify_top": 0}, "verify_top"),
+        ({"label_top": -1}, "label_top"),
+        ({"umap_full_max_rows": 0}, "umap_full_max_rows"),
+        ({"umap_sample": 9}, "umap_sample"),
+        ({"umap_sample": 100, "umap_full": True}, "choose either umap_full"),
+        ({"formats": ()}, "formats must be png and/or svg"),
+        ({"formats": ("png", "pdf")}, "formats must be png and/or svg"),
+        ({"temperature": float("inf")}, "temperature must be a finite number"),
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"device": "tpu"}, "device"),
+        ({"seed": 2**32}, "seed"),
+    ],
+)
 def test_scan_options_refuse_each_bad_value(bad, message):
     """ScanOptions checks every field itself (the API, not only the CLI's option types)."""
     from anomtok.errors import InputError
@@ -256,6 +292,14 @@ def test_scan_options_refuse_each_bad_value(bad, message):
 def test_scan_options_accept_the_edges():
     from anomtok.scan import VERIFY_TOP_MAX, ScanOptions
 
-    o = ScanOptions(device="cpu", prompts_per_language=1, verify_top=VERIFY_TOP_MAX, label_top=0, umap_sample=10,
-                    umap_full_max_rows=1, formats=("svg",), seed=2**32 - 1)
+    o = ScanOptions(
+        device="cpu",
+        prompts_per_language=1,
+        verify_top=VERIFY_TOP_MAX,
+        label_top=0,
+        umap_sample=10,
+        umap_full_max_rows=1,
+        formats=("svg",),
+        seed=2**32 - 1,
+    )
     assert o.verify_options.top == VERIFY_TOP_MAX and o.map_options.sample == 10 and o.rank_options.seed == 2**32 - 1

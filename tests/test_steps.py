@@ -134,8 +134,9 @@ def test_stale_temporaries_of_dead_writers_are_removed_by_the_next_write(tmp_pat
 
     from anomtok.cache import atomic_path, atomic_write_text, remove_stale_temps
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead_pid = int(dead.stdout)
     live_pid = os.getppid()  # the process that started pytest: alive
     names = {

@@ -231,4 +231,6 @@ def test_builder_is_deterministic_and_can_pad_the_gguf_vocabulary(tmp_path):
     assert tb == ta + [f"[PAD{i}]" for i in b.padding_ids]
     types = _gguf_field(rb, "tokenizer.ggml.token_type")
     assert types[a.vocab_size :] == [gguf.TokenType.UNUSED] * len(b.padding_ids)
-    assert np.array_equal(_gguf_tensor(a.gguf_path, "token_embd.weight"), _gguf_tensor(b.gguf_path, "token_embd.weight"))
+    assert np.array_equal(
+        _gguf_tensor(a.gguf_path, "token_embd.weight"), _gguf_tensor(b.gguf_path, "token_embd.weight")
+    )

@@ -45,8 +45,19 @@ def _fake_build(calls):
         (out_dir / "hf").mkdir(parents=True)
         (out_dir / "hf" / "model.safetensors").write_bytes(b"weights")
         paths = {name: out_dir / "hf" for name in tinymodel._PATH_FIELDS}
-        return tinymodel.TinyModel(**paths, tied=True, vocab_size=1, embedding_rows=64, unused_ids=(), unseen_ids=(),
-                                   seen_ids=(0,), special_ids={}, counts={0: 3}, loss_start=1.0, loss_end=0.5)
+        return tinymodel.TinyModel(
+            **paths,
+            tied=True,
+            vocab_size=1,
+            embedding_rows=64,
+            unused_ids=(),
+            unseen_ids=(),
+            seen_ids=(0,),
+            special_ids={},
+            counts={0: 3},
+            loss_start=1.0,
+            loss_end=0.5,
+        )
 
     return build
 

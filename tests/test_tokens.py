@@ -97,14 +97,48 @@ def test_byte_level_bytes_kinds_and_scheme():
     assert t.scheme == "byte-level"
     assert len(t) == t.n_vocab == 20
     assert t.bytes == [
-        b"<|endoftext|>", b" ", b"\n", b"!", b"\xff", b"\x00", b" hello", b"\xe3\x81", "東".encode(),
-        b" \n", b"\xc0", b"\xc1", b"\xf5", b"\xf4", b"\xc3",
-        b"<unused0>", b"<|reserved_special_token_5|>", b"<|im_start|>", b"", b"world",
+        b"<|endoftext|>",
+        b" ",
+        b"\n",
+        b"!",
+        b"\xff",
+        b"\x00",
+        b" hello",
+        b"\xe3\x81",
+        "東".encode(),
+        b" \n",
+        b"\xc0",
+        b"\xc1",
+        b"\xf5",
+        b"\xf4",
+        b"\xc3",
+        b"<unused0>",
+        b"<|reserved_special_token_5|>",
+        b"<|im_start|>",
+        b"",
+        b"world",
     ]
     assert t.kinds == [
-        "special", "byte", "byte", "byte", "byte", "byte", "normal", "normal", "normal",
-        "normal", "byte", "byte", "byte", "byte", "byte",
-        "unused", "unused", "added", "padding", "normal",
+        "special",
+        "byte",
+        "byte",
+        "byte",
+        "byte",
+        "byte",
+        "normal",
+        "normal",
+        "normal",
+        "normal",
+        "byte",
+        "byte",
+        "byte",
+        "byte",
+        "byte",
+        "unused",
+        "unused",
+        "added",
+        "padding",
+        "normal",
     ]
     assert t.pieces[6] == "Ġhello" and t.pieces[18] == ""
     assert t.kind_counts() == {"normal": 5, "byte": 10, "special": 1, "unused": 2, "added": 1, "padding": 1}
@@ -234,8 +268,7 @@ def test_oracle_single_id_decode_matches_bytes(trained_byte_level):
 
 
 @pytest.mark.parametrize(
-    "text",
-    ["hello world", "東京でトークン", "こんにちは", " Привет\tмир\r\n", "unseen: Ωμέγα ∑ 🤖", "\x00\x7f\u202e"],
+    "text", ["hello world", "東京でトークン", "こんにちは", " Привет\tмир\r\n", "unseen: Ωμέγα ∑ 🤖", "\x00\x7f\u202e"]
 )
 def test_oracle_encode_then_join_bytes_is_the_text(trained_byte_level, text):
     """The bytes of the ids that encode a text, concatenated, are exactly the text's UTF-8."""
@@ -255,10 +288,15 @@ def _llama_like_spec(modern: bool) -> dict:
     vocab.update({"▁": 259, "▁the": 260, "東京": 261, "▁▁": 262, "<unused0>": 263, "ing": 264, "<0x4": 265})
     if modern:  # Llama-2/3-era HF files: no pre-tokenizer, ▁ handled by normalizer and decoder
         pre = None
-        dec = {"type": "Sequence", "decoders": [
-            {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
-            {"type": "ByteFallback"}, {"type": "Fuse"},
-            {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+        dec = {
+            "type": "Sequence",
+            "decoders": [
+                {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
+                {"type": "ByteFallback"},
+                {"type": "Fuse"},
+                {"type": "Strip", "content": " ", "start": 1, "stop": 0},
+            ],
+        }
     else:
         pre = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}
         dec = {"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "Metaspace", "replacement": "▁"}]}
@@ -299,8 +337,12 @@ def test_byte_fallback_bpe(modern):
 def trained_byte_fallback():
     tok = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Metaspace(replacement="▁", prepend_scheme="always")])
-    trainer = trainers.BpeTrainer(vocab_size=360, special_tokens=["<unk>", "<s>", "</s>"] + _BYTE_PIECES, show_progress=False)
+    tok.decoder = decoders.Sequence(
+        [decoders.ByteFallback(), decoders.Metaspace(replacement="▁", prepend_scheme="always")]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=360, special_tokens=["<unk>", "<s>", "</s>"] + _BYTE_PIECES, show_progress=False
+    )
     tok.train_from_iterator(CORPUS, trainer)
     spec = json.loads(tok.to_str())
     # as in a converted SentencePiece model: <0xNN> are plain vocabulary pieces, not added tokens
@@ -342,25 +384,68 @@ def test_wordpiece_hand_made():
         ],
         "pre_tokenizer": {"type": "BertPreTokenizer"},
         "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
-        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
-                  "max_input_chars_per_word": 100,
-                  "vocab": {"[PAD]": 0, "[unused0]": 1, "[UNK]": 2, "[CLS]": 3, "hello": 4, "##ing": 5,
-                            "##": 6, "東": 7, "##京": 8, "#": 9, "##ー": 10}},
+        "model": {
+            "type": "WordPiece",
+            "unk_token": "[UNK]",
+            "continuing_subword_prefix": "##",
+            "max_input_chars_per_word": 100,
+            "vocab": {
+                "[PAD]": 0,
+                "[unused0]": 1,
+                "[UNK]": 2,
+                "[CLS]": 3,
+                "hello": 4,
+                "##ing": 5,
+                "##": 6,
+                "東": 7,
+                "##京": 8,
+                "#": 9,
+                "##ー": 10,
+            },
+        },
     }
     t = TokenTable.from_tokenizer_json(spec)
     assert t.scheme == "wordpiece"
-    assert t.kinds == ["special", "unused", "unknown", "special", "normal", "normal", "normal", "normal",
-                       "normal", "normal", "normal"]
-    assert t.bytes == [b"[PAD]", b"[unused0]", b"[UNK]", b"[CLS]", b"hello", b"ing", b"##",
-                       "東".encode(), "京".encode(), b"#", "ー".encode()]
+    assert t.kinds == [
+        "special",
+        "unused",
+        "unknown",
+        "special",
+        "normal",
+        "normal",
+        "normal",
+        "normal",
+        "normal",
+        "normal",
+        "normal",
+    ]
+    assert t.bytes == [
+        b"[PAD]",
+        b"[unused0]",
+        b"[UNK]",
+        b"[CLS]",
+        b"hello",
+        b"ing",
+        b"##",
+        "東".encode(),
+        "京".encode(),
+        b"#",
+        "ー".encode(),
+    ]
     assert np.nonzero(t.reference_mask())[0].tolist() == [1]
     assert t.scripts[:4] == ["none"] * 4
     assert t.scripts[8] == "Han"
 
 
 def test_wordpiece_custom_prefix():
-    spec = {"model": {"type": "WordPiece", "continuing_subword_prefix": "@@", "unk_token": "[UNK]",
-                      "vocab": {"[UNK]": 0, "@@ab": 1, "##ab": 2}}}
+    spec = {
+        "model": {
+            "type": "WordPiece",
+            "continuing_subword_prefix": "@@",
+            "unk_token": "[UNK]",
+            "vocab": {"[UNK]": 0, "@@ab": 1, "##ab": 2},
+        }
+    }
     t = TokenTable.from_tokenizer_json(spec)
     assert t.bytes == [b"[UNK]", b"ab", b"##ab"]
     assert t.kinds == ["unknown", "normal", "normal"]
@@ -371,7 +456,8 @@ def test_wordpiece_trained():
     wp.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     wp.decoder = decoders.WordPiece()
     trainer = trainers.WordPieceTrainer(
-        vocab_size=150, special_tokens=["[PAD]", "[unused0]", "[UNK]", "[CLS]", "[SEP]"], show_progress=False)
+        vocab_size=150, special_tokens=["[PAD]", "[unused0]", "[UNK]", "[CLS]", "[SEP]"], show_progress=False
+    )
     wp.train_from_iterator(CORPUS, trainer)
     t = TokenTable.from_tokenizer_json(json.loads(wp.to_str()))
     vocab = wp.get_vocab()
@@ -400,9 +486,21 @@ def test_unigram_hand_made():
     spec = {
         "pre_tokenizer": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always"},
         "decoder": {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always"},
-        "model": {"type": "Unigram", "unk_id": 1, "byte_fallback": True,
-                  "vocab": [["<pad>", 0.0], ["<unk>", 0.0], ["▁", -2.0], ["▁hello", -3.0], ["<0xE3>", -9.0],
-                            ["<0xFF>", -9.0], ["トークン", -5.0], ["<unused5>", 0.0]]},
+        "model": {
+            "type": "Unigram",
+            "unk_id": 1,
+            "byte_fallback": True,
+            "vocab": [
+                ["<pad>", 0.0],
+                ["<unk>", 0.0],
+                ["▁", -2.0],
+                ["▁hello", -3.0],
+                ["<0xE3>", -9.0],
+                ["<0xFF>", -9.0],
+                ["トークン", -5.0],
+                ["<unused5>", 0.0],
+            ],
+        },
         "added_tokens": [{"id": 0, "content": "<pad>", "special": True}],
     }
     t = TokenTable.from_tokenizer_json(spec)
@@ -416,8 +514,9 @@ def test_unigram_trained():
     ug = Tokenizer(models.Unigram())
     ug.pre_tokenizer = pre_tokenizers.Metaspace()
     ug.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=80, special_tokens=["<pad>", "<unk>"], unk_token="<unk>",
-                                      show_progress=False)
+    trainer = trainers.UnigramTrainer(
+        vocab_size=80, special_tokens=["<pad>", "<unk>"], unk_token="<unk>", show_progress=False
+    )
     ug.train_from_iterator(CORPUS, trainer)
     spec = json.loads(ug.to_str())
     t = TokenTable.from_tokenizer_json(spec)
@@ -481,16 +580,52 @@ def test_constructor_rejects_mismatched_lengths():
 def test_gguf_llama():
     md = {
         "tokenizer.ggml.model": "llama",
-        "tokenizer.ggml.tokens": ["<unk>", "<s>", "</s>", "<0x0A>", "<0xE3>", "<0xC0>", "<0xFF>", "▁hello", "東京",
-                                  "<|im_start|>", "<unused0>", "▁▁"],
+        "tokenizer.ggml.tokens": [
+            "<unk>",
+            "<s>",
+            "</s>",
+            "<0x0A>",
+            "<0xE3>",
+            "<0xC0>",
+            "<0xFF>",
+            "▁hello",
+            "東京",
+            "<|im_start|>",
+            "<unused0>",
+            "▁▁",
+        ],
         "tokenizer.ggml.token_type": [2, 3, 3, 6, 6, 6, 6, 1, 1, 4, 5, 1],
     }
     t = TokenTable.from_gguf_metadata(md)
     assert t.scheme == "sentencepiece"
-    assert t.kinds == ["unknown", "special", "special", "byte", "byte", "byte", "byte", "normal", "normal",
-                       "added", "unused", "normal"]
-    assert t.bytes == [b"<unk>", b"<s>", b"</s>", b"\n", b"\xe3", b"\xc0", b"\xff", b" hello", "東京".encode(),
-                       b"<|im_start|>", b"<unused0>", b"  "]
+    assert t.kinds == [
+        "unknown",
+        "special",
+        "special",
+        "byte",
+        "byte",
+        "byte",
+        "byte",
+        "normal",
+        "normal",
+        "added",
+        "unused",
+        "normal",
+    ]
+    assert t.bytes == [
+        b"<unk>",
+        b"<s>",
+        b"</s>",
+        b"\n",
+        b"\xe3",
+        b"\xc0",
+        b"\xff",
+        b" hello",
+        "東京".encode(),
+        b"<|im_start|>",
+        b"<unused0>",
+        b"  ",
+    ]
     assert np.nonzero(t.reference_mask())[0].tolist() == [5, 6, 10]
     assert t.displays[3:7] == ["\\n", "\\xe3", "\\xc0", "\\xff"]
     assert t.partial.tolist() == [False, False, False, False, True, True, True, False, False, False, False, False]
@@ -499,39 +634,92 @@ def test_gguf_llama():
 def test_gguf_gpt2():
     md = {
         "tokenizer.ggml.model": "gpt2",
-        "tokenizer.ggml.tokens": ["<|endoftext|>", "Ġhello", "ÿ", "Ā", "Ċ", "ãģ", "<|im_start|>", "[unused3]", "Á",
-                                  "<|bad|>"],
+        "tokenizer.ggml.tokens": [
+            "<|endoftext|>",
+            "Ġhello",
+            "ÿ",
+            "Ā",
+            "Ċ",
+            "ãģ",
+            "<|im_start|>",
+            "[unused3]",
+            "Á",
+            "<|bad|>",
+        ],
         "tokenizer.ggml.token_type": [3, 1, 1, 1, 1, 1, 4, 5, 6, 2],
     }
     t = TokenTable.from_gguf_metadata(md)
     assert t.scheme == "byte-level"
     assert t.kinds == ["special", "normal", "byte", "byte", "byte", "normal", "added", "unused", "byte", "unknown"]
-    assert t.bytes == [b"<|endoftext|>", b" hello", b"\xff", b"\x00", b"\n", b"\xe3\x81", b"<|im_start|>",
-                       b"[unused3]", b"\xc1", b"<|bad|>"]
+    assert t.bytes == [
+        b"<|endoftext|>",
+        b" hello",
+        b"\xff",
+        b"\x00",
+        b"\n",
+        b"\xe3\x81",
+        b"<|im_start|>",
+        b"[unused3]",
+        b"\xc1",
+        b"<|bad|>",
+    ]
     assert np.nonzero(t.reference_mask())[0].tolist() == [2, 7, 8]
 
 
 def test_gguf_bert():
     md = {
         "tokenizer.ggml.model": "bert",
-        "tokenizer.ggml.tokens": ["[PAD]", "[unused0]", "[UNK]", "[CLS]", "▁hello", "ing", "東", "[unused99]",
-                                  "<|user|>", "<0xF5>"],
+        "tokenizer.ggml.tokens": [
+            "[PAD]",
+            "[unused0]",
+            "[UNK]",
+            "[CLS]",
+            "▁hello",
+            "ing",
+            "東",
+            "[unused99]",
+            "<|user|>",
+            "<0xF5>",
+        ],
         "tokenizer.ggml.token_type": [3, 5, 2, 3, 1, 1, 1, 3, 4, 6],
     }
     t = TokenTable.from_gguf_metadata(md)
     assert t.scheme == "wordpiece-gguf"
-    assert t.kinds == ["special", "unused", "unknown", "special", "normal", "normal", "normal", "unused",
-                       "added", "byte"]
-    assert t.bytes == [b"[PAD]", b"[unused0]", b"[UNK]", b"[CLS]", b" hello", b"ing", "東".encode(), b"[unused99]",
-                       b"<|user|>", b"\xf5"]
+    assert t.kinds == [
+        "special",
+        "unused",
+        "unknown",
+        "special",
+        "normal",
+        "normal",
+        "normal",
+        "unused",
+        "added",
+        "byte",
+    ]
+    assert t.bytes == [
+        b"[PAD]",
+        b"[unused0]",
+        b"[UNK]",
+        b"[CLS]",
+        b" hello",
+        b"ing",
+        "東".encode(),
+        b"[unused99]",
+        b"<|user|>",
+        b"\xf5",
+    ]
     assert np.nonzero(t.reference_mask())[0].tolist() == [1, 7, 9]
 
 
-@pytest.mark.parametrize("model, scheme", [("t5", "sentencepiece"), ("gemma", "sentencepiece"),
-                                           ("rwkv", "plain"), ("llama", "sentencepiece")])
+@pytest.mark.parametrize(
+    "model, scheme",
+    [("t5", "sentencepiece"), ("gemma", "sentencepiece"), ("rwkv", "plain"), ("llama", "sentencepiece")],
+)
 def test_gguf_scheme_by_model(model, scheme):
-    t = TokenTable.from_gguf_metadata({"tokenizer.ggml.model": model, "tokenizer.ggml.tokens": ["a", "b"],
-                                       "tokenizer.ggml.token_type": [1, 1]})
+    t = TokenTable.from_gguf_metadata(
+        {"tokenizer.ggml.model": model, "tokenizer.ggml.tokens": ["a", "b"], "tokenizer.ggml.token_type": [1, 1]}
+    )
     assert t.scheme == scheme
 
 
@@ -543,15 +731,20 @@ def test_gguf_default_model_is_llama_and_types_are_optional():
 
 
 def test_gguf_token_type_of_wrong_length_is_ignored():
-    t = TokenTable.from_gguf_metadata({"tokenizer.ggml.model": "llama",
-                                       "tokenizer.ggml.tokens": ["<s>", "<0xFF>", "▁x"],
-                                       "tokenizer.ggml.token_type": [3, 6]})
+    t = TokenTable.from_gguf_metadata(
+        {
+            "tokenizer.ggml.model": "llama",
+            "tokenizer.ggml.tokens": ["<s>", "<0xFF>", "▁x"],
+            "tokenizer.ggml.token_type": [3, 6],
+        }
+    )
     assert t.kinds == ["normal", "byte", "normal"]
     assert t.bytes == [b"<s>", b"\xff", b" x"]
 
 
-@pytest.mark.parametrize("md", [{}, {"tokenizer.ggml.tokens": []}, {"tokenizer.ggml.tokens": None,
-                                                                      "tokenizer.ggml.model": "gpt2"}])
+@pytest.mark.parametrize(
+    "md", [{}, {"tokenizer.ggml.tokens": []}, {"tokenizer.ggml.tokens": None, "tokenizer.ggml.model": "gpt2"}]
+)
 def test_gguf_without_tokens_is_a_load_error(md):
     with pytest.raises(LoadError):
         TokenTable.from_gguf_metadata(md)
@@ -560,9 +753,13 @@ def test_gguf_without_tokens_is_a_load_error(md):
 def test_gguf_gpt2_user_defined_token_is_raw_text():
     """llama.cpp stores USER_DEFINED tokens of a gpt2 vocabulary as raw text (token_to_piece returns
     them unchanged), so they must not go through the GPT-2 byte map: 'café' is not b'caf\\xe9'."""
-    t = TokenTable.from_gguf_metadata({"tokenizer.ggml.model": "gpt2",
-                                       "tokenizer.ggml.tokens": ["a", "café", "Łó"],
-                                       "tokenizer.ggml.token_type": [1, 4, 4]})
+    t = TokenTable.from_gguf_metadata(
+        {
+            "tokenizer.ggml.model": "gpt2",
+            "tokenizer.ggml.tokens": ["a", "café", "Łó"],
+            "tokenizer.ggml.token_type": [1, 4, 4],
+        }
+    )
     assert t.bytes[1] == "café".encode()
     assert t.bytes[2] == "Łó".encode()
 
@@ -573,8 +770,10 @@ def test_added_token_of_byte_level_tokenizer_json_is_raw_text():
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(["ab ab"], trainers.BpeTrainer(
-        vocab_size=270, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tok.train_from_iterator(
+        ["ab ab"],
+        trainers.BpeTrainer(vocab_size=270, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False),
+    )
     tok.add_tokens(["café"])
     t = TokenTable.from_tokenizer_json(json.loads(tok.to_str()))
     ids = tok.encode("café").ids
@@ -623,8 +822,12 @@ def test_directory_instead_of_file_is_a_load_error(tmp_path):
 
 def test_gguf_unknown_token_types_are_normal():
     # 0 is LLAMA_TOKEN_TYPE_UNDEFINED; 7 and beyond are not defined
-    t = TokenTable.from_gguf_metadata({"tokenizer.ggml.model": "llama",
-                                       "tokenizer.ggml.tokens": ["▁a", "▁b", "▁c", "<0xFF>"],
-                                       "tokenizer.ggml.token_type": [0, 7, 99, 6]})
+    t = TokenTable.from_gguf_metadata(
+        {
+            "tokenizer.ggml.model": "llama",
+            "tokenizer.ggml.tokens": ["▁a", "▁b", "▁c", "<0xFF>"],
+            "tokenizer.ggml.token_type": [0, 7, 99, 6],
+        }
+    )
     assert t.kinds == ["normal", "normal", "normal", "byte"]
     assert t.bytes == [b" a", b" b", b" c", b"\xff"]

@@ -89,8 +89,20 @@ def prompts(tmp_path):
 def test_negtemp_ranking_of_another_model_fails_before_the_model_loads(tiny_model, ranked, prompts, tmp_path, forbid):
     forbid(generation, "load_causal_lm")
     forbid(generation, "generate")
-    res = _invoke(["negtemp", tiny_model.hf_dir, "--prompts", prompts, "-n", 2, "--ranking",
-                   ranked["other"] / "ranked.csv", "-o", tmp_path / "o"])
+    res = _invoke(
+        [
+            "negtemp",
+            tiny_model.hf_dir,
+            "--prompts",
+            prompts,
+            "-n",
+            2,
+            "--ranking",
+            ranked["other"] / "ranked.csv",
+            "-o",
+            tmp_path / "o",
+        ]
+    )
     _bad_input(res, "ranked.csv", "another model?")
     assert forbid.calls == []
 
@@ -137,16 +149,39 @@ def test_sweep_unknown_metric_fails_before_anything_loads(tiny_model, prompts, t
 def test_sweep_metric_the_ranking_lacks_fails_before_generation(tiny_model, prompts, tmp_path, forbid):
     """nn_cos is a metric, but the default ranking (nn off) has no value of it."""
     forbid(generation, "generate")
-    res = _invoke(["sweep", tiny_model.hf_dir, "--prompts", prompts, "--metric", "nn_cos", "-n", 2,
-                   "--temperatures=-1,1", "-o", tmp_path / "o"])
+    res = _invoke(
+        [
+            "sweep",
+            tiny_model.hf_dir,
+            "--prompts",
+            prompts,
+            "--metric",
+            "nn_cos",
+            "-n",
+            2,
+            "--temperatures=-1,1",
+            "-o",
+            tmp_path / "o",
+        ]
+    )
     _bad_input(res, "no values of nn_cos")
     assert forbid.calls == []
 
 
 def test_sweep_ranking_of_another_model_fails_before_the_model_loads(tiny_model, ranked, prompts, tmp_path, forbid):
     forbid(generation, "load_causal_lm")
-    res = _invoke(["sweep", tiny_model.hf_dir, "--prompts", prompts, "--ranking", ranked["other"] / "ranked.csv",
-                   "-o", tmp_path / "o"])
+    res = _invoke(
+        [
+            "sweep",
+            tiny_model.hf_dir,
+            "--prompts",
+            prompts,
+            "--ranking",
+            ranked["other"] / "ranked.csv",
+            "-o",
+            tmp_path / "o",
+        ]
+    )
     _bad_input(res, "another model?")
     assert forbid.calls == []
 
@@ -225,7 +260,9 @@ def test_audit_model_of_another_vocabulary_fails_before_the_audit(tiny_model, tm
     _bad_input(res, "the ranked model's vocabulary is not this tokenizer's")
     assert forbid.calls == []
     # the tokenizer's own model passes the check and is ranked (loaded once, by the check)
-    res = _invoke(["audit", tiny_model.hf_dir / "tokenizer.json", "--model", tiny_model.hf_dir, "-o", tmp_path / "o", "-q"])
+    res = _invoke(
+        ["audit", tiny_model.hf_dir / "tokenizer.json", "--model", tiny_model.hf_dir, "-o", tmp_path / "o", "-q"]
+    )
     assert res.exit_code == 0, res.stderr
     assert json.loads((tmp_path / "o" / "audit.json").read_text())["ranking"]["status"] == "ok"
 
@@ -245,12 +282,15 @@ def test_out_of_range_seed_is_bad_input(tiny_model, tmp_path, forbid, command, s
     assert forbid.calls == []
 
 
-@pytest.mark.parametrize("make, hi", [
-    (lambda s: RankOptions(nn="approx", seed=s), 2**63 - 1),
-    (lambda s: generation.GenerationOptions(seed=s), 2**63 - 1),
-    (lambda s: __import__("anomtok.scan", fromlist=["ScanOptions"]).ScanOptions(seed=s), 2**32 - 1),
-    (lambda s: __import__("anomtok.maps", fromlist=["MapOptions"]).MapOptions(seed=s), 2**32 - 1),
-])
+@pytest.mark.parametrize(
+    "make, hi",
+    [
+        (lambda s: RankOptions(nn="approx", seed=s), 2**63 - 1),
+        (lambda s: generation.GenerationOptions(seed=s), 2**63 - 1),
+        (lambda s: __import__("anomtok.scan", fromlist=["ScanOptions"]).ScanOptions(seed=s), 2**32 - 1),
+        (lambda s: __import__("anomtok.maps", fromlist=["MapOptions"]).MapOptions(seed=s), 2**32 - 1),
+    ],
+)
 def test_options_refuse_seeds_their_generators_cannot_take(make, hi):
     make(0)
     make(hi)
@@ -309,8 +349,9 @@ def detect_files(tmp_path):
 @pytest.mark.parametrize("inputs", [["binary.bin"], ["latin1.txt"], ["binary.bin", "latin1.txt"]])
 def test_detect_nothing_readable_is_bad_input(tiny_model, detect_files, inputs):
     d = detect_files
-    res = _invoke(["detect", tiny_model.hf_dir, "--glitch", d / "ids.txt", *[d / i for i in inputs],
-                   "-o", d / "hits.jsonl"])
+    res = _invoke(
+        ["detect", tiny_model.hf_dir, "--glitch", d / "ids.txt", *[d / i for i in inputs], "-o", d / "hits.jsonl"]
+    )
     line = _bad_input(res, "no input could be read")
     assert f"in {len(inputs)} input(s)" in line and ("binary data" in line or "invalid UTF-8" in line)
     assert not (d / "hits.jsonl").exists()  # nothing committed
@@ -373,10 +414,17 @@ def test_rank_meta_records_the_command_line_and_versions(tiny_model, tmp_path, m
 
 
 def test_negtemp_and_sweep_meta_record_command_and_versions(tiny_model, tmp_path):
-    generation.negtemp(str(tiny_model.hf_dir), ["the cat"], generation.SamplerConfig(-0.001), max_new_tokens=2,
-                       device="cpu", out_dir=tmp_path / "n")
-    generation.sweep(str(tiny_model.hf_dir), ["the cat"], [-1.0, 1.0], max_new_tokens=2, device="cpu",
-                     out_dir=tmp_path / "s")
+    generation.negtemp(
+        str(tiny_model.hf_dir),
+        ["the cat"],
+        generation.SamplerConfig(-0.001),
+        max_new_tokens=2,
+        device="cpu",
+        out_dir=tmp_path / "n",
+    )
+    generation.sweep(
+        str(tiny_model.hf_dir), ["the cat"], [-1.0, 1.0], max_new_tokens=2, device="cpu", out_dir=tmp_path / "s"
+    )
     for sub, call in (("n", "anomtok.negtemp"), ("s", "anomtok.sweep")):
         meta = json.loads((tmp_path / sub / "meta.json").read_text())
         assert meta["command"] == call
@@ -384,8 +432,10 @@ def test_negtemp_and_sweep_meta_record_command_and_versions(tiny_model, tmp_path
 
 
 def test_versions_do_not_import_torch_or_transformers():
-    code = ("import sys; from anomtok.provenance import run_info; v = run_info('rank')['versions']; "
-            "assert v['torch'] and v['transformers']; "
-            "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, sorted(sys.modules)")
+    code = (
+        "import sys; from anomtok.provenance import run_info; v = run_info('rank')['versions']; "
+        "assert v['torch'] and v['transformers']; "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, sorted(sys.modules)"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr

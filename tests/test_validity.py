@@ -8,8 +8,18 @@ import numpy as np
 import polars as pl
 import pytest
 
-from anomtok.validity import (METRIC_SPECS, MetricSpec, order_for_scoring, add_combinations, candidates,
-                              precision_table, rank_mean, rank_percentile, random_sample, wilson)
+from anomtok.validity import (
+    METRIC_SPECS,
+    MetricSpec,
+    add_combinations,
+    candidates,
+    order_for_scoring,
+    precision_table,
+    random_sample,
+    rank_mean,
+    rank_percentile,
+    wilson,
+)
 
 
 def test_wilson_known_answer():
@@ -31,13 +41,15 @@ def test_wilson_edges():
 
 
 def _toy() -> pl.DataFrame:
-    return pl.DataFrame({
-        "token_id": [0, 1, 2, 3, 4, 5, 6, 7],
-        "kind": ["normal", "normal", "normal", "special", "normal", "normal", "normal", "normal"],
-        "is_reference": [False, False, True, False, False, False, False, True],
-        "valid": [True, True, True, True, False, True, True, True],
-        "m": [0.2, 0.9, 1.0, 5.0, 9.0, 0.9, None, 2.0],
-    })
+    return pl.DataFrame(
+        {
+            "token_id": [0, 1, 2, 3, 4, 5, 6, 7],
+            "kind": ["normal", "normal", "normal", "special", "normal", "normal", "normal", "normal"],
+            "is_reference": [False, False, True, False, False, False, False, True],
+            "valid": [True, True, True, True, False, True, True, True],
+            "m": [0.2, 0.9, 1.0, 5.0, 9.0, 0.9, None, 2.0],
+        }
+    )
 
 
 def test_candidates_never_reference_special_or_invalid_and_ties_by_id():
@@ -53,14 +65,21 @@ def test_candidates_never_reference_special_or_invalid_and_ties_by_id():
 def test_no_reference_token_is_ever_a_candidate_or_random():
     rng = np.random.default_rng(0)
     n = 400
-    f = pl.DataFrame({"token_id": np.arange(n), "kind": ["normal"] * n,
-                      "is_reference": rng.random(n) < 0.3, "valid": [True] * n,
-                      **{s.column: rng.random(n) for s in METRIC_SPECS
-                         if s.column not in ("rank_ref_knn", "rank_ref_nn")}})
+    f = pl.DataFrame(
+        {
+            "token_id": np.arange(n),
+            "kind": ["normal"] * n,
+            "is_reference": rng.random(n) < 0.3,
+            "valid": [True] * n,
+            **{s.column: rng.random(n) for s in METRIC_SPECS if s.column not in ("rank_ref_knn", "rank_ref_nn")},
+        }
+    )
     # make the reference tokens the most suspicious by every metric
     ref = f["is_reference"].to_numpy()
-    f = f.with_columns(pl.when(pl.col("is_reference")).then(pl.lit(1e9)).otherwise(pl.col(c)).alias(c)
-                       for c in ("score", "nn_cos", "knn_mean_cos"))
+    f = f.with_columns(
+        pl.when(pl.col("is_reference")).then(pl.lit(1e9)).otherwise(pl.col(c)).alias(c)
+        for c in ("score", "nn_cos", "knn_mean_cos")
+    )
     f = add_combinations(f)
     refs = set(np.nonzero(ref)[0].tolist())
     for s in METRIC_SPECS:
@@ -90,8 +109,7 @@ def test_rank_aggregation():
 
 
 def test_combination_is_computed_over_eligible_rows_only():
-    f = _toy().with_columns(pl.col("m").alias("score"), pl.col("m").alias("knn_mean_cos"),
-                            pl.col("m").alias("nn_cos"))
+    f = _toy().with_columns(pl.col("m").alias("score"), pl.col("m").alias("knn_mean_cos"), pl.col("m").alias("nn_cos"))
     g = add_combinations(f)
     ok = g.filter(pl.col("rank_ref_knn").is_not_null())["token_id"].to_list()
     assert sorted(ok) == [0, 1, 5, 6]

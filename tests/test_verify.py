@@ -28,8 +28,18 @@ from anomtok.cli import cli
 from anomtok.errors import InputError
 from anomtok.generation import SamplerConfig, generate
 from anomtok.generation.model import CausalLM, load_causal_lm
-from anomtok.verify import (PLACEHOLDER, TEMPLATES, VERIFY_THRESHOLD, build_prompts, find_placeholder,
-                            make_prompt_set, score_tokens, score_tokens_one_by_one, token_prompts, verify)
+from anomtok.verify import (
+    PLACEHOLDER,
+    TEMPLATES,
+    VERIFY_THRESHOLD,
+    build_prompts,
+    find_placeholder,
+    make_prompt_set,
+    score_tokens,
+    score_tokens_one_by_one,
+    token_prompts,
+    verify,
+)
 
 
 class HistoryCache:
@@ -61,8 +71,7 @@ class CopyNet(torch.nn.Module):
     def get_input_embeddings(self):
         return self.head
 
-    def forward(self, input_ids, attention_mask=None, position_ids=None, cache=None, use_cache=True,
-                logits_to_keep=0):
+    def forward(self, input_ids, attention_mask=None, position_ids=None, cache=None, use_cache=True, logits_to_keep=0):
         hist = cache.rows if cache is not None else [[] for _ in range(input_ids.shape[0])]
         rows = [h + x for h, x in zip(hist, input_ids.tolist())]
         S = input_ids.shape[1]
@@ -96,8 +105,17 @@ def real_lm(tiny_model):
 
 def _copy_lm(real_lm, untrained: set[int]) -> CausalLM:
     net = CopyNet(real_lm.rows, untrained)
-    return CausalLM(model=net, tokenizer=real_lm.tokenizer, source=real_lm.source, format="folder",
-                    device=torch.device("cpu"), dtype=torch.float32, n_vocab=real_lm.n_vocab, eos_ids=(1,), pad_id=2)
+    return CausalLM(
+        model=net,
+        tokenizer=real_lm.tokenizer,
+        source=real_lm.source,
+        format="folder",
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+        n_vocab=real_lm.n_vocab,
+        eos_ids=(1,),
+        pad_id=2,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -187,9 +205,12 @@ def test_batched_scores_equal_one_sequence_at_a_time(copying):
         np.testing.assert_allclose(got.p_positions, ref.p_positions, rtol=1e-5, atol=0)  # NaN where no position
         assert (got.top_ids == ref.top_ids).all() and got.token_ids == ids
     for n in (1, 2):
-        np.testing.assert_allclose(score_tokens(lm, ids, prompts=ps, n_positions=n, batch_size=4).p_positions,
-                                   score_tokens_one_by_one(lm, ids, prompts=ps, n_positions=n).p_positions,
-                                   rtol=1e-5, atol=0)
+        np.testing.assert_allclose(
+            score_tokens(lm, ids, prompts=ps, n_positions=n, batch_size=4).p_positions,
+            score_tokens_one_by_one(lm, ids, prompts=ps, n_positions=n).p_positions,
+            rtol=1e-5,
+            atol=0,
+        )
 
 
 def test_settle_skips_templates_without_changing_a_verdict(copying):
@@ -214,8 +235,14 @@ def test_the_answer_slot_is_the_first_step_of_greedy_generation(copying):
     ids = copying.unseen[:4] + copying.heldout[:4]
     built = find_placeholder(lm)[2]
     prompts = [[t if i == ps.placeholder_id else i for i in ids_] for t in ids for ids_ in built]
-    gens = generate(lm, prompts, SamplerConfig(temperature=0.0), max_new_tokens=1, batch_size=6,
-                    watch_ids=[t for t in ids for _ in built])
+    gens = generate(
+        lm,
+        prompts,
+        SamplerConfig(temperature=0.0),
+        max_new_tokens=1,
+        batch_size=6,
+        watch_ids=[t for t in ids for _ in built],
+    )
     first = np.array([g.watched[0] for g in gens]).reshape(len(ids), len(built))
     tf = score_tokens(lm, ids, prompts=ps, n_positions=1)
     np.testing.assert_allclose(tf.p_template, first, rtol=1e-5)
@@ -224,8 +251,11 @@ def test_the_answer_slot_is_the_first_step_of_greedy_generation(copying):
 
 def test_score_tokens_arguments(real_lm):
     ps = make_prompt_set(real_lm)
-    for kw, match in [({"batch_size": 0}, "batch_size"), ({"n_positions": 0}, "n_positions"),
-                      ({"threshold": 1.0}, "threshold")]:
+    for kw, match in [
+        ({"batch_size": 0}, "batch_size"),
+        ({"n_positions": 0}, "n_positions"),
+        ({"threshold": 1.0}, "threshold"),
+    ]:
         with pytest.raises(InputError, match=match):
             score_tokens(real_lm, [5], prompts=ps, **kw)
     with pytest.raises(InputError, match="not a token"):
@@ -263,8 +293,12 @@ def test_verdicts_and_precision_with_a_copy_model(real_lm, emb, ranking):
     assert f.filter(pl.col("verified"))["max_prob"].max() < 1e-5
     assert f.filter(~pl.col("verified"))["max_prob"].min() > 0.02
     s = res.summary
-    assert s["precision"]["score"] == {"n": 10, "verified": 5, "precision": 0.5,
-                                       "lift": s["precision"]["score"]["lift"]}
+    assert s["precision"]["score"] == {
+        "n": 10,
+        "verified": 5,
+        "precision": 0.5,
+        "lift": s["precision"]["score"]["lift"],
+    }
     norm_top = set(f.filter(pl.col("top_of").str.contains("norm"))["token_id"].to_list())
     assert s["precision"]["norm"]["verified"] == len(norm_top & untrained)
     rnd = f.filter(pl.col("random_sample"))
@@ -291,25 +325,65 @@ def test_verify_on_the_tiny_model_writes_outputs(real_lm, emb, ranking, tmp_path
     np.testing.assert_allclose(res.frame["max_prob"].to_numpy(), direct.p, rtol=1e-6)
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"threshold": 0.0}, "threshold"), ({"threshold": 1.5}, "threshold"), ({"top": 0}, "top"),
-    ({"random_sample": -1}, "random_sample"), ({"n_positions": 0}, "n_positions"),
-    ({"batch_size": 0}, "batch_size"), ({"metrics": ["bogus"]}, "metric"), ({"token_ids": [10**6]}, "not a token"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"threshold": 0.0}, "threshold"),
+        ({"threshold": 1.5}, "threshold"),
+        ({"top": 0}, "top"),
+        ({"random_sample": -1}, "random_sample"),
+        ({"n_positions": 0}, "n_positions"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"metrics": ["bogus"]}, "metric"),
+        ({"token_ids": [10**6]}, "not a token"),
+    ],
+)
 def test_bad_arguments(real_lm, emb, ranking, kw, match):
     with pytest.raises(InputError, match=match):
         verify(real_lm, ranking, embeddings=emb, **kw)
 
 
 def test_verify_cli(tiny_model, tmp_path):
-    r = CliRunner().invoke(cli, ["verify", str(tiny_model.hf_dir), "-o", str(tmp_path / "v"), "--top", "2",
-                                 "--random", "2", "--metric", "score", "--device", "cpu"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "verify",
+            str(tiny_model.hf_dir),
+            "-o",
+            str(tmp_path / "v"),
+            "--top",
+            "2",
+            "--random",
+            "2",
+            "--metric",
+            "score",
+            "--device",
+            "cpu",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "precision" in r.stdout and (tmp_path / "v" / "verified.csv").exists()
     assert json.loads((tmp_path / "v" / "verify.json").read_text())["scoring"]["settle"] is False
-    fast = CliRunner().invoke(cli, ["verify", str(tiny_model.hf_dir), "-o", str(tmp_path / "s"), "--top", "2",
-                                    "--random", "2", "--metric", "score", "--device", "cpu", "--settle",
-                                    "--batch-size", "3"])
+    fast = CliRunner().invoke(
+        cli,
+        [
+            "verify",
+            str(tiny_model.hf_dir),
+            "-o",
+            str(tmp_path / "s"),
+            "--top",
+            "2",
+            "--random",
+            "2",
+            "--metric",
+            "score",
+            "--device",
+            "cpu",
+            "--settle",
+            "--batch-size",
+            "3",
+        ],
+    )
     assert fast.exit_code == 0, fast.output
     summary = json.loads((tmp_path / "s" / "verify.json").read_text())
     assert summary["scoring"]["settle"] is True and summary["scoring"]["batch_size"] == 3
@@ -356,8 +430,15 @@ def test_the_callers_tokenizer_is_left_alone(real_lm, emb, ranking):
     tok = real_lm.tokenizer
 
     def state():
-        return (tok.backend_tokenizer.to_str(), tok.padding_side, tok.truncation_side, tok.pad_token,
-                tok.model_max_length, len(tok), dict(tok.special_tokens_map))
+        return (
+            tok.backend_tokenizer.to_str(),
+            tok.padding_side,
+            tok.truncation_side,
+            tok.pad_token,
+            tok.model_max_length,
+            len(tok),
+            dict(tok.special_tokens_map),
+        )
 
     before = state()
     verify(real_lm, ranking, embeddings=emb, metrics=["score"], top=2, random_sample=2)

@@ -579,8 +579,9 @@ def cache_key(**kwargs: Any) -> str:
         "source": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
         "arguments": {k: kwargs[k] for k in sorted(kwargs)},
         "python": list(sys.version_info[:2]),
-        "versions": {m.__name__: getattr(m, "__version__", "?")
-                     for m in (torch, transformers, tokenizers, gguf, safetensors, np)},
+        "versions": {
+            m.__name__: getattr(m, "__version__", "?") for m in (torch, transformers, tokenizers, gguf, safetensors, np)
+        },
         "machine": platform.machine(),
         "cpu": torch.backends.cpu.get_cpu_capability(),
     }
@@ -588,8 +589,11 @@ def cache_key(**kwargs: Any) -> str:
 
 
 def _file_hashes(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != _ENTRY_META}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != _ENTRY_META
+    }
 
 
 def _write_entry_meta(model: TinyModel, folder: Path) -> None:

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .._version import __version__
 from .components import describe_tokenizer
@@ -38,13 +39,30 @@ from .roundtrip import CLASSES, audit_tokenizer, encode_in_context
 from .source import LoadedTokenizer, load_tokenizer
 from .summary import provenance, summarize
 
-__all__ = ["AuditResult", "audit", "audit_tokenizer", "render_markdown", "write_audit", "encode_in_context",
-           "load_tokenizer", "LoadedTokenizer", "CLASSES", "FORMAT", "TOP_RANK"]
+__all__ = [
+    "AuditResult",
+    "audit",
+    "audit_tokenizer",
+    "render_markdown",
+    "write_audit",
+    "encode_in_context",
+    "load_tokenizer",
+    "LoadedTokenizer",
+    "CLASSES",
+    "FORMAT",
+    "TOP_RANK",
+]
 
 
-def audit(source: Any, out_dir: str | os.PathLike | None = None, ranking: Any = None, *,
-          rank_options: Any = None, samples: dict[str, str] | None = None,
-          progress: Callable[[str], None] | None = None) -> AuditResult:
+def audit(
+    source: Any,
+    out_dir: str | os.PathLike | None = None,
+    ranking: Any = None,
+    *,
+    rank_options: Any = None,
+    samples: dict[str, str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> AuditResult:
     """Audit every token of a tokenizer; with ``out_dir`` write ``audit.csv``, ``audit.json``,
     ``audit.md`` there (atomically).
 
@@ -77,12 +95,20 @@ def audit(source: Any, out_dir: str | os.PathLike | None = None, ranking: Any = 
         progress("rank")
     tok, ctxs = extra["_tok"], extra["_ctxs"]
     summary["japanese"] = japanese_section(
-        frame, loaded.table, lambda texts: encode_in_context(tok, ctxs, texts)[0],
-        lambda text: tok.encode(text, add_special_tokens=False).ids, samples=samples, top_k=TOP_RANK)
+        frame,
+        loaded.table,
+        lambda texts: encode_in_context(tok, ctxs, texts)[0],
+        lambda text: tok.encode(text, add_special_tokens=False).ids,
+        samples=samples,
+        top_k=TOP_RANK,
+    )
     if progress:
         progress("japanese")
-    summary["seconds"] = {"load": round(t_load, 2), "audit": round(time.perf_counter() - t0 - t_load - t_rank, 2),
-                          "rank": round(t_rank, 2)}
+    summary["seconds"] = {
+        "load": round(t_load, 2),
+        "audit": round(time.perf_counter() - t0 - t_load - t_rank, 2),
+        "rank": round(t_rank, 2),
+    }
     result = AuditResult(frame=frame, summary=summary, table=loaded.table)
     if out_dir is not None:
         result.paths = write_audit(result, out_dir)

@@ -48,9 +48,17 @@ def content_normalizer(tok: Any) -> Any:
         return None
     from tokenizers import Tokenizer
 
-    shell = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": spec,
-             "pre_tokenizer": None, "post_processor": None, "decoder": None,
-             "model": {"type": "WordLevel", "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"}}
+    shell = {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": [],
+        "normalizer": spec,
+        "pre_tokenizer": None,
+        "post_processor": None,
+        "decoder": None,
+        "model": {"type": "WordLevel", "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"},
+    }
     return Tokenizer.from_str(json.dumps(shell)).normalizer
 
 
@@ -62,8 +70,10 @@ def describe_tokenizer(loaded: LoadedTokenizer) -> dict:
     for attr in ("byte_fallback", "unk_token", "continuing_subword_prefix", "unk_id"):
         if hasattr(tok.model, attr):
             model[attr] = getattr(tok.model, attr)
-    parts = {k: _component(component_spec(getattr(tok, k, None))) or _name(getattr(tok, k, None))
-             for k in ("normalizer", "pre_tokenizer", "decoder")}
+    parts = {
+        k: _component(component_spec(getattr(tok, k, None))) or _name(getattr(tok, k, None))
+        for k in ("normalizer", "pre_tokenizer", "decoder")
+    }
     return {"model": model, **parts, "scheme": table.scheme, "vocab_size": len(table), "kinds": table.kind_counts()}
 
 

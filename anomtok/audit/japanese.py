@@ -5,13 +5,24 @@ embedding ranking. Rendered by ``anomtok.audit.render.render_japanese_section``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from ..japanese import (JA_CLASSES, Encoder, char_class, coverage, fertility, inventory, inventory_label, japanese_kanji,
-                       read_sample, summarize_coverage)
+from ..japanese import (
+    JA_CLASSES,
+    Encoder,
+    char_class,
+    coverage,
+    fertility,
+    inventory,
+    inventory_label,
+    japanese_kanji,
+    read_sample,
+    summarize_coverage,
+)
 
 __all__ = ["section", "cjk_fragment_ids", "UNREACHABLE_CLASSES"]
 
@@ -19,10 +30,17 @@ _NOT_TEXT = ("special", "unused", "unknown", "padding")
 UNREACHABLE_CLASSES = ("unreachable-single", "unreachable-multi", "unreachable-empty", "error")
 """The round-trip classes this section counts as unreachable (``error`` included)."""
 _LIST_SINGLE = 100  # inventories this small list their single-token characters
-_CHAR_CLASS_LABELS = {"hiragana": "hiragana", "katakana": "katakana", "halfwidth_katakana": "half-width katakana",
-                      "kanji": "kanji of the kanji inventory", "han": "Han characters outside the kanji inventory",
-                      "ja_punct": "Japanese punctuation and symbols", "fullwidth": "full-width letters and digits",
-                      "other": "letters of other scripts", "neutral": "other symbols and digits"}
+_CHAR_CLASS_LABELS = {
+    "hiragana": "hiragana",
+    "katakana": "katakana",
+    "halfwidth_katakana": "half-width katakana",
+    "kanji": "kanji of the kanji inventory",
+    "han": "Han characters outside the kanji inventory",
+    "ja_punct": "Japanese punctuation and symbols",
+    "fullwidth": "full-width letters and digits",
+    "other": "letters of other scripts",
+    "neutral": "other symbols and digits",
+}
 
 
 def _by(frame: pl.DataFrame, key: str, col: str = "round_trip") -> dict[str, dict[str, int]]:
@@ -53,8 +71,14 @@ def _foreign_han_tokens(frame: pl.DataFrame) -> int:
     return sum(any(char_class(c) == "han" for c in t) for t in texts if not t.isascii())
 
 
-def section(frame: pl.DataFrame, table: Any, encode_in_context: Encoder, encode: Callable[[str], list[int]],
-            samples: dict[str, str] | None = None, top_k: int = 1000) -> dict:
+def section(
+    frame: pl.DataFrame,
+    table: Any,
+    encode_in_context: Encoder,
+    encode: Callable[[str], list[int]],
+    samples: dict[str, str] | None = None,
+    top_k: int = 1000,
+) -> dict:
     """The Japanese part of an audit: tokens per class (and their round-trip classes), character
     coverage of each inventory, fertility on the JA and EN samples, unreachable Japanese tokens and,
     when ``frame`` has a ``rank`` column with values, the Japanese tokens ranked in the top ``top_k``."""
@@ -98,13 +122,21 @@ def section(frame: pl.DataFrame, table: Any, encode_in_context: Encoder, encode:
         "coverage": cov,
         "costly_chars": costly[:40],
         "fertility": fert,
-        "unreachable": {"count": bad.height, "by_class": {c: bad_by[c]["tokens"] for c in sorted(bad_by, key=_class_order)},
-                        "examples": bad.select("token_id", "token", "ja_class", "round_trip", "cause", "normalized").head(30).to_dicts()},
+        "unreachable": {
+            "count": bad.height,
+            "by_class": {c: bad_by[c]["tokens"] for c in sorted(bad_by, key=_class_order)},
+            "examples": bad.select("token_id", "token", "ja_class", "round_trip", "cause", "normalized")
+            .head(30)
+            .to_dicts(),
+        },
         "undecodable_cjk_fragments": len(frag),
     }
     if "rank" in frame.columns and frame["rank"].null_count() < frame.height:
         top = frame.filter((pl.col("rank") <= top_k) & ((pl.col("ja_class") != "") | pl.col("token_id").is_in(frag)))
         top = top.sort("rank")
-        out["top_ranked"] = {"top_k": top_k, "count": top.height,
-                             "tokens": top.select("rank", "token_id", "token", "ja_class", "round_trip", "kind").head(200).to_dicts()}
+        out["top_ranked"] = {
+            "top_k": top_k,
+            "count": top.height,
+            "tokens": top.select("rank", "token_id", "token", "ja_class", "round_trip", "kind").head(200).to_dicts(),
+        }
     return out

@@ -50,7 +50,7 @@ def _try_marker(tok: Any, table: Any, m: str) -> Context | None:
         return None  # a custom component raised (re-raised by tokenizers as a plain Exception): try the next marker
     if not ids or m not in dec or any(table.kinds[i] in ("unknown", "special") for i in ids if i < len(table)):
         return None
-    if all(tuple(p[:len(ids)]) == ids and len(p) > len(ids) for p in probes):
+    if all(tuple(p[: len(ids)]) == ids and len(p) > len(ids) for p in probes):
         return Context(m, ids, dec)
     return None
 
@@ -66,7 +66,9 @@ def _vocab_markers(table: Any, limit: int = 40) -> list[str]:
 def _wordpiece_markers(tok: Any, table: Any, limit: int = 5) -> list[str]:
     """Letters that are word tokens and start no longer word token: ``M + "ing"`` then encodes as
     ``[M, ##ing]``, so continuation pieces are judged as continuations."""
-    starts = {p[0] for p, k in zip(table.pieces, table.kinds) if k == "normal" and len(p) > 1 and not p.startswith("##")}
+    starts = {
+        p[0] for p, k in zip(table.pieces, table.kinds) if k == "normal" and len(p) > 1 and not p.startswith("##")
+    }
     norm = tok.normalizer
     out = []
     for p, k in zip(table.pieces, table.kinds):

@@ -44,8 +44,10 @@ def check_ranked_vocab(loaded: LoadedTokenizer, ranking: Any) -> Any:
     shared = [i for i in range(len(ours)) if i in theirs]
     mismatch = sum(ours[i] != theirs[i] for i in shared)
     if not shared or mismatch > len(shared) // 2:
-        raise InputError(f"the ranked model's vocabulary is not this tokenizer's ({mismatch:,} of {len(shared):,} shared ids "
-                         "spell different bytes): give the model that goes with the tokenizer")
+        raise InputError(
+            f"the ranked model's vocabulary is not this tokenizer's ({mismatch:,} of {len(shared):,} shared ids "
+            "spell different bytes): give the model that goes with the tokenizer"
+        )
     return ranking
 
 
@@ -72,8 +74,10 @@ def join_ranking(loaded: LoadedTokenizer, ranking: Any, options: Any, frame: pl.
         from ..ranking import rank
 
         try:
-            ranking = rank(ranking if isinstance(ranking, ModelEmbeddings) else load(ranking),
-                           options=options or RankOptions(nn="off"))
+            ranking = rank(
+                ranking if isinstance(ranking, ModelEmbeddings) else load(ranking),
+                options=options or RankOptions(nn="off"),
+            )
         except AnomtokError as exc:
             if explicit:
                 raise
@@ -81,15 +85,27 @@ def join_ranking(loaded: LoadedTokenizer, ranking: Any, options: Any, frame: pl.
             return empty, {"status": f"failed: {exc}"}
     rf = ranking.frame.select("token_id", "rank", "bytes_hex").filter(pl.col("token_id") < n)
     joined = frame.select("token_id", "bytes_hex").join(rf, on="token_id", how="left", suffix="_ranked")
-    mismatch = int(joined.filter(pl.col("bytes_hex_ranked").is_not_null() & (pl.col("bytes_hex") != pl.col("bytes_hex_ranked"))).height)
+    mismatch = int(
+        joined.filter(
+            pl.col("bytes_hex_ranked").is_not_null() & (pl.col("bytes_hex") != pl.col("bytes_hex_ranked"))
+        ).height
+    )
     overlap = int(joined["bytes_hex_ranked"].is_not_null().sum())
     if overlap == 0 or mismatch > overlap // 2:
-        raise InputError(f"the ranked model's vocabulary is not this tokenizer's ({mismatch:,} of {overlap:,} shared ids "
-                         "spell different bytes): give the model that goes with the tokenizer")
+        raise InputError(
+            f"the ranked model's vocabulary is not this tokenizer's ({mismatch:,} of {overlap:,} shared ids "
+            "spell different bytes): give the model that goes with the tokenizer"
+        )
     if mismatch:
         log.warning("the ranked model's vocabulary differs from the tokenizer's on %d ids", mismatch)
     meta = ranking.meta if isinstance(getattr(ranking, "meta", None), dict) else {}
     return joined["rank"].cast(pl.Int64).alias("rank"), {
-        "status": "ok", "source": str(meta.get("source", {}).get("source") if isinstance(meta.get("source"), dict) else meta.get("source", "")),
+        "status": "ok",
+        "source": str(
+            meta.get("source", {}).get("source") if isinstance(meta.get("source"), dict) else meta.get("source", "")
+        ),
         "score": (meta.get("score") or {}).get("name") if isinstance(meta.get("score"), dict) else None,
-        "rows": ranking.frame.height, "vocab_mismatch_ids": mismatch, "top_k": TOP_RANK}
+        "rows": ranking.frame.height,
+        "vocab_mismatch_ids": mismatch,
+        "top_k": TOP_RANK,
+    }

@@ -36,11 +36,15 @@ class AuditResult:
         s = self.summary
         n = s.get("n_tokens", self.frame.height)
         counts = ", ".join(f"{k} {v:,}" for k, v in ((s.get("counts") or {}).get("round_trip") or {}).items() if v)
-        lines = [f"AuditResult of {(s.get('source') or {}).get('spec', 'a tokenizer')}: {n:,} tokens",
-                 f"  round trip: {counts or 'no counts'}",
-                 f"  ranking: {(s.get('ranking') or {}).get('status', 'none')}"]
+        lines = [
+            f"AuditResult of {(s.get('source') or {}).get('spec', 'a tokenizer')}: {n:,} tokens",
+            f"  round trip: {counts or 'no counts'}",
+            f"  ranking: {(s.get('ranking') or {}).get('status', 'none')}",
+        ]
         if self.paths:
-            lines.append(f"  wrote {', '.join(p.name for p in self.paths.values())} in {next(iter(self.paths.values())).parent}")
+            lines.append(
+                f"  wrote {', '.join(p.name for p in self.paths.values())} in {next(iter(self.paths.values())).parent}"
+            )
         lines.append(f"  .frame: {self.frame.height:,} rows × {self.frame.width} columns; .summary; .markdown()")
         return "\n".join(lines)
 

@@ -32,7 +32,8 @@ character has a token of its own), ``pre-tokenizer`` (the text is split before t
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -47,8 +48,16 @@ from .source import LoadedTokenizer
 
 __all__ = ["CLASSES", "NOT_AUDITED", "audit_tokenizer", "encode_in_context"]
 
-CLASSES = ("reachable", "unreachable-single", "unreachable-multi", "unreachable-empty", "undecodable",
-           "special", "padding", "error")
+CLASSES = (
+    "reachable",
+    "unreachable-single",
+    "unreachable-multi",
+    "unreachable-empty",
+    "undecodable",
+    "special",
+    "padding",
+    "error",
+)
 NOT_AUDITED = {"special": "special", "unused": "special", "unknown": "special", "padding": "padding"}
 """Token kinds that are not round-tripped, and the class each gets."""
 _BATCH = 16384
@@ -59,7 +68,7 @@ def _encode_many(tok: Any, texts: list[str]) -> list[list[int]]:
     fn = getattr(tok, "encode_batch_fast", None) or tok.encode_batch
     out: list[list[int]] = []
     for s in range(0, len(texts), _BATCH):
-        out.extend(e.ids for e in fn(texts[s:s + _BATCH], add_special_tokens=False))
+        out.extend(e.ids for e in fn(texts[s : s + _BATCH], add_special_tokens=False))
     return out
 
 
@@ -87,7 +96,7 @@ def _decode_all(tok: Any, ctx: Context | None, ids: list[int]) -> tuple[list[str
     errors = [""] * len(ids)
     texts: list[str | None] = []
     for s in range(0, len(ids), _BATCH):
-        chunk = ids[s:s + _BATCH]
+        chunk = ids[s : s + _BATCH]
         try:
             texts.extend(tok.decode_batch([prefix + [i] for i in chunk], skip_special_tokens=False))
         except Exception as exc:  # noqa: BLE001 - only the tokenizers library's own errors (plain Exception)
@@ -107,7 +116,7 @@ def _decode_all(tok: Any, ctx: Context | None, ids: list[int]) -> tuple[list[str
             if t is None:
                 continue
             if t.startswith(d):
-                texts[j] = t[len(d):]
+                texts[j] = t[len(d) :]
             else:  # the decoder merged marker and token: decode the token alone
                 try:
                     texts[j] = tok.decode([ids[j]], skip_special_tokens=False)
@@ -135,7 +144,9 @@ def _split_apart(tok: Any, ctx: Context | None, text: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------- the audit
-def audit_tokenizer(loaded: LoadedTokenizer, progress: Callable[[str], None] | None = None) -> tuple[pl.DataFrame, dict]:
+def audit_tokenizer(
+    loaded: LoadedTokenizer, progress: Callable[[str], None] | None = None
+) -> tuple[pl.DataFrame, dict]:
     """Classify every token id of ``loaded``; return (frame, summary without ranking/Japanese)."""
     # without padding or truncation (a copy when it has either: a tokenizer.json may pad every
     # encoding to 128 ids or cut the sample texts at 512)
@@ -173,8 +184,15 @@ def audit_tokenizer(loaded: LoadedTokenizer, progress: Callable[[str], None] | N
     method = ["none"] * n
     for i, got, m in zip(todo, enc, how):
         method[i], reenc[i], n_reenc[i] = m, " ".join(map(str, got)), len(got)
-        round_trip[i] = ("reachable" if got == [i] else "unreachable-single" if len(got) == 1
-                         else "unreachable-empty" if not got else "unreachable-multi")
+        round_trip[i] = (
+            "reachable"
+            if got == [i]
+            else "unreachable-single"
+            if len(got) == 1
+            else "unreachable-empty"
+            if not got
+            else "unreachable-multi"
+        )
     # normalisation effects and causes
     norm = content_normalizer(tok)
     normalized = [""] * n
@@ -200,36 +218,42 @@ def audit_tokenizer(loaded: LoadedTokenizer, progress: Callable[[str], None] | N
     if progress:
         progress("classify")
     displays = table.displays
-    ja_cls = [ja.ja_class(b.decode("utf-8", "ignore")) if kinds[i] not in NOT_AUDITED else ""
-              for i, b in enumerate(table.bytes)]
-    frame = pl.DataFrame({
-        "token_id": np.arange(n, dtype=np.int64),
-        "token": displays[:n],
-        "bytes_hex": [b.hex() for b in table.bytes],
-        "kind": kinds,
-        "round_trip": round_trip,
-        "cause": cause,
-        "reencoded_ids": reenc,
-        "n_reencoded": np.asarray(n_reenc, dtype=np.int64),
-        "method": method,
-        "decoded": [spreadsheet_safe(display(t.encode("utf-8"))) if t is not None else "" for t in texts],
-        "normalized": [spreadsheet_safe(s) for s in normalized],
-        "normalized_changed": changed,
-        "byte_fallback": fallback,
-        "partial_utf8": np.asarray(partial, bool),
-        "script": table.scripts,
-        "ja_class": ja_cls,
-        "n_chars": np.array([len(b.decode("utf-8", "ignore")) for b in table.bytes], dtype=np.int64),
-        "n_bytes": np.array([len(b) for b in table.bytes], dtype=np.int64),
-        "decode_error": errors,
-    })
+    ja_cls = [
+        ja.ja_class(b.decode("utf-8", "ignore")) if kinds[i] not in NOT_AUDITED else ""
+        for i, b in enumerate(table.bytes)
+    ]
+    frame = pl.DataFrame(
+        {
+            "token_id": np.arange(n, dtype=np.int64),
+            "token": displays[:n],
+            "bytes_hex": [b.hex() for b in table.bytes],
+            "kind": kinds,
+            "round_trip": round_trip,
+            "cause": cause,
+            "reencoded_ids": reenc,
+            "n_reencoded": np.asarray(n_reenc, dtype=np.int64),
+            "method": method,
+            "decoded": [spreadsheet_safe(display(t.encode("utf-8"))) if t is not None else "" for t in texts],
+            "normalized": [spreadsheet_safe(s) for s in normalized],
+            "normalized_changed": changed,
+            "byte_fallback": fallback,
+            "partial_utf8": np.asarray(partial, bool),
+            "script": table.scripts,
+            "ja_class": ja_cls,
+            "n_chars": np.array([len(b.decode("utf-8", "ignore")) for b in table.bytes], dtype=np.int64),
+            "n_bytes": np.array([len(b) for b in table.bytes], dtype=np.int64),
+            "decode_error": errors,
+        }
+    )
     method_info = {
         "context": "marker" if ctx else "bare",
         "marker": ctx.marker if ctx else None,
         "marker_ids": list(ctx.ids) if ctx else [],
-        "description": ("decode(marker_ids + [id]) minus decode(marker_ids) gives the token's text; "
-                        "encode(marker + text, add_special_tokens=False) minus the marker's ids must be [id]; "
-                        "when the marker merges with the text, a second marker is tried, then the text alone"),
+        "description": (
+            "decode(marker_ids + [id]) minus decode(marker_ids) gives the token's text; "
+            "encode(marker + text, add_special_tokens=False) minus the marker's ids must be [id]; "
+            "when the marker merges with the text, a second marker is tried, then the text alone"
+        ),
         "second_marker": ctxs[1].marker if len(ctxs) > 1 else None,
         "tokens_by_method": {m: how.count(m) for m in sorted(set(how))},
     }

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import LoadError
 from ..tokens import TokenTable
@@ -40,12 +41,12 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
         if wt == 0:
             val, pos = _varint(buf, pos)
         elif wt == 1:
-            val, pos = buf[pos:pos + 8], pos + 8
+            val, pos = buf[pos : pos + 8], pos + 8
         elif wt == 2:
             n, pos = _varint(buf, pos)
             if pos + n > len(buf):
                 raise ValueError("truncated field")
-            val, pos = buf[pos:pos + n], pos + n
+            val, pos = buf[pos : pos + n], pos + n
         elif wt == 5:
             if pos + 4 > len(buf):
                 raise ValueError("truncated field")
@@ -64,8 +65,13 @@ def read_sentencepiece_model(path: str | os.PathLike) -> dict[str, Any]:
         buf = p.read_bytes()
     except OSError as exc:
         raise LoadError(f"{p}: cannot read ({exc.strerror or exc})") from None
-    out: dict[str, Any] = {"pieces": [], "model_type": 1, "precompiled_charsmap": b"",
-                           "add_dummy_prefix": True, "remove_extra_whitespaces": True}
+    out: dict[str, Any] = {
+        "pieces": [],
+        "model_type": 1,
+        "precompiled_charsmap": b"",
+        "add_dummy_prefix": True,
+        "remove_extra_whitespaces": True,
+    }
     try:
         for num, wt, val in _fields(buf):
             if num == 1 and wt == 2:
@@ -97,7 +103,9 @@ def read_sentencepiece_model(path: str | os.PathLike) -> dict[str, Any]:
     if not out["pieces"]:
         raise LoadError(f"{p}: not a SentencePiece model, or an empty vocabulary (no pieces)")
     if out["model_type"] not in (1, 2):
-        raise LoadError(f"{p}: SentencePiece model type {out['model_type']} (word/char) is not supported; only unigram and BPE")
+        raise LoadError(
+            f"{p}: SentencePiece model type {out['model_type']} (word/char) is not supported; only unigram and BPE"
+        )
     return out
 
 
@@ -128,8 +136,13 @@ def tokenizer_from_sentencepiece(path: str | os.PathLike) -> tuple[Any, TokenTab
     else:
         vocab = {p: i for i, p in enumerate(pieces)}
         scores = {p: s for p, s, t in m["pieces"] if t in (1, 4)}
-        model = models.BPE(vocab=vocab, merges=_bpe_merges(vocab, scores), byte_fallback=byte_fallback,
-                           fuse_unk=True, unk_token=pieces[unk_id] if unk_id is not None else None)
+        model = models.BPE(
+            vocab=vocab,
+            merges=_bpe_merges(vocab, scores),
+            byte_fallback=byte_fallback,
+            fuse_unk=True,
+            unk_token=pieces[unk_id] if unk_id is not None else None,
+        )
     tok = Tokenizer(model)
     steps = []
     if m["precompiled_charsmap"]:

@@ -29,16 +29,23 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import LoadError
 from ..loading.registry import FunctionLoader, Loader, Registry
 from ..tokens import TokenTable
 from .sentencepiece import read_sentencepiece_model, tokenizer_from_sentencepiece
 
-__all__ = ["LoadedTokenizer", "load_tokenizer", "read_sentencepiece_model", "tokenizer_from_gguf_metadata", "TOKENIZERS"]
+__all__ = [
+    "LoadedTokenizer",
+    "load_tokenizer",
+    "read_sentencepiece_model",
+    "tokenizer_from_gguf_metadata",
+    "TOKENIZERS",
+]
 
 _SPM_NAMES = ("tokenizer.model", "sentencepiece.bpe.model", "spiece.model")
 _WEIGHT_GLOBS = ("*.safetensors", "pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -125,7 +132,9 @@ def _from_folder(folder: Path, spec: str, weights: bool | None = None) -> Loaded
     elif len(ggufs) == 1:
         return _from_gguf(ggufs, spec)
     else:
-        raise LoadError(f"{folder}: no tokenizer.json, SentencePiece .model, tokenizer files or single .gguf in this folder")
+        raise LoadError(
+            f"{folder}: no tokenizer.json, SentencePiece .model, tokenizer files or single .gguf in this folder"
+        )
     out.has_embeddings = has_weights or len(ggufs) == 1
     return out
 
@@ -139,11 +148,16 @@ def _from_transformers(folder: Path, spec: str) -> LoadedTokenizer:
         # as in anomtok.loading.hf_loader: ValueError: no tokenizer class or backend fits the files (also bad
         # JSON); OSError: unreadable files; ImportError: a converter needs an absent package; AttributeError:
         # a slow-only tokenizer; a plain Exception: the tokenizers library's own errors
-        if type(exc) is not Exception and not isinstance(exc, (OSError, ValueError, TypeError, LookupError,
-                                                                AttributeError, ImportError)):
+        if type(exc) is not Exception and not isinstance(
+            exc, (OSError, ValueError, TypeError, LookupError, AttributeError, ImportError)
+        ):
             raise
-        raise LoadError(f"{folder}: has tokenizer files but no tokenizer could be built ({exc.__class__.__name__}: {exc})") from None
-    return LoadedTokenizer(tok, _table_of(tok), spec, "transformers", (str(folder),), "transformers AutoTokenizer (fast)")
+        raise LoadError(
+            f"{folder}: has tokenizer files but no tokenizer could be built ({exc.__class__.__name__}: {exc})"
+        ) from None
+    return LoadedTokenizer(
+        tok, _table_of(tok), spec, "transformers", (str(folder),), "transformers AutoTokenizer (fast)"
+    )
 
 
 def _from_hub(repo_id: str) -> LoadedTokenizer:
@@ -168,8 +182,10 @@ def _from_hub(repo_id: str) -> LoadedTokenizer:
 
 def _tokenizer_file_loaders() -> tuple[Loader[LoadedTokenizer], ...]:
     """A tokenizer file, by suffix: SentencePiece ``.model`` or ``tokenizer.json``."""
-    return (FunctionLoader(lambda s: _from_spm(s.path, s.spec), when=lambda s: s.path.suffix == ".model"),
-            FunctionLoader(lambda s: _from_json(s.path, s.spec), when=lambda s: s.path.suffix == ".json"))
+    return (
+        FunctionLoader(lambda s: _from_spm(s.path, s.spec), when=lambda s: s.path.suffix == ".model"),
+        FunctionLoader(lambda s: _from_json(s.path, s.spec), when=lambda s: s.path.suffix == ".json"),
+    )
 
 
 TOKENIZERS: Registry[LoadedTokenizer] = Registry(
@@ -181,17 +197,26 @@ TOKENIZERS: Registry[LoadedTokenizer] = Registry(
         "tokenizer": _tokenizer_file_loaders(),
         "file": _tokenizer_file_loaders(),  # a packaged alias's file
     },
-    refuse=lambda s: LoadError(f"{s.spec}: not a tokenizer (expected tokenizer.json, a SentencePiece .model, a GGUF file "
-                               "or a folder)"),
+    refuse=lambda s: LoadError(
+        f"{s.spec}: not a tokenizer (expected tokenizer.json, a SentencePiece .model, a GGUF file or a folder)"
+    ),
 )
 
 
 # ---------------------------------------------------------------------------------- GGUF
 _GGUF_KEYS = {  # tokenizer.ggml.<key> -> name in transformers' tokenizer dict
-    "model": "tokenizer_type", "pre": "pre_tokenizer_type", "tokens": "tokens", "scores": "scores",
-    "token_type": "token_type", "merges": "merges", "precompiled_charsmap": "precompiled_charsmap",
-    "bos_token_id": "bos_token_id", "eos_token_id": "eos_token_id", "unknown_token_id": "unk_token_id",
-    "padding_token_id": "pad_token_id", "add_space_prefix": "add_prefix_space",
+    "model": "tokenizer_type",
+    "pre": "pre_tokenizer_type",
+    "tokens": "tokens",
+    "scores": "scores",
+    "token_type": "token_type",
+    "merges": "merges",
+    "precompiled_charsmap": "precompiled_charsmap",
+    "bos_token_id": "bos_token_id",
+    "eos_token_id": "eos_token_id",
+    "unknown_token_id": "unk_token_id",
+    "padding_token_id": "pad_token_id",
+    "add_space_prefix": "add_prefix_space",
 }
 
 
@@ -238,19 +263,21 @@ def tokenizer_from_gguf_metadata(md: dict[str, Any]) -> Any:
         raise
     except Exception as exc:  # noqa: BLE001 - third-party converter on arbitrary metadata (ValueError for unsupported
         # types, KeyError for missing keys, ...): any failure is a load error; kept broad
-        raise LoadError(f"cannot build a tokenizer from this GGUF (tokenizer.ggml.model={d.get('tokenizer_type')}): "
-                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise LoadError(
+            f"cannot build a tokenizer from this GGUF (tokenizer.ggml.model={d.get('tokenizer_type')}): "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
     if hasattr(tok, "backend_tokenizer"):  # transformers 4.x returns a PreTrainedTokenizerFast
         tok = tok.backend_tokenizer
     if d.get("tokenizer_type") == "gpt2" and d.get("pre_tokenizer_type") == "smollm":
         # llama.cpp's LLAMA_VOCAB_PRE_TYPE_SMOLLM = SmolLM's tokenizer.json: one digit per pre-token
-        tok.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Digits(individual_digits=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-        ])
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Digits(individual_digits=True),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+            ]
+        )
     return tok
-
-
 
 
 # ---------------------------------------------------------------------------------- SentencePiece

@@ -41,13 +41,19 @@ def summarize(frame: pl.DataFrame, loaded: LoadedTokenizer) -> dict:
         by_script[script][rt] = int(cnt)
     by_script = dict(sorted(by_script.items(), key=lambda kv: -kv[1]["tokens"]))
     ex_cols = ["token_id", "token", "kind", "script", "cause", "reencoded_ids", "normalized"]
-    examples = {c: _rows(frame.filter(pl.col("round_trip") == c), ex_cols, 25)
-                for c in ("unreachable-single", "unreachable-multi", "unreachable-empty", "undecodable", "error")}
+    examples = {
+        c: _rows(frame.filter(pl.col("round_trip") == c), ex_cols, 25)
+        for c in ("unreachable-single", "unreachable-multi", "unreachable-empty", "undecodable", "error")
+    }
     for rows in examples.values():
         for r in rows:
-            r["reencoded"] = " ".join(f"⟨{table.displays[int(x)]}⟩" for x in r.pop("reencoded_ids").split() if int(x) < len(table))
+            r["reencoded"] = " ".join(
+                f"⟨{table.displays[int(x)]}⟩" for x in r.pop("reencoded_ids").split() if int(x) < len(table)
+            )
     errs = frame.filter(pl.col("decode_error") != "")
-    longest = audited.filter(pl.col("round_trip") != "undecodable").sort(["n_chars", "token_id"], descending=[True, False])
+    longest = audited.filter(pl.col("round_trip") != "undecodable").sort(
+        ["n_chars", "token_id"], descending=[True, False]
+    )
     return {
         "n_tokens": len(frame),
         "counts": {
@@ -63,7 +69,9 @@ def summarize(frame: pl.DataFrame, loaded: LoadedTokenizer) -> dict:
         },
         "examples": examples,
         "decode_errors": _rows(errs, ["token_id", "token", "decode_error"], 25),
-        "normalized_examples": _rows(frame.filter(pl.col("normalized_changed")), ["token_id", "token", "normalized", "round_trip"], 25),
+        "normalized_examples": _rows(
+            frame.filter(pl.col("normalized_changed")), ["token_id", "token", "normalized", "round_trip"], 25
+        ),
         "longest": _rows(longest, ["token_id", "token", "n_chars", "n_bytes", "round_trip", "script"], 20),
         "duplicates": _duplicates(table),
     }
@@ -79,9 +87,22 @@ def _duplicates(table: Any, k: int = 25) -> dict:
             continue
         groups.setdefault(table.pieces[i] if wp else b, []).append(i)
     dup = [ids for ids in groups.values() if len(ids) > 1]
-    return {"groups": len(dup), "tokens": sum(len(d) for d in dup),
-            "examples": [[{"token_id": i, "token": table.displays[i], "kind": table.kinds[i], "piece": display(
-                table.pieces[i].encode("utf-8", "surrogateescape"))} for i in ids] for ids in dup[:k]]}
+    return {
+        "groups": len(dup),
+        "tokens": sum(len(d) for d in dup),
+        "examples": [
+            [
+                {
+                    "token_id": i,
+                    "token": table.displays[i],
+                    "kind": table.kinds[i],
+                    "piece": display(table.pieces[i].encode("utf-8", "surrogateescape")),
+                }
+                for i in ids
+            ]
+            for ids in dup[:k]
+        ],
+    }
 
 
 def provenance(loaded: LoadedTokenizer) -> dict:
@@ -90,7 +111,18 @@ def provenance(loaded: LoadedTokenizer) -> dict:
     files = []
     for f in loaded.files:
         p = Path(f)
-        files.append({"path": f, "size": p.stat().st_size if p.is_file() else None,
-                      "sha256": file_sha256(p) if p.is_file() else None})
-    return {"spec": loaded.source, "format": loaded.format, "files": files, "method": loaded.method,
-            "has_embeddings": loaded.has_embeddings, "notes": list(loaded.notes)}
+        files.append(
+            {
+                "path": f,
+                "size": p.stat().st_size if p.is_file() else None,
+                "sha256": file_sha256(p) if p.is_file() else None,
+            }
+        )
+    return {
+        "spec": loaded.source,
+        "format": loaded.format,
+        "files": files,
+        "method": loaded.method,
+        "has_embeddings": loaded.has_embeddings,
+        "notes": list(loaded.notes),
+    }

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -68,7 +69,10 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:  # noqa: BLE001 - never show a traceback unless asked
             if debug:
                 raise
-            click.echo(f"anomtok: internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+            click.echo(
+                f"anomtok: internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for the traceback)",
+                err=True,
+            )
             sys.exit(1)
 
     return wrapper

@@ -16,8 +16,11 @@ AUDIT_FILES = ("audit.csv", "audit.json", "audit.md")
 @click.command("audit")
 @click.argument("source")
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
-@click.option("--model", default=None, help="Model whose embedding ranking to line up with the audit "
-              "(default: SOURCE itself when it holds embeddings).")
+@click.option(
+    "--model",
+    default=None,
+    help="Model whose embedding ranking to line up with the audit (default: SOURCE itself when it holds embeddings).",
+)
 @click.option("--no-rank", is_flag=True, help="Do not rank embeddings, even when SOURCE is a model.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @device_option
@@ -52,17 +55,23 @@ def command(source: str, out_dir: str, model: str | None, no_rank: bool, quiet: 
         return
     s = result.summary
     n = s["n_tokens"]
-    click.echo(f"{s['source']['spec']}: {n:,} tokens ({s['tokenizer']['scheme']}, {s['tokenizer']['model'].get('type')})")
+    click.echo(
+        f"{s['source']['spec']}: {n:,} tokens ({s['tokenizer']['scheme']}, {s['tokenizer']['model'].get('type')})"
+    )
     for cls, count in s["counts"]["round_trip"].items():
         if count:
             click.echo(f"  {cls:<20} {count:>9,}  {100 * count / n:6.2f}%")
     j = s["japanese"]
     cov = j["coverage"]["all"]
-    click.echo(f"Japanese: {j['tokens']:,} tokens; {cov['single_token']:,}/{cov['chars']:,} inventory characters "
-               f"are one token ({cov['single_token_pct']}%)")
+    click.echo(
+        f"Japanese: {j['tokens']:,} tokens; {cov['single_token']:,}/{cov['chars']:,} inventory characters "
+        f"are one token ({cov['single_token_pct']}%)"
+    )
     f = j["fertility"]
     if "ja" in f and "en" in f:
         click.echo(f"fertility (tokens/char): ja {f['ja']['tokens_per_char']}, en {f['en']['tokens_per_char']}")
     if s["ranking"]["status"] == "ok" and "top_ranked" in j:
-        click.echo(f"Japanese tokens in the top {j['top_ranked']['top_k']:,} of the ranking: {j['top_ranked']['count']:,}")
+        click.echo(
+            f"Japanese tokens in the top {j['top_ranked']['top_k']:,} of the ranking: {j['top_ranked']['count']:,}"
+        )
     click.echo(f"wrote {out_dir}/audit.csv, audit.json, audit.md ({time.perf_counter() - t0:.1f} s)", err=True)

@@ -6,15 +6,23 @@ import click
 
 from ._common import handle_errors
 
-
 __all__ = ["command"]
+
 
 @click.command("compare")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--top", default=25, show_default=True, type=click.IntRange(1, 10000), help="Shared tokens to list.")
-@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True,
-              help="Output format (with -o: of the file written).")
-@click.option("-o", "--out", "out_file", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "json"]),
+    default="markdown",
+    show_default=True,
+    help="Output format (with -o: of the file written).",
+)
+@click.option(
+    "-o", "--out", "out_file", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout."
+)
 @handle_errors
 def command(folders: tuple[str, ...], top: int, fmt: str, out_file: str | None) -> None:
     """Compare report folders: shared glitch tokens (Jaccard) for models that share a tokenizer,

@@ -19,26 +19,75 @@ _BIG_INPUT = 8 << 20  # bytes: show the progress bar from this size on (or for s
 @click.command("detect")
 @click.argument("model")
 @click.argument("inputs", nargs=-1, required=True, metavar="TEXT_FILES... | -")
-@click.option("--glitch", "glitch", required=True, type=click.Path(dir_okay=False),
-              help="ranked.csv / ranked.parquet / glitch.csv from anomtok, or a text file of token ids.")
-@click.option("--field", default=None, metavar="NAME", help="JSON field holding the text (dotted path allowed: messages.0.content). "
-              "Given: every input is JSONL. Default: 'text' for .jsonl/.ndjson inputs, others are plain text.")
-@click.option("--top", type=click.IntRange(1, None), default=None, metavar="K", help="Use only the K highest-ranked tokens of the list.")
+@click.option(
+    "--glitch",
+    "glitch",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="ranked.csv / ranked.parquet / glitch.csv from anomtok, or a text file of token ids.",
+)
+@click.option(
+    "--field",
+    default=None,
+    metavar="NAME",
+    help="JSON field holding the text (dotted path allowed: messages.0.content). "
+    "Given: every input is JSONL. Default: 'text' for .jsonl/.ndjson inputs, others are plain text.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(1, None),
+    default=None,
+    metavar="K",
+    help="Use only the K highest-ranked tokens of the list.",
+)
 @click.option("--min-score", type=float, default=None, metavar="S", help="Use only tokens with score >= S.")
-@click.option("--include-special", is_flag=True,
-              help="Keep the list's special, unused, unknown and padding tokens and UTF-8-invalid bytes "
-              "(left out by default; kept, a literal <unused12> or <bos> written in the text is reported).")
-@click.option("--max-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True, metavar="R",
-              help="Exit 3 when a document's or the overall glitch rate (hits / tokens) is above this.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True,
-              help="Format of the summary.")
-@click.option("-o", "--out", "out", type=click.Path(dir_okay=False, allow_dash=True), default=None,
-              help="Write the hits (JSONL) here; the summary then goes to stdout.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr (default: large inputs on a terminal).")
+@click.option(
+    "--include-special",
+    is_flag=True,
+    help="Keep the list's special, unused, unknown and padding tokens and UTF-8-invalid bytes "
+    "(left out by default; kept, a literal <unused12> or <bos> written in the text is reported).",
+)
+@click.option(
+    "--max-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    metavar="R",
+    help="Exit 3 when a document's or the overall glitch rate (hits / tokens) is above this.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="Format of the summary.",
+)
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default=None,
+    help="Write the hits (JSONL) here; the summary then goes to stdout.",
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar on stderr (default: large inputs on a terminal)."
+)
 @handle_errors
-def command(model: str, inputs: tuple[str, ...], glitch: str, field: str | None, top: int | None,
-            min_score: float | None, include_special: bool, max_rate: float, fmt: str, out: str | None,
-            progress: bool | None) -> None:
+def command(
+    model: str,
+    inputs: tuple[str, ...],
+    glitch: str,
+    field: str | None,
+    top: int | None,
+    min_score: float | None,
+    include_special: bool,
+    max_rate: float,
+    fmt: str,
+    out: str | None,
+    progress: bool | None,
+) -> None:
     """Find the glitch tokens of MODEL in text: every occurrence, and the rate per document.
 
     \b
@@ -62,8 +111,9 @@ def command(model: str, inputs: tuple[str, ...], glitch: str, field: str | None,
     from ..options import DetectOptions
     from ..outputs import prepare_output
 
-    options = DetectOptions(field=field, top=top, min_score=min_score, include_special=include_special,
-                            max_rate=max_rate)
+    options = DetectOptions(
+        field=field, top=top, min_score=min_score, include_special=include_special, max_rate=max_rate
+    )
     check_inputs(inputs)  # before the (slow) tokenizer load
     to_file = out is not None and out != "-"
     # the hits file may be none of the inputs (-o t.txt would replace t.txt); checked before any work
@@ -87,7 +137,7 @@ def command(model: str, inputs: tuple[str, ...], glitch: str, field: str | None,
 
     click.echo(summary(run, fmt, model, glitch, len(glitch_list)), err=not to_file)
     if run.total.errors:
-        click.echo(f"warning: {run.total.errors} lines could not be read (\"type\": \"error\" lines in the hits)", err=True)
+        click.echo(f'warning: {run.total.errors} lines could not be read ("type": "error" lines in the hits)', err=True)
     if run.exceeded:
         click.echo(exceeded_line(run, EXIT_GLITCH), err=True)
         sys.exit(EXIT_GLITCH)

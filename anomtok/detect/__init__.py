@@ -41,6 +41,16 @@ from .inputs import LineError, check_inputs
 from .run import DetectRun, RecordScan, SourceSummary
 
 __all__ = [
-    "GlitchList", "load_glitch_list", "read_token_ids", "Hit", "DocScan", "GlitchDetector",
-    "LineError", "RecordScan", "SourceSummary", "DetectRun", "check_inputs", "NOT_FROM_TEXT",
+    "GlitchList",
+    "load_glitch_list",
+    "read_token_ids",
+    "Hit",
+    "DocScan",
+    "GlitchDetector",
+    "LineError",
+    "RecordScan",
+    "SourceSummary",
+    "DetectRun",
+    "check_inputs",
+    "NOT_FROM_TEXT",
 ]

@@ -8,8 +8,9 @@ detector is ``anomtok.detect.run``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ..errors import InputError
 from ..text import display
@@ -133,11 +134,15 @@ def _check_against(glitch: GlitchList, table: Any) -> None:
     n = table.n_vocab
     past = [i for i in glitch.ids if not 0 <= i < n]
     if past:
-        raise InputError(f"{glitch.source}: token id {past[0]} is not in this tokenizer's vocabulary (ids 0-{n - 1})"
-                         f"{f' (and {len(past) - 1} more)' if len(past) > 1 else ''}; was the list made for another model?")
+        raise InputError(
+            f"{glitch.source}: token id {past[0]} is not in this tokenizer's vocabulary (ids 0-{n - 1})"
+            f"{f' (and {len(past) - 1} more)' if len(past) > 1 else ''}; was the list made for another model?"
+        )
     differ = [i for i, b in glitch.bytes.items() if b != table.bytes[i] and table.kinds[i] not in NOT_FROM_TEXT]
     if differ:
         i = differ[0]
-        raise InputError(f"{glitch.source}: does not match this tokenizer: {len(differ)} of {len(glitch.bytes)} tokens "
-                         f"differ (id {i} is ⟨{display(glitch.bytes[i])}⟩ in the list, ⟨{display(table.bytes[i])}⟩ "
-                         "here); was it made for another model?")
+        raise InputError(
+            f"{glitch.source}: does not match this tokenizer: {len(differ)} of {len(glitch.bytes)} tokens "
+            f"differ (id {i} is ⟨{display(glitch.bytes[i])}⟩ in the list, ⟨{display(table.bytes[i])}⟩ "
+            "here); was it made for another model?"
+        )

@@ -13,9 +13,10 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import InputError
 from ..tokens import INVALID_UTF8_BYTES
@@ -83,8 +84,9 @@ def _table_ids(p: Path) -> list[int]:
         return [int(i) for i in column.drop_nulls().to_list()]
     except Exception as exc:  # noqa: BLE001 - polars raises several types
         detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise InputError(f"{p}: not a readable table of token ids ({exc.__class__.__name__}"
-                         f"{f': {detail}' if detail else ''})") from None
+        raise InputError(
+            f"{p}: not a readable table of token ids ({exc.__class__.__name__}{f': {detail}' if detail else ''})"
+        ) from None
 
 
 def _text_ids(p: Path) -> list[int]:
@@ -117,8 +119,9 @@ def _looks_like_id_list(p: Path) -> bool:
 
 
 # ---------------------------------------------------------------------------------- glitch lists
-def load_glitch_list(path: str | os.PathLike, *, top: int | None = None, min_score: float | None = None,
-                     include_special: bool = False) -> GlitchList:
+def load_glitch_list(
+    path: str | os.PathLike, *, top: int | None = None, min_score: float | None = None, include_special: bool = False
+) -> GlitchList:
     """Read a glitch list: anomtok's ``ranked.csv``/``.parquet`` or ``glitch.csv``, or a plain
     text file of token ids (whitespace or comma separated, ``#`` comments).
 
@@ -139,12 +142,17 @@ def load_glitch_list(path: str | os.PathLike, *, top: int | None = None, min_sco
         raise InputError(f"{p}: no such glitch list file")
     if p.suffix != ".parquet" and _looks_like_id_list(p):
         if min_score is not None:
-            raise InputError(f"{p}: a plain list of token ids has no scores; --min-score needs ranked.csv or glitch.csv")
+            raise InputError(
+                f"{p}: a plain list of token ids has no scores; --min-score needs ranked.csv or glitch.csv"
+            )
         ids = list(dict.fromkeys(read_token_ids(p, kind="text")))
         if not ids:
             raise InputError(f"{p}: no token ids in the file")
-        return GlitchList(ids=tuple(ids[:top] if top else ids), source=str(p),
-                          why=f"the first {top} ids" if top else "every id of the list")
+        return GlitchList(
+            ids=tuple(ids[:top] if top else ids),
+            source=str(p),
+            why=f"the first {top} ids" if top else "every id of the list",
+        )
     return _from_table(p, top, min_score, include_special)
 
 
@@ -181,13 +189,20 @@ def _from_table(p: Path, top: int | None, min_score: float | None, include_speci
             keep(pl.col("flagged").cast(pl.Boolean).fill_null(False), "not flagged")
             why = "its flagged rows (--top K or --min-score S to choose otherwise)"
         elif "is_reference" in frame.columns:
-            raise InputError(f"{p}: a ranking of the whole vocabulary without a flagged column; "
-                             "pass --top K or --min-score S")
+            raise InputError(
+                f"{p}: a ranking of the whole vocabulary without a flagged column; pass --top K or --min-score S"
+            )
         else:
             why = "every row (a glitch.csv holds only flagged tokens)"
     else:
-        why = " and ".join(w for w in (f"score >= {min_score:g}" if min_score is not None else "",
-                                       f"the top {top}" if top is not None else "") if w)
+        why = " and ".join(
+            w
+            for w in (
+                f"score >= {min_score:g}" if min_score is not None else "",
+                f"the top {top}" if top is not None else "",
+            )
+            if w
+        )
     if top is not None and frame.height > top:
         left_out[f"past --top {top}"] = frame.height - top
         frame = frame.head(top)
@@ -202,5 +217,12 @@ def _from_table(p: Path, top: int | None, min_score: float | None, include_speci
             return {}
         return {i: cast(v) for i, v in zip(ids, frame[name].to_list()) if v is not None and v == v}
 
-    return GlitchList(ids=tuple(dict.fromkeys(ids)), scores=column("score", float), ranks=column("rank", int),
-                      bytes=dict(zip(ids, raw)), source=str(p), left_out=left_out, why=why)
+    return GlitchList(
+        ids=tuple(dict.fromkeys(ids)),
+        scores=column("score", float),
+        ranks=column("rank", int),
+        bytes=dict(zip(ids, raw)),
+        source=str(p),
+        left_out=left_out,
+        why=why,
+    )

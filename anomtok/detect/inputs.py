@@ -12,8 +12,9 @@ import contextlib
 import gzip
 import json
 import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from ..errors import InputError
 from ..inputs import stdin_binary
@@ -71,8 +72,9 @@ def open_input(spec: Any) -> Any:
         raise InputError(f"{spec}: cannot open ({exc.strerror or exc})") from None
 
 
-def read_lines(stream: Any, name: str, is_jsonl: bool, field: str, max_line_bytes: int,
-                progress: Callable[[int], None] | None) -> Iterator[tuple[int, str] | LineError]:
+def read_lines(
+    stream: Any, name: str, is_jsonl: bool, field: str, max_line_bytes: int, progress: Callable[[int], None] | None
+) -> Iterator[tuple[int, str] | LineError]:
     """The lines of one input: ``(line number, text)`` for each line read (plain text: with its
     terminator; JSONL: the text of ``field``, blank lines skipped), a ``LineError`` for each line
     that cannot be (line 0: the whole input is binary). ``stream`` is binary with ``peek``."""
@@ -164,5 +166,11 @@ def _json_field(line: str, field: str, path: list[str]) -> str | tuple[None, str
 def _json_type(v: Any) -> str:
     if v is None:
         return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array",
-            dict: "an object"}.get(type(v), type(v).__name__)
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }.get(type(v), type(v).__name__)

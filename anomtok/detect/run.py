@@ -12,8 +12,9 @@ import io
 import math
 import os
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from ..errors import InputError
 from .detector import GlitchDetector, Hit
@@ -63,7 +64,7 @@ class SourceSummary:
         self.docs_over += rate > max_rate
         self.max_doc_rate = max(self.max_doc_rate, rate)
 
-    def add(self, other: "SourceSummary") -> None:
+    def add(self, other: SourceSummary) -> None:
         for name in ("documents", "records", "tokens", "hits", "errors", "docs_with_hits", "docs_over"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.max_doc_rate = max(self.max_doc_rate, other.max_doc_rate)
@@ -83,10 +84,19 @@ class DetectRun:
     called with the number of bytes read after each line.
     """
 
-    def __init__(self, detector: GlitchDetector, inputs: Sequence[Any], *, field: str = "text",
-                 jsonl: bool | None = None, max_rate: float = 0.0, batch_chars: int = 1 << 20,
-                 batch_records: int = 4096, max_line_bytes: int = 16 << 20,
-                 progress: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        detector: GlitchDetector,
+        inputs: Sequence[Any],
+        *,
+        field: str = "text",
+        jsonl: bool | None = None,
+        max_rate: float = 0.0,
+        batch_chars: int = 1 << 20,
+        batch_records: int = 4096,
+        max_line_bytes: int = 16 << 20,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         if not (max_rate >= 0) or math.isinf(max_rate):
             raise InputError("max_rate must be a finite number >= 0")
         if not field:
@@ -109,7 +119,9 @@ class DetectRun:
         if t.records == 0 and t.errors:
             e = self.first_error
             first = f"; first: {e.source}{f' line {e.line}' if e.line else ''}: {e.error}" if e else ""
-            raise InputError(f"no input could be read ({t.errors} unreadable line(s) in {len(self.sources)} input(s){first})")
+            raise InputError(
+                f"no input could be read ({t.errors} unreadable line(s) in {len(self.sources)} input(s){first})"
+            )
 
     @property
     def exceeded(self) -> bool:
@@ -117,14 +129,19 @@ class DetectRun:
 
     def total_bytes(self) -> int | None:
         """Sum of the input sizes, or None when one is a stream or compressed."""
-        sizes = [os.path.getsize(i) if isinstance(i, str) and i != "-" and not i.endswith(".gz") else None
-                 for i in self.inputs]
+        sizes = [
+            os.path.getsize(i) if isinstance(i, str) and i != "-" and not i.endswith(".gz") else None
+            for i in self.inputs
+        ]
         return None if None in sizes else sum(sizes)  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         t = self.total
-        state = (f"{t.tokens:,} tokens, {t.hits:,} hits (rate {t.rate:.4%}), {t.errors} unreadable lines"
-                 if self._done else "not read yet (iterate it)")
+        state = (
+            f"{t.tokens:,} tokens, {t.hits:,} hits (rate {t.rate:.4%}), {t.errors} unreadable lines"
+            if self._done
+            else "not read yet (iterate it)"
+        )
         return f"DetectRun: {len(self.inputs)} input(s), {self.detector!r}\n  {state}"
 
     def __iter__(self) -> Iterator[RecordScan | LineError]:
@@ -141,7 +158,9 @@ class DetectRun:
                 summary._doc(summary.tokens, summary.hits, self.max_rate)
             self.total.add(summary)
 
-    def _scan_source(self, spec: Any, name: str, is_jsonl: bool, summary: SourceSummary) -> Iterator[RecordScan | LineError]:
+    def _scan_source(
+        self, spec: Any, name: str, is_jsonl: bool, summary: SourceSummary
+    ) -> Iterator[RecordScan | LineError]:
         pending: list[tuple[int, str] | LineError] = []
         chars = n_texts = 0
         with open_input(spec) as given:
@@ -158,7 +177,9 @@ class DetectRun:
                 stream.detach()  # leave the caller's stream open
         yield from self._flush(pending, name, is_jsonl, summary)
 
-    def _flush(self, pending: list[Any], name: str, is_jsonl: bool, summary: SourceSummary) -> Iterator[RecordScan | LineError]:
+    def _flush(
+        self, pending: list[Any], name: str, is_jsonl: bool, summary: SourceSummary
+    ) -> Iterator[RecordScan | LineError]:
         texts = [p[1] for p in pending if not isinstance(p, LineError)]
         results = iter(self.detector.analyze_many(texts) if texts else [])
         for item in pending:

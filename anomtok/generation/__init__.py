@@ -46,8 +46,23 @@ from .sweep_plot import plot_sweep
 from .sweep_run import SWEEP_TEMPERATURES, SweepResult, sweep
 
 __all__ = [
-    "SamplerConfig", "CausalLM", "Generation", "load_causal_lm", "generate", "negtemp", "sweep",
-    "NegtempResult", "SweepResult", "read_prompts", "default_prompt_files", "SWEEP_TEMPERATURES",
-    "load_model_and_embeddings", "load_for_generation", "ranking_for", "check_ranking_identity",
-    "GenerationOptions", "check_metric", "plot_sweep",
+    "SamplerConfig",
+    "CausalLM",
+    "Generation",
+    "load_causal_lm",
+    "generate",
+    "negtemp",
+    "sweep",
+    "NegtempResult",
+    "SweepResult",
+    "read_prompts",
+    "default_prompt_files",
+    "SWEEP_TEMPERATURES",
+    "load_model_and_embeddings",
+    "load_for_generation",
+    "ranking_for",
+    "check_ranking_identity",
+    "GenerationOptions",
+    "check_metric",
+    "plot_sweep",
 ]

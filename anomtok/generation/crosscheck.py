@@ -26,8 +26,9 @@ the others; see ``prompt_group``). The population is every row of the ranking th
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -77,7 +78,9 @@ def metric_ranks(frame: pl.DataFrame, metrics: Sequence[str] | None = None) -> t
     wanted = [m for m in (metrics or METRICS) if m in frame.columns]
     unknown = [m for m in (metrics or []) if m not in frame.columns]
     if unknown:
-        raise InputError(f"unknown metric(s) {', '.join(unknown)}; the ranking has {', '.join(m for m in METRICS if m in frame.columns)}")
+        raise InputError(
+            f"unknown metric(s) {', '.join(unknown)}; the ranking has {', '.join(m for m in METRICS if m in frame.columns)}"
+        )
     base = frame.filter(pl.col("kind") != "padding") if "kind" in frame.columns else frame
     out = base.select("token_id")
     sizes: dict[str, int] = {}
@@ -86,7 +89,11 @@ def metric_ranks(frame: pl.DataFrame, metrics: Sequence[str] | None = None) -> t
         if valid.height == 0:
             continue
         ordered = order_by(valid, m, include_padding=True)
-        r = ordered.select("token_id").with_row_index(f"{m}_rank", offset=1).with_columns(pl.col(f"{m}_rank").cast(pl.Int64))
+        r = (
+            ordered.select("token_id")
+            .with_row_index(f"{m}_rank", offset=1)
+            .with_columns(pl.col(f"{m}_rank").cast(pl.Int64))
+        )
         out = out.join(r, on="token_id", how="left")
         sizes[m] = valid.height
     return out, sizes
@@ -117,11 +124,23 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     return {"rho": None if math.isnan(rho) else round(rho, 6), "p_value": None if math.isnan(p) else p, "n": n}
 
 
-def _group_summary(counts: dict[int, int], n_prompts: int, ranks: pl.DataFrame, sizes: dict[str, int],
-                   frame: pl.DataFrame, ks: Sequence[int], top_fractions: Sequence[float]) -> dict[str, Any]:
+def _group_summary(
+    counts: dict[int, int],
+    n_prompts: int,
+    ranks: pl.DataFrame,
+    sizes: dict[str, int],
+    frame: pl.DataFrame,
+    ks: Sequence[int],
+    top_fractions: Sequence[float],
+) -> dict[str, Any]:
     distinct = np.array(sorted(counts), dtype=np.int64)
     total = int(sum(counts.values()))
-    out: dict[str, Any] = {"n_prompts": n_prompts, "n_generated": total, "n_distinct": int(distinct.size), "metrics": {}}
+    out: dict[str, Any] = {
+        "n_prompts": n_prompts,
+        "n_generated": total,
+        "n_distinct": int(distinct.size),
+        "metrics": {},
+    }
     if distinct.size == 0:
         return out
     rank_map = ranks.filter(pl.col("token_id").is_in(distinct.tolist()))
@@ -173,9 +192,15 @@ def _group_summary(counts: dict[int, int], n_prompts: int, ranks: pl.DataFrame, 
     return out
 
 
-def crosscheck(produced: Sequence[Sequence[int]], ranking: Any, *, groups: Sequence[str] | None = None,
-               ks: Sequence[int] = DEFAULT_KS, top_fractions: Sequence[float] = DEFAULT_TOP_FRACTIONS,
-               metrics: Sequence[str] | None = None) -> CrossCheck:
+def crosscheck(
+    produced: Sequence[Sequence[int]],
+    ranking: Any,
+    *,
+    groups: Sequence[str] | None = None,
+    ks: Sequence[int] = DEFAULT_KS,
+    top_fractions: Sequence[float] = DEFAULT_TOP_FRACTIONS,
+    metrics: Sequence[str] | None = None,
+) -> CrossCheck:
     """Cross-check produced tokens (one id list per prompt) against a ranking (see the module
     docstring). ``groups``: one label per prompt (e.g. from ``prompt_group``)."""
     frame = _frame_of(ranking)
@@ -206,7 +231,9 @@ def crosscheck(produced: Sequence[Sequence[int]], ranking: Any, *, groups: Seque
             groups_of.setdefault(t, set()).add(g)
     ranks, sizes = metric_ranks(frame, metrics)
     summary: dict[str, Any] = {
-        "population": int(frame.filter(pl.col("kind") != "padding").height) if "kind" in frame.columns else frame.height,
+        "population": int(frame.filter(pl.col("kind") != "padding").height)
+        if "kind" in frame.columns
+        else frame.height,
         "metrics": list(sizes),
         "directions": {m: ("high" if DIRECTIONS.get(m, True) else "low") + " is suspicious" for m in sizes},
         "ks": list(ks),
@@ -219,19 +246,31 @@ def crosscheck(produced: Sequence[Sequence[int]], ranking: Any, *, groups: Seque
             summary["groups"][g] = _group_summary(by_group[g], n_in_group[g], ranks, sizes, frame, ks, top_fractions)
     # the per-token table
     ids = sorted(counts, key=lambda t: (-counts[t], t))
-    base = pl.DataFrame({
-        "token_id": pl.Series(ids, dtype=pl.Int64),
-        "count": pl.Series([counts[t] for t in ids], dtype=pl.Int64),
-        "n_prompts": pl.Series([len(prompts_of[t]) for t in ids], dtype=pl.Int64),
-        "prompts": [";".join(str(p) for p in prompts_of[t]) for t in ids],
-        "groups": [";".join(sorted(groups_of[t])) for t in ids],
-    })
+    base = pl.DataFrame(
+        {
+            "token_id": pl.Series(ids, dtype=pl.Int64),
+            "count": pl.Series([counts[t] for t in ids], dtype=pl.Int64),
+            "n_prompts": pl.Series([len(prompts_of[t]) for t in ids], dtype=pl.Int64),
+            "prompts": [";".join(str(p) for p in prompts_of[t]) for t in ids],
+            "groups": [";".join(sorted(groups_of[t])) for t in ids],
+        }
+    )
     info_cols = [c for c in ("token", "bytes_hex", "kind", "script") if c in frame.columns]
-    table = base.join(frame.select(["token_id", *info_cols]).with_columns(pl.col("token_id").cast(pl.Int64)),
-                      on="token_id", how="left")
+    table = base.join(
+        frame.select(["token_id", *info_cols]).with_columns(pl.col("token_id").cast(pl.Int64)),
+        on="token_id",
+        how="left",
+    )
     table = table.join(ranks.with_columns(pl.col("token_id").cast(pl.Int64)), on="token_id", how="left")
     table = table.with_columns([(100.0 * pl.col(f"{m}_rank") / N).round(6).alias(f"{m}_pct") for m, N in sizes.items()])
-    order = ["token_id", *[c for c in ("token", "bytes_hex") if c in info_cols], "count", "n_prompts", "prompts", "groups"]
+    order = [
+        "token_id",
+        *[c for c in ("token", "bytes_hex") if c in info_cols],
+        "count",
+        "n_prompts",
+        "prompts",
+        "groups",
+    ]
     for m in sizes:
         order += [f"{m}_rank", f"{m}_pct"]
     order += [c for c in ("kind", "script") if c in info_cols]

@@ -35,8 +35,9 @@ import inspect
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -83,20 +84,41 @@ def _supports(model: Any, name: str) -> bool:
 def _unpack(model: Any) -> tuple[Any, dict[str, Any]]:
     """(torch module, defaults) from a CausalLM or a bare transformers model."""
     if hasattr(model, "model") and hasattr(model, "tokenizer") and hasattr(model, "n_vocab"):
-        return model.model, {"eos_ids": tuple(model.eos_ids), "pad_id": model.pad_id, "n_vocab": model.n_vocab,
-                             "device": model.input_device, "max_positions": model.max_positions}
+        return model.model, {
+            "eos_ids": tuple(model.eos_ids),
+            "pad_id": model.pad_id,
+            "n_vocab": model.n_vocab,
+            "device": model.input_device,
+            "max_positions": model.max_positions,
+        }
     dev = next(model.parameters()).device
     cfg = model.config
     eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None) or getattr(cfg, "eos_token_id", None)
     eos_ids = tuple(eos) if isinstance(eos, (list, tuple)) else ((eos,) if isinstance(eos, int) else ())
     pad = getattr(cfg, "pad_token_id", None)
-    return model, {"eos_ids": eos_ids, "pad_id": pad if isinstance(pad, int) else 0, "n_vocab": None,
-                   "device": dev, "max_positions": getattr(cfg, "max_position_embeddings", None)}
+    return model, {
+        "eos_ids": eos_ids,
+        "pad_id": pad if isinstance(pad, int) else 0,
+        "n_vocab": None,
+        "device": dev,
+        "max_positions": getattr(cfg, "max_position_embeddings", None),
+    }
 
 
-def _validate(prompts: Sequence[Sequence[int]], max_new_tokens: int, batch_size: int, rows: int,
-              max_positions: int | None, seeds: Sequence[int] | None, watch_ids: Sequence[int] | None) -> None:
-    if not isinstance(max_new_tokens, int) or isinstance(max_new_tokens, bool) or not 1 <= max_new_tokens <= MAX_NEW_TOKENS:
+def _validate(
+    prompts: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    batch_size: int,
+    rows: int,
+    max_positions: int | None,
+    seeds: Sequence[int] | None,
+    watch_ids: Sequence[int] | None,
+) -> None:
+    if (
+        not isinstance(max_new_tokens, int)
+        or isinstance(max_new_tokens, bool)
+        or not 1 <= max_new_tokens <= MAX_NEW_TOKENS
+    ):
         raise InputError(f"max_new_tokens must be an integer from 1 to {MAX_NEW_TOKENS}, not {max_new_tokens!r}")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise InputError(f"batch_size must be an integer from 1 to {MAX_BATCH_SIZE}, not {batch_size!r}")
@@ -111,8 +133,10 @@ def _validate(prompts: Sequence[Sequence[int]], max_new_tokens: int, batch_size:
         if bad:
             raise InputError(f"prompt {i}: token id {bad[0]} is outside the model's {rows} rows")
         if max_positions and len(p) + max_new_tokens > max_positions:
-            raise InputError(f"prompt {i}: {len(p)} tokens + max_new_tokens {max_new_tokens} exceed the model's "
-                             f"{max_positions} positions")
+            raise InputError(
+                f"prompt {i}: {len(p)} tokens + max_new_tokens {max_new_tokens} exceed the model's "
+                f"{max_positions} positions"
+            )
     for name, seq in (("seeds", seeds), ("watch_ids", watch_ids)):
         if seq is not None and len(seq) != len(prompts):
             raise InputError(f"{name} must have one entry per prompt ({len(prompts)}), not {len(seq)}")
@@ -170,16 +194,35 @@ def generate(
         bar = _progress.bar(len(prompts) * max_new_tokens, f"generating {len(prompts)} sequences", "tok")
     try:
         for b0 in range(0, len(order), batch_size):
-            idx = order[b0: b0 + batch_size]
+            idx = order[b0 : b0 + batch_size]
             if time.perf_counter() >= deadline:
                 for i in idx:
-                    results[i] = Generation(i, prompts[i], [], row_seeds[i] if not config.greedy else None, "timeout",
-                                            {k: [] for k in STAT_NAMES}, [] if watch_ids is not None else None)
+                    results[i] = Generation(
+                        i,
+                        prompts[i],
+                        [],
+                        row_seeds[i] if not config.greedy else None,
+                        "timeout",
+                        {k: [] for k in STAT_NAMES},
+                        [] if watch_ids is not None else None,
+                    )
                 continue
-            batch = _run_batch(net, [prompts[i] for i in idx], config, [row_seeds[i] for i in idx],
-                               max_new_tokens=max_new_tokens, stop_at_eos=stop_at_eos, eos=eos, pad=pad, nv=nv,
-                               dev=dev, deadline=deadline, keep_logits=keep_logits, bar=bar,
-                               watch=[int(watch_ids[i]) for i in idx] if watch_ids is not None else None)
+            batch = _run_batch(
+                net,
+                [prompts[i] for i in idx],
+                config,
+                [row_seeds[i] for i in idx],
+                max_new_tokens=max_new_tokens,
+                stop_at_eos=stop_at_eos,
+                eos=eos,
+                pad=pad,
+                nv=nv,
+                dev=dev,
+                deadline=deadline,
+                keep_logits=keep_logits,
+                bar=bar,
+                watch=[int(watch_ids[i]) for i in idx] if watch_ids is not None else None,
+            )
             for i, g in zip(idx, batch):
                 g.index = i
                 results[i] = g
@@ -200,16 +243,30 @@ def _forward(net: Any, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor,
 
 
 @torch.inference_mode()
-def _run_batch(net: Any, prompts: list[list[int]], config: SamplerConfig, seeds: list[int], *, max_new_tokens: int,
-               stop_at_eos: bool, eos: tuple[int, ...], pad: int, nv: int, dev: torch.device, deadline: float,
-               keep_logits: bool, bar: Any, watch: list[int] | None) -> list[Generation]:
+def _run_batch(
+    net: Any,
+    prompts: list[list[int]],
+    config: SamplerConfig,
+    seeds: list[int],
+    *,
+    max_new_tokens: int,
+    stop_at_eos: bool,
+    eos: tuple[int, ...],
+    pad: int,
+    nv: int,
+    dev: torch.device,
+    deadline: float,
+    keep_logits: bool,
+    bar: Any,
+    watch: list[int] | None,
+) -> list[Generation]:
     B = len(prompts)
     L = max(len(p) for p in prompts)
     ids = torch.full((B, L), pad, dtype=torch.long)
     mask = torch.zeros((B, L), dtype=torch.long)
     for r, p in enumerate(prompts):
-        ids[r, L - len(p):] = torch.tensor(p, dtype=torch.long)
-        mask[r, L - len(p):] = 1
+        ids[r, L - len(p) :] = torch.tensor(p, dtype=torch.long)
+        mask[r, L - len(p) :] = 1
     ids, mask = ids.to(dev), mask.to(dev)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     gens = make_generators(seeds) if not config.greedy else None
@@ -269,8 +326,15 @@ def _run_batch(net: Any, prompts: list[list[int]], config: SamplerConfig, seeds:
     out = []
     for r in range(B):
         n = min(done_at[r], len(toks[r]))
-        out.append(Generation(
-            index=r, prompt_ids=prompts[r], token_ids=toks[r][:n], seed=None if config.greedy else seeds[r],
-            stop_reason=reason[r], stats={k: [float(x) for x in stats[k][r][:n]] for k in STAT_NAMES},
-            watched=[float(x) for x in watched[r][:n]] if watched is not None else None))
+        out.append(
+            Generation(
+                index=r,
+                prompt_ids=prompts[r],
+                token_ids=toks[r][:n],
+                seed=None if config.greedy else seeds[r],
+                stop_reason=reason[r],
+                stats={k: [float(x) for x in stats[k][r][:n]] for k in STAT_NAMES},
+                watched=[float(x) for x in watched[r][:n]] if watched is not None else None,
+            )
+        )
     return out

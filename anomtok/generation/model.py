@@ -27,7 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -89,9 +89,17 @@ class CausalLM:
         return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 
     def describe(self) -> dict[str, Any]:
-        return {"source": self.source, "format": self.format, "device": str(self.device),
-                "dtype": str(self.dtype).replace("torch.", ""), "n_vocab": self.n_vocab, "rows": self.rows,
-                "eos_ids": list(self.eos_ids), "architecture": type(self.model).__name__, **self.info}
+        return {
+            "source": self.source,
+            "format": self.format,
+            "device": str(self.device),
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "n_vocab": self.n_vocab,
+            "rows": self.rows,
+            "eos_ids": list(self.eos_ids),
+            "architecture": type(self.model).__name__,
+            **self.info,
+        }
 
 
 def resolve_dtype(name: str | torch.dtype, device: torch.device) -> torch.dtype:
@@ -187,9 +195,13 @@ def _dequantized_folder(gguf: Path, use_cache: bool) -> tuple[Path, dict[str, An
     t0 = time.perf_counter()
     from .. import progress
 
-    progress.note("converting %s (%.0f MB) to a torch model with transformers (first use only, "
-                  "can take minutes on a CPU): cached in %s", gguf.name,
-                  gguf.stat().st_size / 1e6, target)
+    progress.note(
+        "converting %s (%.0f MB) to a torch model with transformers (first use only, "
+        "can take minutes on a CPU): cached in %s",
+        gguf.name,
+        gguf.stat().st_size / 1e6,
+        target,
+    )
     tok = _from_pretrained(AutoTokenizer, str(gguf.parent), gguf_file=gguf.name)
     if importlib.util.find_spec("accelerate") is not None:
         model = _from_pretrained(AutoModelForCausalLM, str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
@@ -204,8 +216,19 @@ def _dequantized_folder(gguf: Path, use_cache: bool) -> tuple[Path, dict[str, An
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
-        (tmp / stamp.name).write_text(json.dumps({"format": _CACHE_FORMAT, "gguf": str(gguf), "sha256": digest,
-                                                  "architecture": arch, "tokens": n_tokens}, indent=1) + "\n")
+        (tmp / stamp.name).write_text(
+            json.dumps(
+                {
+                    "format": _CACHE_FORMAT,
+                    "gguf": str(gguf),
+                    "sha256": digest,
+                    "architecture": arch,
+                    "tokens": n_tokens,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
         if target.exists():  # a stale or concurrent entry: replace it
             shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
@@ -248,14 +271,14 @@ def _eos_ids(model: Any, tok: Any) -> tuple[int, ...]:
         v = getattr(src, "eos_token_id", None) if src is not None else None
         if v is None:
             continue
-        for i in (v if isinstance(v, (list, tuple)) else [v]):
+        for i in v if isinstance(v, (list, tuple)) else [v]:
             if isinstance(i, int) and i >= 0 and i not in ids:
                 ids.append(i)
     return tuple(ids)
 
 
 # (format, folder for transformers or None for a hub id, facts about the conversion)
-Weights = tuple[str, Optional[Path], dict[str, Any]]
+Weights = tuple[str, Path | None, dict[str, Any]]
 
 
 def _from_alias(source: Source, *, use_cache: bool) -> Weights:
@@ -304,8 +327,14 @@ WEIGHTS: Registry[Weights] = Registry(
 )
 
 
-def load_causal_lm(spec: str | os.PathLike, *, device: str = "auto", dtype: str | torch.dtype = "auto",
-                   device_map: str | None = None, use_cache: bool = True) -> CausalLM:
+def load_causal_lm(
+    spec: str | os.PathLike,
+    *,
+    device: str = "auto",
+    dtype: str | torch.dtype = "auto",
+    device_map: str | None = None,
+    use_cache: bool = True,
+) -> CausalLM:
     """Load model and tokenizer for generation (see the module docstring)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -344,9 +373,18 @@ def load_causal_lm(spec: str | os.PathLike, *, device: str = "auto", dtype: str 
         n_vocab = min(n_vocab, int(info["gguf_tokens"]))
     eos = _eos_ids(model, tok)
     pad = tok.pad_token_id if tok.pad_token_id is not None else (eos[0] if eos else 0)
-    lm = CausalLM(model=model, tokenizer=tok, source=text, format=kind, device=dev if device_map is None else
-                  model.get_input_embeddings().weight.device, dtype=dt, n_vocab=n_vocab, eos_ids=eos,
-                  pad_id=int(pad), info=info)
+    lm = CausalLM(
+        model=model,
+        tokenizer=tok,
+        source=text,
+        format=kind,
+        device=dev if device_map is None else model.get_input_embeddings().weight.device,
+        dtype=dt,
+        n_vocab=n_vocab,
+        eos_ids=eos,
+        pad_id=int(pad),
+        info=info,
+    )
     if n_vocab > lm.rows:
         raise LoadError(f"{text}: the tokenizer has {n_vocab} tokens but the model's output has only {lm.rows} rows")
     lm.info["load_seconds"] = round(time.perf_counter() - t0, 2)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import polars as pl
 
@@ -25,7 +26,8 @@ from .loop import generate
 from .options import GenerationOptions
 from .prepare import load_for_generation, ranking_for
 from .prompts import prompt_list
-from .records import finite, out_dir as make_out_dir, records, settings, write_jsonl
+from .records import finite, records, settings, write_jsonl
+from .records import out_dir as make_out_dir
 from .sampler import SamplerConfig
 
 __all__ = ["NegtempResult", "negtemp"]
@@ -40,22 +42,42 @@ class NegtempResult:
 
     def __repr__(self) -> str:
         """A few lines: what was generated and where it sits in the ranking (not the records)."""
-        sampler = ((self.meta.get("settings") or {}).get("sampler") or {})
+        sampler = (self.meta.get("settings") or {}).get("sampler") or {}
         lines = [f"NegtempResult: {len(self.generations)} generations at T = {sampler.get('temperature', '?')}"]
         for group, g in list((self.crosscheck.get("groups") or {}).items())[:3]:
             s = (g.get("metrics") or {}).get("score") or {}
-            pct = f"; score: mean percentile {s['mean_percentile']:.1f} (random 50)" if s.get("mean_percentile") is not None else ""
+            pct = (
+                f"; score: mean percentile {s['mean_percentile']:.1f} (random 50)"
+                if s.get("mean_percentile") is not None
+                else ""
+            )
             lines.append(f"  {group}: {g.get('n_generated', 0)} tokens, {g.get('n_distinct', 0)} distinct{pct}")
         lines.append(f"  .generations, .tokens ({self.tokens.height:,} rows), .crosscheck, .meta")
         return "\n".join(lines)
 
 
-def negtemp(model: Any, prompts: Any, config: SamplerConfig | None = None, *, max_new_tokens: int = 64,
-            seed: int = 0, batch_size: int = 8, stop_at_eos: bool = False, timeout_s: float | None = None,
-            device: str = "auto", dtype: str = "auto", device_map: str | None = None, ranking: Any = None,
-            embeddings: Any = None, groups: Sequence[str] | None = None, ks: Sequence[int] = (100, 1000),
-            top_fractions: Sequence[float] = (0.02, 0.05), out_dir: str | os.PathLike | None = None, progress: bool = False,
-            prompt_files: Sequence[str] | None = None) -> NegtempResult:
+def negtemp(
+    model: Any,
+    prompts: Any,
+    config: SamplerConfig | None = None,
+    *,
+    max_new_tokens: int = 64,
+    seed: int = 0,
+    batch_size: int = 8,
+    stop_at_eos: bool = False,
+    timeout_s: float | None = None,
+    device: str = "auto",
+    dtype: str = "auto",
+    device_map: str | None = None,
+    ranking: Any = None,
+    embeddings: Any = None,
+    groups: Sequence[str] | None = None,
+    ks: Sequence[int] = (100, 1000),
+    top_fractions: Sequence[float] = (0.02, 0.05),
+    out_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+    prompt_files: Sequence[str] | None = None,
+) -> NegtempResult:
     """Generate at a (negative) temperature and cross-check the produced tokens with the ranking.
 
     ``model``: a spec for ``anomtok.load`` or a loaded ``CausalLM``. ``prompts``: a list of
@@ -70,18 +92,36 @@ def negtemp(model: Any, prompts: Any, config: SamplerConfig | None = None, *, ma
     config = config if config is not None else SamplerConfig(temperature=-0.001)
     if not isinstance(config, SamplerConfig):
         raise InputError("config must be a SamplerConfig")
-    GenerationOptions(max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, timeout_s=timeout_s,
-                      stop_at_eos=stop_at_eos, device=device, dtype=dtype, device_map=device_map)
+    GenerationOptions(
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        batch_size=batch_size,
+        timeout_s=timeout_s,
+        stop_at_eos=stop_at_eos,
+        device=device,
+        dtype=dtype,
+        device_map=device_map,
+    )
     texts = prompt_list(prompts)
     labels = list(groups) if groups is not None else [prompt_group(s) for s in texts]
     if len(labels) != len(texts):
         raise InputError(f"groups must have one label per prompt ({len(texts)}), not {len(labels)}")
-    lm, emb, rk = load_for_generation(model, ranking, device=device, dtype=dtype, device_map=device_map,
-                                      embeddings=embeddings)
+    lm, emb, rk = load_for_generation(
+        model, ranking, device=device, dtype=dtype, device_map=device_map, embeddings=embeddings
+    )
     t_load = time.perf_counter()
     ids = [lm.encode(s) for s in texts]
-    gens = generate(lm, ids, config, max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
-                    stop_at_eos=stop_at_eos, timeout_s=timeout_s, progress=progress)
+    gens = generate(
+        lm,
+        ids,
+        config,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        batch_size=batch_size,
+        stop_at_eos=stop_at_eos,
+        timeout_s=timeout_s,
+        progress=progress,
+    )
     t_gen = time.perf_counter()
     rk = rk if rk is not None else ranking_for(emb, None, device=device)
     cc = crosscheck([g.token_ids for g in gens], rk, groups=labels, ks=tuple(ks), top_fractions=tuple(top_fractions))
@@ -92,16 +132,29 @@ def negtemp(model: Any, prompts: Any, config: SamplerConfig | None = None, *, ma
         **run_info("negtemp"),
         "model": emb.provenance.to_dict(),
         "generation_model": lm.describe(),
-        "settings": settings(config, max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
-                             stop_at_eos=stop_at_eos, timeout_s=timeout_s, device=str(lm.device),
-                             dtype=str(lm.dtype).replace("torch.", "")),
-        "prompts": {"count": len(texts), "files": list(prompt_files or []),
-                    "groups": {g: labels.count(g) for g in sorted(set(labels))}},
+        "settings": settings(
+            config,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            batch_size=batch_size,
+            stop_at_eos=stop_at_eos,
+            timeout_s=timeout_s,
+            device=str(lm.device),
+            dtype=str(lm.dtype).replace("torch.", ""),
+        ),
+        "prompts": {
+            "count": len(texts),
+            "files": list(prompt_files or []),
+            "groups": {g: labels.count(g) for g in sorted(set(labels))},
+        },
         "ranking": (rk.meta.get("settings") if hasattr(rk, "meta") else "given"),
         "stop_reasons": {r: sum(g.stop_reason == r for g in gens) for r in sorted({g.stop_reason for g in gens})},
-        "timings_s": {"load": round(t_load - t0, 2), "generate": round(t_gen - t_load, 2),
-                      "tokens_per_s": round(n_tok / max(t_gen - t_load, 1e-9), 2),
-                      "crosscheck": round(time.perf_counter() - t_gen, 2)},
+        "timings_s": {
+            "load": round(t_load - t0, 2),
+            "generate": round(t_gen - t_load, 2),
+            "tokens_per_s": round(n_tok / max(t_gen - t_load, 1e-9), 2),
+            "crosscheck": round(time.perf_counter() - t_gen, 2),
+        },
     }
     res = NegtempResult(generations=recs, tokens=cc.tokens, crosscheck=finite(cc.summary), meta=meta)
     if out_dir is not None:

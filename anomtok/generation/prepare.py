@@ -23,15 +23,23 @@ __all__ = ["load_for_generation", "load_model_and_embeddings", "ranking_for", "c
 log = logging.getLogger(__name__)
 
 
-def load_model_and_embeddings(model: Any, *, device: str = "auto", dtype: str = "auto", device_map: str | None = None,
-                              embeddings: Any = None) -> tuple[CausalLM, Any]:
+def load_model_and_embeddings(
+    model: Any, *, device: str = "auto", dtype: str = "auto", device_map: str | None = None, embeddings: Any = None
+) -> tuple[CausalLM, Any]:
     """(CausalLM, ModelEmbeddings) for a spec, or for an already loaded CausalLM."""
     lm, emb, _ = load_for_generation(model, device=device, dtype=dtype, device_map=device_map, embeddings=embeddings)
     return lm, emb
 
 
-def load_for_generation(model: Any, ranking: Any = None, *, device: str = "auto", dtype: str = "auto",
-                        device_map: str | None = None, embeddings: Any = None) -> tuple[CausalLM, Any, Any]:
+def load_for_generation(
+    model: Any,
+    ranking: Any = None,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    device_map: str | None = None,
+    embeddings: Any = None,
+) -> tuple[CausalLM, Any, Any]:
     """(CausalLM, ModelEmbeddings, ranking) for a spec or a loaded CausalLM, cheapest first: the
     embeddings and token table, then a given ranking (read, and checked to be this model's:
     ``ranking_for``), and only then the model itself. ``ranking`` None is returned as None (rank
@@ -41,7 +49,11 @@ def load_for_generation(model: Any, ranking: Any = None, *, device: str = "auto"
     source = model.source if isinstance(model, CausalLM) else str(model)
     emb = embeddings if embeddings is not None else load(source)
     rk = ranking_for(emb, ranking, device=device) if ranking is not None else None
-    lm = model if isinstance(model, CausalLM) else load_causal_lm(model, device=device, dtype=dtype, device_map=device_map)
+    lm = (
+        model
+        if isinstance(model, CausalLM)
+        else load_causal_lm(model, device=device, dtype=dtype, device_map=device_map)
+    )
     if len(emb.tokens) < lm.n_vocab:
         raise InputError(f"the token table has {len(emb.tokens)} rows but the tokenizer {lm.n_vocab} tokens")
     return lm, emb, rk
@@ -56,7 +68,7 @@ def ranking_for(emb: Any, ranking: Any = None, *, device: str = "auto") -> Any:
     other bytes, or, from the ``meta.json`` written beside a ranked file, another embedding shape.
     Other model files with the same shape and tokens (a copy elsewhere, a fine-tune) are a warning."""
     from ..export import read_table
-    from ..ranking import RankOptions, Ranking, rank
+    from ..ranking import Ranking, RankOptions, rank
 
     if ranking is None:
         return rank(emb, RankOptions(device=device, nn="off"))
@@ -94,25 +106,35 @@ def check_ranking_identity(frame: pl.DataFrame, emb: Any, meta: Any = None, *, w
 
     rows = emb.shape[0]
     if frame.height != rows:
-        raise InputError(f"{where}: {frame.height:,} rows but the model's embedding has {rows:,}: ranked from another model?")
+        raise InputError(
+            f"{where}: {frame.height:,} rows but the model's embedding has {rows:,}: ranked from another model?"
+        )
     if isinstance(meta, dict) and isinstance(meta.get("shape"), list) and list(meta["shape"]) != list(emb.shape):
-        raise InputError(f"{where}: ranked from a {' x '.join(map(str, meta['shape']))} embedding, this model's is "
-                         f"{' x '.join(map(str, emb.shape))}: another model?")
+        raise InputError(
+            f"{where}: ranked from a {' x '.join(map(str, meta['shape']))} embedding, this model's is "
+            f"{' x '.join(map(str, emb.shape))}: another model?"
+        )
     if "bytes_hex" in frame.columns and "token_id" in frame.columns:
         spelled = [b.hex() for b in emb.tokens.bytes[:rows]]
-        ours = pl.DataFrame({"token_id": list(range(len(spelled))), "ours": spelled},
-                            schema={"token_id": pl.Int64, "ours": pl.String})
+        ours = pl.DataFrame(
+            {"token_id": list(range(len(spelled))), "ours": spelled}, schema={"token_id": pl.Int64, "ours": pl.String}
+        )
         theirs = frame.select(pl.col("token_id").cast(pl.Int64), pl.col("bytes_hex").cast(pl.String).fill_null(""))
         joined = ours.join(theirs, on="token_id", how="left")
         differ = int(joined.filter(pl.col("bytes_hex").is_null() | (pl.col("bytes_hex") != pl.col("ours"))).height)
         if differ > max(0, rows // 100):
-            raise InputError(f"{where}: {differ:,} of {rows:,} token ids spell other bytes than this model's tokens: "
-                             "ranked from another model?")
+            raise InputError(
+                f"{where}: {differ:,} of {rows:,} token ids spell other bytes than this model's tokens: "
+                "ranked from another model?"
+            )
         if differ:
             log.warning("%s: %d token ids spell other bytes than this model's tokens", where, differ)
     source = meta.get("source") if isinstance(meta, dict) else None
     if isinstance(source, dict) and source.get("files"):
         if model_fingerprint(source) != model_fingerprint(emb.provenance.to_dict()):
-            log.warning("%s was ranked from other model files (%s) with the same vocabulary and shape: "
-                        "another copy or a fine-tune of this model?", where,
-                        ", ".join(str(f.get("path")) for f in source["files"]))
+            log.warning(
+                "%s was ranked from other model files (%s) with the same vocabulary and shape: "
+                "another copy or a fine-tune of this model?",
+                where,
+                ", ".join(str(f.get("path")) for f in source["files"]),
+            )

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .loop import Generation
 from .sampler import SamplerConfig
@@ -25,8 +26,9 @@ def _show(tokens: Any, ids: Sequence[int]) -> str:
     return display(b"".join(tokens.bytes[i] for i in ids))
 
 
-def records(gens: list[Generation], texts: list[str], groups: list[str], tokens: Any,
-            temperature: float | None = None) -> list[dict[str, Any]]:
+def records(
+    gens: list[Generation], texts: list[str], groups: list[str], tokens: Any, temperature: float | None = None
+) -> list[dict[str, Any]]:
     """One JSON-ready dict per generation; ``temperature`` (the sweep's) is written second when given."""
     from ..text import display
 
@@ -35,20 +37,32 @@ def records(gens: list[Generation], texts: list[str], groups: list[str], tokens:
         rec: dict[str, Any] = {"index": g.index}
         if temperature is not None:
             rec["temperature"] = temperature
-        rec.update({
-            "group": groups[g.index], "prompt": texts[g.index], "prompt_ids": g.prompt_ids,
-            "generated_ids": g.token_ids, "text": _show(tokens, g.token_ids),
-            "tokens": [display(tokens.bytes[i]) for i in g.token_ids], "stop_reason": g.stop_reason, "seed": g.seed,
-            "steps": g.stats,
-        })
+        rec.update(
+            {
+                "group": groups[g.index],
+                "prompt": texts[g.index],
+                "prompt_ids": g.prompt_ids,
+                "generated_ids": g.token_ids,
+                "text": _show(tokens, g.token_ids),
+                "tokens": [display(tokens.bytes[i]) for i in g.token_ids],
+                "stop_reason": g.stop_reason,
+                "seed": g.seed,
+                "steps": g.stats,
+            }
+        )
         out.append(rec)
     return out
 
 
 def settings(config: SamplerConfig, **kw: Any) -> dict[str, Any]:
     """The ``settings`` of a generation ``meta.json``: the sampler, then ``kw``, then the fixed facts."""
-    return {"sampler": config.to_dict(), "pure_experiment_mode": config.pure, **kw,
-            "padding_rows_masked": True, "per_sequence_seed": "row_seed(seed, prompt index)"}
+    return {
+        "sampler": config.to_dict(),
+        "pure_experiment_mode": config.pure,
+        **kw,
+        "padding_rows_masked": True,
+        "per_sequence_seed": "row_seed(seed, prompt index)",
+    }
 
 
 def write_jsonl(records: list[dict[str, Any]], path: Path) -> None:

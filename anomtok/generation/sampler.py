@@ -36,8 +36,9 @@ tensor([[-6., -3.,  0., -inf]])
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -116,8 +117,13 @@ class SamplerConfig:
     @property
     def pure(self) -> bool:
         """Only the temperature acts (no filter, no penalty)."""
-        return (self.top_k == 0 and self.top_p == 1.0 and self.min_p == 0.0 and self.top_n_sigma == 0.0
-                and self.repetition_penalty == 1.0)
+        return (
+            self.top_k == 0
+            and self.top_p == 1.0
+            and self.min_p == 0.0
+            and self.top_n_sigma == 0.0
+            and self.repetition_penalty == 1.0
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -238,8 +244,12 @@ def draw(probs: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Te
     return idx
 
 
-def choose(logits: torch.Tensor, config: SamplerConfig, generators: Sequence[torch.Generator] | None = None,
-           seen: torch.Tensor | None = None) -> torch.Tensor:
+def choose(
+    logits: torch.Tensor,
+    config: SamplerConfig,
+    generators: Sequence[torch.Generator] | None = None,
+    seen: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The chosen token of every row: argmax for T = 0, else a draw from ``sampling_probs``."""
     if config.greedy:
         return effective_logits(logits, config, seen).argmax(-1)

@@ -29,10 +29,16 @@ def plot_sweep(frame: pl.DataFrame, path: str | os.PathLike, *, title: str = "",
     axes = fig.subplots(2, 2, sharex=True)
     panels = [
         (axes[0][0], [("distinct_tokens", "distinct tokens")], "distinct tokens"),
-        (axes[0][1], [("mean_entropy", "model (T=1)"), ("mean_sample_entropy", "sampling distribution")],
-         "mean entropy (nats)"),
-        (axes[1][0], [("mean_percentile", "all"), ("mean_percentile_en", "EN prompts"),
-                      ("mean_percentile_ja", "JA prompts")], f"mean percentile in {metric}\n(0 = most suspicious)"),
+        (
+            axes[0][1],
+            [("mean_entropy", "model (T=1)"), ("mean_sample_entropy", "sampling distribution")],
+            "mean entropy (nats)",
+        ),
+        (
+            axes[1][0],
+            [("mean_percentile", "all"), ("mean_percentile_en", "EN prompts"), ("mean_percentile_ja", "JA prompts")],
+            f"mean percentile in {metric}\n(0 = most suspicious)",
+        ),
         (axes[1][1], [("mean_logprob", "chosen token")], "mean log p(chosen), model at T=1"),
     ]
     for ax, series, ylabel in panels:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import polars as pl
 
@@ -26,7 +27,8 @@ from .loop import generate
 from .options import GenerationOptions, check_metric
 from .prepare import load_for_generation, ranking_for
 from .prompts import prompt_list
-from .records import finite, out_dir as make_out_dir, records, settings, write_jsonl
+from .records import finite, records, settings, write_jsonl
+from .records import out_dir as make_out_dir
 from .sampler import SamplerConfig
 from .sweep_plot import plot_sweep
 
@@ -46,7 +48,9 @@ class SweepResult:
         f = self.frame
         lines = [f"SweepResult: {f.height} temperatures, {len(self.generations)} generations"]
         if {"temperature", "mean_percentile"} <= set(f.columns):
-            pairs = [f"T={t:g}: {'-' if p is None else f'{p:.1f}'}" for t, p in zip(f["temperature"], f["mean_percentile"])]
+            pairs = [
+                f"T={t:g}: {'-' if p is None else f'{p:.1f}'}" for t, p in zip(f["temperature"], f["mean_percentile"])
+            ]
             lines.append("  mean percentile: " + ", ".join(pairs[:9]) + (" ..." if len(pairs) > 9 else ""))
         lines.append(f"  .frame ({f.height} rows × {f.width} columns), .generations, .meta")
         return "\n".join(lines)
@@ -57,11 +61,25 @@ def _mean(values: list[float]) -> float | None:
     return round(sum(vals) / len(vals), 6) if vals else None
 
 
-def sweep(model: Any, prompts: Any, temperatures: Sequence[float] = SWEEP_TEMPERATURES, *, max_new_tokens: int = 32,
-          seed: int = 0, batch_size: int = 8, metric: str = "score", device: str = "auto", dtype: str = "auto",
-          device_map: str | None = None, ranking: Any = None, embeddings: Any = None, timeout_s: float | None = None,
-          out_dir: str | os.PathLike | None = None, progress: bool = False,
-          prompt_files: Sequence[str] | None = None) -> SweepResult:
+def sweep(
+    model: Any,
+    prompts: Any,
+    temperatures: Sequence[float] = SWEEP_TEMPERATURES,
+    *,
+    max_new_tokens: int = 32,
+    seed: int = 0,
+    batch_size: int = 8,
+    metric: str = "score",
+    device: str = "auto",
+    dtype: str = "auto",
+    device_map: str | None = None,
+    ranking: Any = None,
+    embeddings: Any = None,
+    timeout_s: float | None = None,
+    out_dir: str | os.PathLike | None = None,
+    progress: bool = False,
+    prompt_files: Sequence[str] | None = None,
+) -> SweepResult:
     """Generate from the same prompts at each temperature; per T: distinct tokens, mean entropy
     of the model's and of the sampling distribution, mean log-probability, and the mean anomaly
     percentile (``metric``, default ``score``) of the produced tokens, overall and per group.
@@ -73,13 +91,21 @@ def sweep(model: Any, prompts: Any, temperatures: Sequence[float] = SWEEP_TEMPER
     if not temps:
         raise InputError("no temperatures to sweep")
     configs = [SamplerConfig(temperature=t) for t in temps]  # validates every T first
-    GenerationOptions(max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, timeout_s=timeout_s,
-                      device=device, dtype=dtype, device_map=device_map)
+    GenerationOptions(
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        batch_size=batch_size,
+        timeout_s=timeout_s,
+        device=device,
+        dtype=dtype,
+        device_map=device_map,
+    )
     check_metric(metric)
     texts = prompt_list(prompts)
     labels = [prompt_group(s) for s in texts]
-    lm, emb, rk = load_for_generation(model, ranking, device=device, dtype=dtype, device_map=device_map,
-                                      embeddings=embeddings)
+    lm, emb, rk = load_for_generation(
+        model, ranking, device=device, dtype=dtype, device_map=device_map, embeddings=embeddings
+    )
     rk = rk if rk is not None else ranking_for(emb, None, device=device)
     check_metric(metric, rk)
     ids = [lm.encode(s) for s in texts]
@@ -87,8 +113,16 @@ def sweep(model: Any, prompts: Any, temperatures: Sequence[float] = SWEEP_TEMPER
     t0 = time.perf_counter()
     for cfg in configs:
         t1 = time.perf_counter()
-        gens = generate(lm, ids, cfg, max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size,
-                        timeout_s=timeout_s, progress=progress)
+        gens = generate(
+            lm,
+            ids,
+            cfg,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            batch_size=batch_size,
+            timeout_s=timeout_s,
+            progress=progress,
+        )
         produced = [g.token_ids for g in gens]
         cc = crosscheck(produced, rk, groups=labels, metrics=[metric])
         flat = [t for p in produced for t in p]
@@ -122,11 +156,22 @@ def sweep(model: Any, prompts: Any, temperatures: Sequence[float] = SWEEP_TEMPER
         **run_info("sweep"),
         "model": emb.provenance.to_dict(),
         "generation_model": lm.describe(),
-        "settings": settings(SamplerConfig(), temperatures=temps, max_new_tokens=max_new_tokens, seed=seed,
-                             batch_size=batch_size, metric=metric, timeout_s=timeout_s, device=str(lm.device),
-                             dtype=str(lm.dtype).replace("torch.", "")),
-        "prompts": {"count": len(texts), "files": list(prompt_files or []),
-                    "groups": {g: labels.count(g) for g in sorted(set(labels))}},
+        "settings": settings(
+            SamplerConfig(),
+            temperatures=temps,
+            max_new_tokens=max_new_tokens,
+            seed=seed,
+            batch_size=batch_size,
+            metric=metric,
+            timeout_s=timeout_s,
+            device=str(lm.device),
+            dtype=str(lm.dtype).replace("torch.", ""),
+        ),
+        "prompts": {
+            "count": len(texts),
+            "files": list(prompt_files or []),
+            "groups": {g: labels.count(g) for g in sorted(set(labels))},
+        },
         "percentile": "100 * rank / N in the metric's suspicious direction; random tokens average 50",
         "seconds": round(time.perf_counter() - t0, 2),
     }
@@ -135,8 +180,12 @@ def sweep(model: Any, prompts: Any, temperatures: Sequence[float] = SWEEP_TEMPER
         out = make_out_dir(out_dir)
         meta["outputs"] = ["sweep.csv", "sweep.png", "sweep_generations.jsonl", "meta.json"]
         write_csv(frame, out / "sweep.csv")
-        plot_sweep(frame, out / "sweep.png", title=f"{lm.source}: {len(texts)} prompts x {max_new_tokens} tokens",
-                   metric=metric)
+        plot_sweep(
+            frame,
+            out / "sweep.png",
+            title=f"{lm.source}: {len(texts)} prompts x {max_new_tokens} tokens",
+            metric=metric,
+        )
         write_jsonl(finite(recs), out / "sweep_generations.jsonl")
         write_json(meta, out / "meta.json")
     return res

@@ -32,8 +32,11 @@ def _gguf(source: Source, *, hash_files: bool = False, **_: Any) -> ModelEmbeddi
 def _lone_gguf(folder: Path) -> list[Path] | None:
     """The single ``.gguf`` of a folder that has no other weights (safetensors or ``.bin``)."""
     ggufs = sorted(folder.glob("*.gguf"))
-    has_weights = any(folder.glob("*.safetensors")) or (folder / "pytorch_model.bin").exists() or (
-        folder / "pytorch_model.bin.index.json").exists()
+    has_weights = (
+        any(folder.glob("*.safetensors"))
+        or (folder / "pytorch_model.bin").exists()
+        or (folder / "pytorch_model.bin.index.json").exists()
+    )
     return ggufs if not has_weights and len(ggufs) == 1 else None
 
 
@@ -65,15 +68,19 @@ def _hub(source: Source, *, hash_files: bool = False, revision: str | None = Non
 
 def _refuse(source: Source) -> LoadError:
     if source.kind == "tokenizer":
-        return LoadError(f"{source.spec}: is a tokenizer only, with no embedding matrix (use `anomtok audit` for tokenizers)")
+        return LoadError(
+            f"{source.spec}: is a tokenizer only, with no embedding matrix (use `anomtok audit` for tokenizers)"
+        )
     return LoadError(f"{source.spec}: unsupported source")
 
 
 EMBEDDINGS: Registry[ModelEmbeddings] = Registry(
     loaders={
         "gguf": (FunctionLoader(_gguf),),
-        "folder": (FunctionLoader(_gguf_in_folder, when=lambda s: _lone_gguf(s.path) is not None),
-                   FunctionLoader(_hf_folder)),
+        "folder": (
+            FunctionLoader(_gguf_in_folder, when=lambda s: _lone_gguf(s.path) is not None),
+            FunctionLoader(_hf_folder),
+        ),
         "safetensors": (FunctionLoader(_safetensors),),
         "hub": (FunctionLoader(_hub),),
     },

@@ -24,7 +24,8 @@ ask transformers (``generation.model`` does) or try and report the failure.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 __all__ = ["model_kind", "is_causal_lm", "causal_verdict", "hf_config_causal", "normalize"]
 
@@ -39,46 +40,220 @@ def _keys(names: list[str]) -> frozenset[str]:
 
 
 # Encoder-only models: bidirectional attention, no next-token head to generate with.
-_ENCODER = _keys([
-    # Hugging Face model_type
-    "bert", "roberta", "xlm-roberta", "xlm-roberta-xl", "roberta-prelayernorm", "distilbert", "electra", "mpnet",
-    "deberta", "deberta-v2", "albert", "camembert", "ernie", "modernbert", "xlm", "flaubert", "mobilebert",
-    "squeezebert", "convbert", "funnel", "layoutlm", "rembert", "nomic_bert", "jina_bert", "megatron-bert",
-    "roformer", "big_bird", "data2vec-text", "roc_bert", "xmod", "nezha", "luke", "canine", "ibert", "longformer",
-    "neobert", "eurobert", "esm", "splinter", "mra", "nystromformer", "yoso", "tapas", "markuplm",
-    # GGUF general.architecture (llama.cpp)
-    "nomic-bert-moe", "neo-bert", "jina-bert-v2", "jina-bert-v3", "modern-bert", "t5encoder", "gemma-embedding",
-])
+_ENCODER = _keys(
+    [
+        # Hugging Face model_type
+        "bert",
+        "roberta",
+        "xlm-roberta",
+        "xlm-roberta-xl",
+        "roberta-prelayernorm",
+        "distilbert",
+        "electra",
+        "mpnet",
+        "deberta",
+        "deberta-v2",
+        "albert",
+        "camembert",
+        "ernie",
+        "modernbert",
+        "xlm",
+        "flaubert",
+        "mobilebert",
+        "squeezebert",
+        "convbert",
+        "funnel",
+        "layoutlm",
+        "rembert",
+        "nomic_bert",
+        "jina_bert",
+        "megatron-bert",
+        "roformer",
+        "big_bird",
+        "data2vec-text",
+        "roc_bert",
+        "xmod",
+        "nezha",
+        "luke",
+        "canine",
+        "ibert",
+        "longformer",
+        "neobert",
+        "eurobert",
+        "esm",
+        "splinter",
+        "mra",
+        "nystromformer",
+        "yoso",
+        "tapas",
+        "markuplm",
+        # GGUF general.architecture (llama.cpp)
+        "nomic-bert-moe",
+        "neo-bert",
+        "jina-bert-v2",
+        "jina-bert-v3",
+        "modern-bert",
+        "t5encoder",
+        "gemma-embedding",
+    ]
+)
 # Encoder-decoder models: a decoder, but conditioned on an encoder; not a decoder-only LM.
-_ENCODER_DECODER = _keys([
-    "t5", "mt5", "umt5", "longt5", "switch_transformers", "t5gemma", "bart", "mbart", "pegasus", "pegasus_x",
-    "marian", "fsmt", "blenderbot", "blenderbot-small", "led", "prophetnet", "xlm-prophetnet", "plbart", "m2m_100",
-    "nllb-moe", "bigbird_pegasus", "whisper", "speecht5", "mvp", "encoder-decoder", "seamless_m4t",
-])
+_ENCODER_DECODER = _keys(
+    [
+        "t5",
+        "mt5",
+        "umt5",
+        "longt5",
+        "switch_transformers",
+        "t5gemma",
+        "bart",
+        "mbart",
+        "pegasus",
+        "pegasus_x",
+        "marian",
+        "fsmt",
+        "blenderbot",
+        "blenderbot-small",
+        "led",
+        "prophetnet",
+        "xlm-prophetnet",
+        "plbart",
+        "m2m_100",
+        "nllb-moe",
+        "bigbird_pegasus",
+        "whisper",
+        "speecht5",
+        "mvp",
+        "encoder-decoder",
+        "seamless_m4t",
+    ]
+)
 # Masked-diffusion language models: they denoise, they do not sample the next token.
 _DIFFUSION = _keys(["dream", "llada", "llada-moe"])
 # Decoder-only language models (both name spaces; a name missing here is "unknown", not "not causal").
-_DECODER = _keys([
-    "llama", "llama4", "llama4_text", "mistral", "mistral3", "mixtral", "ministral", "gemma", "gemma2", "gemma3",
-    "gemma3_text", "gemma3n", "gemma3n_text", "recurrent_gemma", "vaultgemma", "qwen", "qwen2", "qwen2_moe",
-    "qwen2vl", "qwen3", "qwen3_moe", "qwen3_next", "qwen3vl", "qwen3vlmoe", "phi", "phi2", "phi3", "phimoe",
-    "gpt2", "gptj", "gpt_neo", "gpt_neox", "gpt_bigcode", "gpt-oss", "openai-gpt", "starcoder", "starcoder2",
-    "falcon", "falcon_h1", "falcon_mamba", "mpt", "bloom", "opt", "olmo", "olmo2", "olmo3", "olmoe", "stablelm",
-    "smollm3", "granite", "granitemoe", "granitehybrid", "cohere", "cohere2", "command-r", "deepseek", "deepseek2",
-    "deepseek_v2", "deepseek_v3", "internlm2", "internlm3", "baichuan", "chatglm", "glm", "glm4", "glm4moe",
-    "glm4_moe", "exaone", "exaone4", "nemotron", "nemotron_h", "mamba", "mamba2", "jamba", "rwkv", "rwkv6",
-    "rwkv7", "codegen", "persimmon", "xglm", "ctrl", "bitnet", "lfm2", "arcee", "ernie4_5", "ernie4_5_moe",
-    "minicpm", "minicpm3", "dbrx", "arctic", "jais", "orion", "plamo", "plamo2", "xverse", "grok", "deci", "refact",
-    "codeshell", "bailingmoe", "dots1", "seed_oss", "apertus", "helium", "zamba", "zamba2", "biogpt",
-    "modernbert-decoder",
-])
-_KINDS = {"decoder": "a decoder-only (causal) language model", "encoder": "an encoder-only model",
-          "encoder-decoder": "an encoder-decoder model", "diffusion": "a diffusion language model"}
+_DECODER = _keys(
+    [
+        "llama",
+        "llama4",
+        "llama4_text",
+        "mistral",
+        "mistral3",
+        "mixtral",
+        "ministral",
+        "gemma",
+        "gemma2",
+        "gemma3",
+        "gemma3_text",
+        "gemma3n",
+        "gemma3n_text",
+        "recurrent_gemma",
+        "vaultgemma",
+        "qwen",
+        "qwen2",
+        "qwen2_moe",
+        "qwen2vl",
+        "qwen3",
+        "qwen3_moe",
+        "qwen3_next",
+        "qwen3vl",
+        "qwen3vlmoe",
+        "phi",
+        "phi2",
+        "phi3",
+        "phimoe",
+        "gpt2",
+        "gptj",
+        "gpt_neo",
+        "gpt_neox",
+        "gpt_bigcode",
+        "gpt-oss",
+        "openai-gpt",
+        "starcoder",
+        "starcoder2",
+        "falcon",
+        "falcon_h1",
+        "falcon_mamba",
+        "mpt",
+        "bloom",
+        "opt",
+        "olmo",
+        "olmo2",
+        "olmo3",
+        "olmoe",
+        "stablelm",
+        "smollm3",
+        "granite",
+        "granitemoe",
+        "granitehybrid",
+        "cohere",
+        "cohere2",
+        "command-r",
+        "deepseek",
+        "deepseek2",
+        "deepseek_v2",
+        "deepseek_v3",
+        "internlm2",
+        "internlm3",
+        "baichuan",
+        "chatglm",
+        "glm",
+        "glm4",
+        "glm4moe",
+        "glm4_moe",
+        "exaone",
+        "exaone4",
+        "nemotron",
+        "nemotron_h",
+        "mamba",
+        "mamba2",
+        "jamba",
+        "rwkv",
+        "rwkv6",
+        "rwkv7",
+        "codegen",
+        "persimmon",
+        "xglm",
+        "ctrl",
+        "bitnet",
+        "lfm2",
+        "arcee",
+        "ernie4_5",
+        "ernie4_5_moe",
+        "minicpm",
+        "minicpm3",
+        "dbrx",
+        "arctic",
+        "jais",
+        "orion",
+        "plamo",
+        "plamo2",
+        "xverse",
+        "grok",
+        "deci",
+        "refact",
+        "codeshell",
+        "bailingmoe",
+        "dots1",
+        "seed_oss",
+        "apertus",
+        "helium",
+        "zamba",
+        "zamba2",
+        "biogpt",
+        "modernbert-decoder",
+    ]
+)
+_KINDS = {
+    "decoder": "a decoder-only (causal) language model",
+    "encoder": "an encoder-only model",
+    "encoder-decoder": "an encoder-decoder model",
+    "diffusion": "a diffusion language model",
+}
 
 
-
-def model_kind(name: str | None, *, architectures: Iterable[str] = (), is_encoder_decoder: bool = False,
-               is_decoder: bool = False) -> str | None:
+def model_kind(
+    name: str | None, *, architectures: Iterable[str] = (), is_encoder_decoder: bool = False, is_decoder: bool = False
+) -> str | None:
     """``"decoder"``, ``"encoder"``, ``"encoder-decoder"``, ``"diffusion"``, or None when unknown.
 
     ``name``: a GGUF architecture or Hugging Face ``model_type``; ``architectures``: class names
@@ -120,6 +295,9 @@ def causal_verdict(name: str | None, **facts: Any) -> tuple[bool | None, str]:
 
 def hf_config_causal(cfg: Mapping[str, Any]) -> tuple[bool | None, str]:
     """``causal_verdict`` for the fields of a Hugging Face ``config.json``."""
-    return causal_verdict(cfg.get("model_type"), architectures=cfg.get("architectures") or (),
-                          is_encoder_decoder=bool(cfg.get("is_encoder_decoder", False)),
-                          is_decoder=bool(cfg.get("is_decoder", False)))
+    return causal_verdict(
+        cfg.get("model_type"),
+        architectures=cfg.get("architectures") or (),
+        is_encoder_decoder=bool(cfg.get("is_encoder_decoder", False)),
+        is_decoder=bool(cfg.get("is_decoder", False)),
+    )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -24,7 +24,9 @@ def load_gguf(paths: Sequence[Path], source: str, *, hash_files: bool = False) -
     t0 = time.perf_counter()
     gf = GGUFFile(paths)
     if INPUT_TENSOR not in gf.tensors:
-        raise LoadError(f"{paths[0]}: the GGUF file has no {INPUT_TENSOR} tensor (not a language model with an input embedding?)")
+        raise LoadError(
+            f"{paths[0]}: the GGUF file has no {INPUT_TENSOR} tensor (not a language model with an input embedding?)"
+        )
     tokens = TokenTable.from_gguf_metadata(gf.metadata)
     E = torch.from_numpy(gf.read_tensor(INPUT_TENSOR))
     out = None
@@ -33,9 +35,7 @@ def load_gguf(paths: Sequence[Path], source: str, *, hash_files: bool = False) -
     tokens = tokens.with_rows(E.shape[0])
     arch = str(gf.metadata.get("general.architecture", "unknown"))
     causal, why = causal_verdict(arch)
-    files = tuple(
-        FileInfo.of(p, full_hash=hash_files) for p in paths
-    )
+    files = tuple(FileInfo.of(p, full_hash=hash_files) for p in paths)
     prov = Provenance(
         source=source,
         format="gguf",

@@ -17,12 +17,26 @@ __all__ = ["GGML_TYPES", "ggml_type", "DEQUANTIZERS", "PIECE_ELEMS", "run_parall
 
 # ggml type id -> (name, elements per block, bytes per block); same values as gguf.constants.
 GGML_TYPES: dict[int, tuple[str, int, int]] = {
-    0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20),
-    6: ("Q5_0", 32, 22), 7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 40),
-    10: ("Q2_K", 256, 84), 11: ("Q3_K", 256, 110), 12: ("Q4_K", 256, 144),
-    13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210), 15: ("Q8_K", 256, 292),
-    24: ("I8", 1, 1), 25: ("I16", 1, 2), 26: ("I32", 1, 4), 27: ("I64", 1, 8),
-    28: ("F64", 1, 8), 30: ("BF16", 1, 2),
+    0: ("F32", 1, 4),
+    1: ("F16", 1, 2),
+    2: ("Q4_0", 32, 18),
+    3: ("Q4_1", 32, 20),
+    6: ("Q5_0", 32, 22),
+    7: ("Q5_1", 32, 24),
+    8: ("Q8_0", 32, 34),
+    9: ("Q8_1", 32, 40),
+    10: ("Q2_K", 256, 84),
+    11: ("Q3_K", 256, 110),
+    12: ("Q4_K", 256, 144),
+    13: ("Q5_K", 256, 176),
+    14: ("Q6_K", 256, 210),
+    15: ("Q8_K", 256, 292),
+    24: ("I8", 1, 1),
+    25: ("I16", 1, 2),
+    26: ("I32", 1, 4),
+    27: ("I64", 1, 8),
+    28: ("F64", 1, 8),
+    30: ("BF16", 1, 2),
 }
 
 
@@ -42,6 +56,7 @@ def ggml_type(type_id: int) -> tuple[str, int, int] | None:
 # ---- dequantizers: (blocks uint8 (n, type_size), out float32 (n, block_size)) -> None ----
 # Each mirrors the arithmetic of gguf.quants exactly, so results are bit-identical.
 
+
 def _f16(a: np.ndarray) -> np.ndarray:
     return a.view("<f2").astype(np.float32)
 
@@ -49,6 +64,7 @@ def _f16(a: np.ndarray) -> np.ndarray:
 def _plain(dtype: str) -> Callable[[np.ndarray, np.ndarray], None]:
     def fn(b: np.ndarray, out: np.ndarray) -> None:
         out[...] = b.view(dtype)
+
     return fn
 
 
@@ -120,10 +136,21 @@ def _q6_k(b: np.ndarray, out: np.ndarray) -> None:
 
 
 DEQUANTIZERS: dict[str, Callable[[np.ndarray, np.ndarray], None]] = {
-    "F32": _plain("<f4"), "F16": _plain("<f2"), "F64": _plain("<f8"), "BF16": _bf16,
-    "I8": _plain("i1"), "I16": _plain("<i2"), "I32": _plain("<i4"), "I64": _plain("<i8"),
-    "Q8_0": _q8_0, "Q4_0": _q4_0, "Q4_1": _q4_1, "Q5_0": _q5_0, "Q5_1": _q5_1,
-    "Q4_K": _q4_k, "Q6_K": _q6_k,
+    "F32": _plain("<f4"),
+    "F16": _plain("<f2"),
+    "F64": _plain("<f8"),
+    "BF16": _bf16,
+    "I8": _plain("i1"),
+    "I16": _plain("<i2"),
+    "I32": _plain("<i4"),
+    "I64": _plain("<i8"),
+    "Q8_0": _q8_0,
+    "Q4_0": _q4_0,
+    "Q4_1": _q4_1,
+    "Q5_0": _q5_0,
+    "Q5_1": _q5_1,
+    "Q4_K": _q4_k,
+    "Q6_K": _q6_k,
 }
 
 PIECE_ELEMS = 1 << 20  # output floats per work item (4 MiB): small, cache-friendly buffers

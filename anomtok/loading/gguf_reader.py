@@ -49,10 +49,10 @@ _HEADER = struct.Struct("<4sIQQ")
 
 # GGUF metadata value types: scalar struct formats and numpy dtypes for arrays.
 _STRING, _ARRAY, _BOOL = 8, 9, 7
-_SCALAR_FMT = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<B",
-               10: "<Q", 11: "<q", 12: "<d"}
+_SCALAR_FMT = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<B", 10: "<Q", 11: "<q", 12: "<d"}
 _SCALAR = {k: struct.Struct(v) for k, v in _SCALAR_FMT.items()}
 _NP_DTYPE = {k: np.dtype(v) for k, v in _SCALAR_FMT.items()}
+
 
 @dataclass(frozen=True)
 class TensorInfo:
@@ -131,15 +131,18 @@ class _HeaderParser:
         if end <= len(self.buf):
             return
         if end > self.size:
-            raise LoadError(f"truncated GGUF file {self.label}: {what} at offset {self.pos} needs {n} bytes, "
-                            f"file has {self.size}")
+            raise LoadError(
+                f"truncated GGUF file {self.label}: {what} at offset {self.pos} needs {n} bytes, file has {self.size}"
+            )
         new_len = min(self.size, max(end, 2 * len(self.buf), 1 << 20))
         self.buf += self.src.read(len(self.buf), new_len - len(self.buf))
 
     def check_count(self, count: int, min_size: int, what: str) -> None:
         if count * min_size > self.size - self.pos:
-            raise LoadError(f"truncated or corrupt GGUF file {self.label}: {what} {count} at offset {self.pos} "
-                            f"does not fit in the file ({self.size} bytes)")
+            raise LoadError(
+                f"truncated or corrupt GGUF file {self.label}: {what} {count} at offset {self.pos} "
+                f"does not fit in the file ({self.size} bytes)"
+            )
 
     def scalar(self, st: struct.Struct, what: str) -> Any:
         self.need(st.size, what)
@@ -285,8 +288,10 @@ class GGUFFile:
                 raise p.fail(f"tensor {name!r} data offset {offset} is not a multiple of the alignment {alignment}")
             start = data_start + offset
             if start + nbytes > p.size:
-                raise LoadError(f"truncated GGUF file {self.label}: tensor {name!r} needs bytes up to "
-                                f"{start + nbytes}, file has {p.size}")
+                raise LoadError(
+                    f"truncated GGUF file {self.label}: tensor {name!r} needs bytes up to "
+                    f"{start + nbytes}, file has {p.size}"
+                )
             type_name = spec[0] if spec else f"unknown_type_{type_id}"
             self.tensors[name] = TensorInfo(name, tuple(reversed(dims)), type_name, start, nbytes)
             self._specs[name] = spec

@@ -25,12 +25,21 @@ from ..errors import LoadError
 from ..tokens import TokenTable
 from .arch import hf_config_causal
 
-__all__ = ["load_hf_folder", "load_safetensors_file", "load_tokenizer_table", "config_errors", "skeleton_names",
-           "match_key", "first_line"]
+__all__ = [
+    "load_hf_folder",
+    "load_safetensors_file",
+    "load_tokenizer_table",
+    "config_errors",
+    "skeleton_names",
+    "match_key",
+    "first_line",
+]
 
 log = logging.getLogger(__name__)
 
-_EMBED_NAME = re.compile(r"(embed_tokens|word_embeddings|wte|tok_embeddings|embed_in|token_embd|shared|embeddings?)\.weight$")
+_EMBED_NAME = re.compile(
+    r"(embed_tokens|word_embeddings|wte|tok_embeddings|embed_in|token_embd|shared|embeddings?)\.weight$"
+)
 _OUTPUT_NAME = re.compile(r"(lm_head|embed_out|output|ff_out)\.weight$")
 
 
@@ -57,7 +66,9 @@ def _safetensors_keys(path: Path) -> dict[str, tuple[list[int], str]]:
         try:
             begin, end = info["data_offsets"]
             if end > data_len or begin > end:
-                raise LoadError(f"{path}: truncated safetensors file (tensor {name} ends at {end}, data has {data_len} bytes)")
+                raise LoadError(
+                    f"{path}: truncated safetensors file (tensor {name} ends at {end}, data has {data_len} bytes)"
+                )
             out[name] = (list(info["shape"]), str(info["dtype"]))
         except (KeyError, TypeError, ValueError):
             raise LoadError(f"{path}: corrupt safetensors header entry {name!r}") from None
@@ -98,8 +109,16 @@ def config_errors() -> tuple[type[BaseException], ...]:
     AssertionError (a constructor's sanity check), ImportError (a model needing an absent
     package), RuntimeError (an operation the meta device lacks) and huggingface_hub's
     ``StrictDataclassError`` (a field that fails validation)."""
-    errors: tuple[type[BaseException], ...] = (OSError, ValueError, TypeError, LookupError, AttributeError,
-                                               AssertionError, ImportError, RuntimeError)
+    errors: tuple[type[BaseException], ...] = (
+        OSError,
+        ValueError,
+        TypeError,
+        LookupError,
+        AttributeError,
+        AssertionError,
+        ImportError,
+        RuntimeError,
+    )
     try:
         from huggingface_hub.errors import StrictDataclassError
     except ImportError:  # older huggingface_hub: configs are not validated
@@ -136,7 +155,9 @@ def skeleton_names(config: Any, why: list[str] | None = None) -> tuple[str | Non
         inp = model.get_input_embeddings()
         outm = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
         in_name = names.get(id(inp.weight)) if inp is not None else None
-        out_name = names.get(id(outm.weight)) if outm is not None and getattr(outm, "weight", None) is not None else None
+        out_name = (
+            names.get(id(outm.weight)) if outm is not None and getattr(outm, "weight", None) is not None else None
+        )
         if in_name:
             return in_name, out_name, tied
     return None, None, tied
@@ -170,8 +191,11 @@ def _bin_state(path: Path) -> dict[str, torch.Tensor]:
     (pre-zip, torch < 1.6) checkpoint cannot be memory-mapped: it is read whole, with a warning."""
     mmap = zipfile.is_zipfile(path)
     if not mmap:
-        log.warning("%s: not a zip-format torch checkpoint (legacy format, or damaged): it cannot be memory-mapped, "
-                    "so it is read whole into memory", path)
+        log.warning(
+            "%s: not a zip-format torch checkpoint (legacy format, or damaged): it cannot be memory-mapped, "
+            "so it is read whole into memory",
+            path,
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, LookupError, ValueError) as exc:
@@ -229,7 +253,10 @@ def load_tokenizer_table(folder: Path) -> TokenTable | None:
     tj = folder / "tokenizer.json"
     if tj.exists():
         return TokenTable.from_tokenizer_json(tj)
-    if not any((folder / n).exists() for n in ("tokenizer_config.json", "vocab.txt", "tokenizer.model", "vocab.json", "spiece.model")):
+    if not any(
+        (folder / n).exists()
+        for n in ("tokenizer_config.json", "vocab.txt", "tokenizer.model", "vocab.json", "spiece.model")
+    ):
         return None
     try:
         from transformers import AutoTokenizer
@@ -239,12 +266,16 @@ def load_tokenizer_table(folder: Path) -> TokenTable | None:
     except (OSError, ValueError, TypeError, LookupError, AttributeError, ImportError) as exc:
         # ValueError: no tokenizer class or backend fits the files (also bad JSON); OSError: unreadable
         # files; ImportError: a converter needs an absent package; AttributeError: a slow-only tokenizer
-        raise LoadError(f"{folder}: has tokenizer files but no tokenizer could be built "
-                        f"({exc.__class__.__name__}: {first_line(exc)})") from None
+        raise LoadError(
+            f"{folder}: has tokenizer files but no tokenizer could be built "
+            f"({exc.__class__.__name__}: {first_line(exc)})"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - only the tokenizers library's own errors, which are plain Exception
         if type(exc) is not Exception:
             raise
-        raise LoadError(f"{folder}: has tokenizer files but the tokenizers library rejects them ({first_line(exc)})") from None
+        raise LoadError(
+            f"{folder}: has tokenizer files but the tokenizers library rejects them ({first_line(exc)})"
+        ) from None
     return TokenTable.from_tokenizer_json(spec)
 
 
@@ -266,8 +297,12 @@ def load_hf_folder(folder: Path, source: str, *, hash_files: bool = False) -> Mo
 
             config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
         except config_errors() as exc:
-            log.warning("%s: transformers cannot read it (%s: %s); the embedding is found by tensor names and shapes",
-                        folder / "config.json", exc.__class__.__name__, first_line(exc))
+            log.warning(
+                "%s: transformers cannot read it (%s: %s); the embedding is found by tensor names and shapes",
+                folder / "config.json",
+                exc.__class__.__name__,
+                first_line(exc),
+            )
     notes: list[str] = []
     in_name = out_name = None
     tied = bool(raw_cfg.get("tie_word_embeddings", True))
@@ -279,8 +314,12 @@ def load_hf_folder(folder: Path, source: str, *, hash_files: bool = False) -> Mo
         failures: list[str] = []
         sk_in, sk_out, tied = skeleton_names(config, failures)
         if sk_in is None:
-            log.warning("%s: no model skeleton could be built from config.json (%s); the embedding is found by "
-                        "tensor names and shapes", folder, "; ".join(failures) or "no input embedding in any skeleton")
+            log.warning(
+                "%s: no model skeleton could be built from config.json (%s); the embedding is found by "
+                "tensor names and shapes",
+                folder,
+                "; ".join(failures) or "no input embedding in any skeleton",
+            )
         keys = list(keymap)
         if sk_in:
             in_name = match_key(sk_in, keys)
@@ -293,7 +332,7 @@ def load_hf_folder(folder: Path, source: str, *, hash_files: bool = False) -> Mo
         if in_name is None:
             raise LoadError(f"{folder}: no input embedding found among the checkpoint tensors")
         method = "name/shape heuristics (no usable config skeleton)"
-        if out_name is None and h_out and not raw_cfg.get("tie_word_embeddings", False) is True:
+        if out_name is None and h_out and raw_cfg.get("tie_word_embeddings", False) is not True:
             out_name = h_out
     path = keymap[in_name]
     E = _read(path, in_name, fmt)
@@ -321,8 +360,15 @@ def load_hf_folder(folder: Path, source: str, *, hash_files: bool = False) -> Mo
     files = tuple(FileInfo.of(p, full_hash=hash_files) for p in used)
     dtype = _dtype_of(path, in_name, fmt)
     prov = Provenance(
-        source=source, format=fmt, files=files, input_tensor=in_name, output_tensor=out_name,
-        dtype=dtype, method=method, notes=tuple(notes), seconds=time.perf_counter() - t0,
+        source=source,
+        format=fmt,
+        files=files,
+        input_tensor=in_name,
+        output_tensor=out_name,
+        dtype=dtype,
+        method=method,
+        notes=tuple(notes),
+        seconds=time.perf_counter() - t0,
         bytes_read=int(E.numel() * _itemsize(dtype) + (out.numel() * _itemsize(dtype) if out is not None else 0)),
     )
     if raw_cfg:

@@ -12,9 +12,18 @@ __all__ = ["download_embedding_files"]
 
 log = logging.getLogger(__name__)
 
-_SMALL = ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-          "tokenizer.model", "vocab.json", "merges.txt", "vocab.txt", "model.safetensors.index.json",
-          "generation_config.json"]
+_SMALL = [
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "vocab.txt",
+    "model.safetensors.index.json",
+    "generation_config.json",
+]
 
 
 def download_embedding_files(repo_id: str, revision: str | None = None) -> Path:
@@ -50,8 +59,12 @@ def download_embedding_files(repo_id: str, revision: str | None = None) -> Path:
                     if key:
                         wanted.add(weight_map[key])
             if not wanted:
-                log.warning("%s: the shard holding the embedding is not known (%s): downloading all %d shards", repo_id,
-                            "; ".join(why) or "no skeleton parameter matches the index", len(shards))
+                log.warning(
+                    "%s: the shard holding the embedding is not known (%s): downloading all %d shards",
+                    repo_id,
+                    "; ".join(why) or "no skeleton parameter matches the index",
+                    len(shards),
+                )
             for shard in sorted(wanted or shards):
                 hf_hub_download(repo_id, shard, revision=revision)
         else:
@@ -64,8 +77,12 @@ def download_embedding_files(repo_id: str, revision: str | None = None) -> Path:
     except LoadError:
         raise
     except LocalEntryNotFoundError:
-        raise LoadError(f"{repo_id}: not in the local Hugging Face cache and the hub cannot be reached (offline?)") from None
+        raise LoadError(
+            f"{repo_id}: not in the local Hugging Face cache and the hub cannot be reached (offline?)"
+        ) from None
     except HfHubHTTPError as exc:
         raise LoadError(f"{repo_id}: hub error: {str(exc).splitlines()[0]}") from None
     except OSError as exc:
-        raise LoadError(f"{repo_id}: cannot download ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise LoadError(
+            f"{repo_id}: cannot download ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None

@@ -71,7 +71,9 @@ class Source:
             return cls(text, _path_kind(path), (path,))
         if _HUB_ID.match(text) and not text.startswith((".", "/", "~")):
             return cls(text, "hub")
-        raise LoadError(f"{text}: no such file or folder, and not a packaged alias ({', '.join(packaged_models())}) or hub id")
+        raise LoadError(
+            f"{text}: no such file or folder, and not a packaged alias ({', '.join(packaged_models())}) or hub id"
+        )
 
 
 def _alias_kind(paths: tuple[Path, ...]) -> str:

@@ -31,24 +31,63 @@ from typing import TYPE_CHECKING, Any
 
 # Public names and the module that owns each (PEP 562: imported on first use).
 _LAZY = {
-    "MapOptions": "options", "MapSettings": "options", "MapResult": "options", "CACHE_VERSION": "options",
-    "Selection": "select", "required_reasons": "select", "select_rows": "select",
+    "MapOptions": "options",
+    "MapSettings": "options",
+    "MapResult": "options",
+    "CACHE_VERSION": "options",
+    "Selection": "select",
+    "required_reasons": "select",
+    "select_rows": "select",
     "umap_coords": "umap",
-    "CACHE_NAME": "cache", "matrix_digest": "cache", "source_fingerprint": "cache", "source_matches": "cache",
-    "write_map": "cache", "read_map": "cache", "cache_matches": "cache", "load_map": "cache",
+    "CACHE_NAME": "cache",
+    "matrix_digest": "cache",
+    "source_fingerprint": "cache",
+    "source_matches": "cache",
+    "write_map": "cache",
+    "read_map": "cache",
+    "cache_matches": "cache",
+    "load_map": "cache",
     "compute_map": "compute",
-    "MAP_VIEWS": "figures", "KIND_COLORS": "figures", "JAPANESE_COLORS": "figures", "join_map": "figures",
-    "map_figure": "figures", "centroid_histogram": "figures", "score_vs_norm": "figures", "place_labels": "figures",
-    "FORMATS": "render", "save_figure": "render", "render_all": "render",
-    "plot_model": "plot", "PlotResult": "plot", "read_ids": "plot", "NEGTEMP_FILE": "plot", "PLOTS_DIR": "plot",
+    "MAP_VIEWS": "figures",
+    "KIND_COLORS": "figures",
+    "JAPANESE_COLORS": "figures",
+    "join_map": "figures",
+    "map_figure": "figures",
+    "centroid_histogram": "figures",
+    "score_vs_norm": "figures",
+    "place_labels": "figures",
+    "FORMATS": "render",
+    "save_figure": "render",
+    "render_all": "render",
+    "plot_model": "plot",
+    "PlotResult": "plot",
+    "read_ids": "plot",
+    "NEGTEMP_FILE": "plot",
+    "PLOTS_DIR": "plot",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .cache import (CACHE_NAME, cache_matches, load_map, matrix_digest, read_map, source_fingerprint,
-                        source_matches, write_map)
+    from .cache import (
+        CACHE_NAME,
+        cache_matches,
+        load_map,
+        matrix_digest,
+        read_map,
+        source_fingerprint,
+        source_matches,
+        write_map,
+    )
     from .compute import compute_map
-    from .figures import (JAPANESE_COLORS, KIND_COLORS, MAP_VIEWS, centroid_histogram, join_map, map_figure,
-                          place_labels, score_vs_norm)
+    from .figures import (
+        JAPANESE_COLORS,
+        KIND_COLORS,
+        MAP_VIEWS,
+        centroid_histogram,
+        join_map,
+        map_figure,
+        place_labels,
+        score_vs_norm,
+    )
     from .options import CACHE_VERSION, MapOptions, MapResult, MapSettings
     from .plot import NEGTEMP_FILE, PLOTS_DIR, PlotResult, plot_model, read_ids
     from .render import FORMATS, render_all, save_figure
@@ -56,12 +95,39 @@ if TYPE_CHECKING:  # pragma: no cover
     from .umap import umap_coords
 
 __all__ = [
-    "MapOptions", "MapSettings", "MapResult", "CACHE_VERSION", "Selection", "required_reasons",
-    "select_rows", "umap_coords", "CACHE_NAME", "matrix_digest", "source_fingerprint",
-    "source_matches", "write_map", "read_map", "cache_matches", "load_map", "compute_map",
-    "MAP_VIEWS", "KIND_COLORS", "JAPANESE_COLORS", "join_map", "map_figure", "centroid_histogram",
-    "score_vs_norm", "place_labels", "FORMATS", "save_figure", "render_all", "plot_model",
-    "PlotResult", "read_ids", "NEGTEMP_FILE", "PLOTS_DIR",
+    "MapOptions",
+    "MapSettings",
+    "MapResult",
+    "CACHE_VERSION",
+    "Selection",
+    "required_reasons",
+    "select_rows",
+    "umap_coords",
+    "CACHE_NAME",
+    "matrix_digest",
+    "source_fingerprint",
+    "source_matches",
+    "write_map",
+    "read_map",
+    "cache_matches",
+    "load_map",
+    "compute_map",
+    "MAP_VIEWS",
+    "KIND_COLORS",
+    "JAPANESE_COLORS",
+    "join_map",
+    "map_figure",
+    "centroid_histogram",
+    "score_vs_norm",
+    "place_labels",
+    "FORMATS",
+    "save_figure",
+    "render_all",
+    "plot_model",
+    "PlotResult",
+    "read_ids",
+    "NEGTEMP_FILE",
+    "PLOTS_DIR",
 ]
 
 

@@ -15,9 +15,10 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -27,8 +28,14 @@ from .options import MapResult, MapSettings
 from .select import required_reasons
 
 __all__ = [
-    "CACHE_NAME", "matrix_digest", "source_fingerprint", "source_matches", "write_map", "read_map",
-    "cache_matches", "load_map",
+    "CACHE_NAME",
+    "matrix_digest",
+    "source_fingerprint",
+    "source_matches",
+    "write_map",
+    "read_map",
+    "cache_matches",
+    "load_map",
 ]
 
 log = logging.getLogger(__name__)
@@ -87,9 +94,11 @@ def _files_unchanged(fingerprint: list[list[Any]] | None) -> bool:
     if not fingerprint:
         return False
     try:
-        return all(os.path.getsize(p) == size
-                   and (file_fingerprint(p) if ident.startswith("fp1:") else file_sha256(p)) == ident
-                   for p, size, ident in fingerprint)
+        return all(
+            os.path.getsize(p) == size
+            and (file_fingerprint(p) if ident.startswith("fp1:") else file_sha256(p)) == ident
+            for p, size, ident in fingerprint
+        )
     except OSError:
         return False
 
@@ -127,8 +136,9 @@ def read_map(path: str | os.PathLike) -> tuple[pl.DataFrame, dict[str, Any]] | N
     return coords, meta
 
 
-def cache_matches(meta: Mapping[str, Any], settings: MapSettings, *, digest: str | None = None,
-                  source: list[list[Any]] | None = None) -> str | None:
+def cache_matches(
+    meta: Mapping[str, Any], settings: MapSettings, *, digest: str | None = None, source: list[list[Any]] | None = None
+) -> str | None:
     """None when a cached map made with ``meta`` can be reused, else the reason it cannot.
 
     The settings must be equal; then the matrix digest when one is given, else the source files
@@ -145,9 +155,15 @@ def cache_matches(meta: Mapping[str, Any], settings: MapSettings, *, digest: str
     return None
 
 
-def load_map(path: str | os.PathLike, settings: MapSettings, frame: pl.DataFrame, *,
-             digest: str | None = None, source: list[list[Any]] | None = None,
-             extra_ids: Iterable[int] = ()) -> MapResult | None:
+def load_map(
+    path: str | os.PathLike,
+    settings: MapSettings,
+    frame: pl.DataFrame,
+    *,
+    digest: str | None = None,
+    source: list[list[Any]] | None = None,
+    extra_ids: Iterable[int] = (),
+) -> MapResult | None:
     """The cached map when it can be reused for ``frame`` (see ``cache_matches``; in sample mode
     every token now required must also be on it), else None."""
     got = read_map(path)

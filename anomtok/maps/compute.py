@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -24,10 +25,17 @@ from .select import select_rows
 __all__ = ["compute_map"]
 
 
-def compute_map(matrix: np.ndarray, frame: pl.DataFrame, options: MapOptions | None = None, *,
-                cache: str | os.PathLike | None = None, source: Mapping[str, Any] | None = None,
-                extra_ids: Iterable[int] = (), progress: Callable[[str], None] | None = None,
-                knn: Any = None) -> MapResult:
+def compute_map(
+    matrix: np.ndarray,
+    frame: pl.DataFrame,
+    options: MapOptions | None = None,
+    *,
+    cache: str | os.PathLike | None = None,
+    source: Mapping[str, Any] | None = None,
+    extra_ids: Iterable[int] = (),
+    progress: Callable[[str], None] | None = None,
+    knn: Any = None,
+) -> MapResult:
     """The map of ``matrix`` (``(V, D)``, row i = token id i; ``frame`` in any order), from ``cache`` when it
     holds a reusable one, else computed (and written to ``cache`` when given).
 
@@ -59,8 +67,13 @@ def compute_map(matrix: np.ndarray, frame: pl.DataFrame, options: MapOptions | N
             if progress:
                 progress("map (cached)")
             return hit
-    sel = select_rows(frame, settings.sample if settings.mode == "sample" else None,
-                      flag_top=opt.flag_top, seed=opt.seed, extra_ids=extra)
+    sel = select_rows(
+        frame,
+        settings.sample if settings.mode == "sample" else None,
+        flag_top=opt.flag_top,
+        seed=opt.seed,
+        extra_ids=extra,
+    )
     t1 = time.perf_counter()
     # the matrix row of a token is its id
     # looked up on the module, so that a test can stand in for UMAP
@@ -68,8 +81,15 @@ def compute_map(matrix: np.ndarray, frame: pl.DataFrame, options: MapOptions | N
     if knn is not None and opt.metric == "cosine" and sel.ids.size >= 4:
         pre = knn.umap_knn(sel.ids, min(opt.n_neighbors, int(sel.ids.size) - 1))
         pre = pre if pre is not None and knn.matches(M) else None
-    xy = umap.umap_coords(M[sel.ids], seed=opt.seed, n_neighbors=opt.n_neighbors, min_dist=opt.min_dist,
-                     n_epochs=opt.n_epochs, metric=opt.metric, precomputed_knn=pre)
+    xy = umap.umap_coords(
+        M[sel.ids],
+        seed=opt.seed,
+        n_neighbors=opt.n_neighbors,
+        min_dist=opt.min_dist,
+        n_epochs=opt.n_epochs,
+        metric=opt.metric,
+        precomputed_knn=pre,
+    )
     seconds = time.perf_counter() - t1
     coords = pl.DataFrame({"token_id": sel.ids, "x": xy[:, 0], "y": xy[:, 1], "why": sel.why})
     meta = {
@@ -81,8 +101,12 @@ def compute_map(matrix: np.ndarray, frame: pl.DataFrame, options: MapOptions | N
         "valid_rows": int(valid.sum()),
         "why_counts": sel.counts(),
         "description": sel.description,
-        "knn": "umap-learn's own search" if pre is None else {  # the ranking's graph (Ranking.knn, knn.npz)
-            "from": "the ranking", **{k: knn.info[k] for k in ("method", "k", "degree", "seed", "recall") if k in knn.info}},
+        "knn": "umap-learn's own search"
+        if pre is None
+        else {  # the ranking's graph (Ranking.knn, knn.npz)
+            "from": "the ranking",
+            **{k: knn.info[k] for k in ("method", "k", "degree", "seed", "recall") if k in knn.info},
+        },
     }
     if cache is not None:
         write_map(cache, coords, meta)  # no timings in the file: the same settings give the same bytes

@@ -22,7 +22,8 @@ Writing them to files is ``anomtok.maps.render``.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -33,17 +34,29 @@ from . import fonts
 from .options import MapResult
 
 __all__ = [
-    "MAP_VIEWS", "KIND_COLORS", "JAPANESE_COLORS", "join_map", "map_figure", "centroid_histogram",
-    "score_vs_norm", "place_labels",
+    "MAP_VIEWS",
+    "KIND_COLORS",
+    "JAPANESE_COLORS",
+    "join_map",
+    "map_figure",
+    "centroid_histogram",
+    "score_vs_norm",
+    "place_labels",
 ]
 
 MAP_VIEWS = ("score", "kind", "script", "japanese")
-KIND_COLORS = {"normal": "#c8c8c8", "byte": "#1f77b4", "special": "#2ca02c", "unused": "#d62728",
-               "added": "#9467bd", "unknown": "#8c564b", "padding": "#e377c2"}
+KIND_COLORS = {
+    "normal": "#c8c8c8",
+    "byte": "#1f77b4",
+    "special": "#2ca02c",
+    "unused": "#d62728",
+    "added": "#9467bd",
+    "unknown": "#8c564b",
+    "padding": "#e377c2",
+}
 # one colour per class of anomtok.japanese.JA_CLASSES, in its order
 JAPANESE_COLORS = dict(zip(JA_CLASSES, ("#e6550d", "#3182bd", "#6baed6", "#31a354", "#8c6d31", "#e7969c", "#756bb1")))
-_SCRIPT_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-                   "#17becf", "#bcbd22")
+_SCRIPT_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 _NOT_LABELLED = ("unused", "padding")  # thousands of look-alike placeholders: coloured, not labelled
 _MARK_STYLE = {"marker": "x", "c": "black", "linewidths": 0.9, "zorder": 6, "gid": "marked"}
 
@@ -92,8 +105,9 @@ def _label_candidates(data: pl.DataFrame, k: int, japanese_only: bool = False) -
     return f.head(k)
 
 
-def place_labels(ax, items: Sequence[tuple[float, float, str]], *, fontsize: float = 7.0,
-                 avoid: Iterable[Any] = ()) -> tuple[int, int]:
+def place_labels(
+    ax, items: Sequence[tuple[float, float, str]], *, fontsize: float = 7.0, avoid: Iterable[Any] = ()
+) -> tuple[int, int]:
     """Greedy label placement in display space: each ``(x, y, text)`` in order tries offsets at
     growing distances around its point and takes the first whose box overlaps no placed label and
     stays inside the axes; one that fits nowhere is left out. Returns (placed, dropped)."""
@@ -111,8 +125,16 @@ def place_labels(ax, items: Sequence[tuple[float, float, str]], *, fontsize: flo
     for (x, y, label), (px, py) in zip(items, pts):
         prop = fonts.font_properties_for(label, size=fontsize)
         # the text's size, measured once; candidate boxes are then computed, not laid out again
-        probe = ax.annotate(label, xy=(x, y), xytext=(0, 0), textcoords="offset points", fontproperties=prop,
-                            parse_math=False, ha="left", va="bottom")
+        probe = ax.annotate(
+            label,
+            xy=(x, y),
+            xytext=(0, 0),
+            textcoords="offset points",
+            fontproperties=prop,
+            parse_math=False,
+            ha="left",
+            va="bottom",
+        )
         ext = probe.get_window_extent(renderer)
         probe.remove()
         w, h = ext.width + 2 * pad, ext.height + 2 * pad
@@ -139,8 +161,19 @@ def place_labels(ax, items: Sequence[tuple[float, float, str]], *, fontsize: flo
         dx, dy, r = found
         ha, va = {1: "left", -1: "right", 0: "center"}[dx], {1: "bottom", -1: "top", 0: "center"}[dy]
         arrow = {"arrowstyle": "-", "lw": 0.5, "color": "#555555", "shrinkA": 0, "shrinkB": 1} if r > 5 else None
-        ax.annotate(label, xy=(x, y), xytext=(dx * r, dy * r), textcoords="offset points", ha=ha, va=va,
-                    fontproperties=prop, parse_math=False, zorder=8, arrowprops=arrow, bbox=box_style)
+        ax.annotate(
+            label,
+            xy=(x, y),
+            xytext=(dx * r, dy * r),
+            textcoords="offset points",
+            ha=ha,
+            va=va,
+            fontproperties=prop,
+            parse_math=False,
+            zorder=8,
+            arrowprops=arrow,
+            bbox=box_style,
+        )
         placed += 1
     return placed, dropped
 
@@ -166,8 +199,18 @@ def _legend(fig, handles: list, x: float) -> None:
     for h in handles:
         marked = h.get_gid() == "marked"
         color = "black" if marked else h.get_facecolor()[0]
-        proxies.append(Line2D([], [], linestyle="none", marker="x" if marked else "o", markersize=6,
-                              color=color, markeredgewidth=1.2 if marked else 0, label=h.get_label()))
+        proxies.append(
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker="x" if marked else "o",
+                markersize=6,
+                color=color,
+                markeredgewidth=1.2 if marked else 0,
+                label=h.get_label(),
+            )
+        )
     labels = "".join(h.get_label() for h in handles)
     fig.legend(handles=proxies, loc="upper left", bbox_to_anchor=(x, 0.92), frameon=False, prop=_props(labels, 8))
 
@@ -179,12 +222,21 @@ def _title(ax, text: str) -> None:
 
 def _footnote(fig, lines: Sequence[str]) -> None:
     text = "\n".join(_text(s) for s in lines if s)
-    fig.text(0.01, 0.01, text, color="#333333", ha="left", va="bottom", parse_math=False,
-             fontproperties=_props(text, 7))
+    fig.text(
+        0.01, 0.01, text, color="#333333", ha="left", va="bottom", parse_math=False, fontproperties=_props(text, 7)
+    )
 
 
-def map_figure(frame: pl.DataFrame, result: MapResult, view: str = "score", *, title: str = "",
-               label_top: int = 25, mark_ids: Iterable[int] | None = None, mark_name: str = "marked tokens"):
+def map_figure(
+    frame: pl.DataFrame,
+    result: MapResult,
+    view: str = "score",
+    *,
+    title: str = "",
+    label_top: int = 25,
+    mark_ids: Iterable[int] | None = None,
+    mark_name: str = "marked tokens",
+):
     """One map (``view``: score, kind, script or japanese) as a ``Figure``. ``frame``: the ranking
     (or its ``join_map`` with the coordinates, to share the join between views)."""
     if view not in MAP_VIEWS:
@@ -199,14 +251,24 @@ def map_figure(frame: pl.DataFrame, result: MapResult, view: str = "score", *, t
     handles = []
     if view == "score":
         d = data.sort("score", nulls_last=False)
-        sc = ax.scatter(d["x"].to_numpy(), d["y"].to_numpy(), c=d["score"].fill_null(np.nan).to_numpy(),
-                        cmap="viridis", s=s, linewidths=0, rasterized=True)
+        sc = ax.scatter(
+            d["x"].to_numpy(),
+            d["y"].to_numpy(),
+            c=d["score"].fill_null(np.nan).to_numpy(),
+            cmap="viridis",
+            s=s,
+            linewidths=0,
+            rasterized=True,
+        )
         cax = fig.add_axes((0.71, 0.25, 0.02, 0.5))
         fig.colorbar(sc, cax=cax, label="score (cosine to the reference mean)")
     else:
         if view == "kind":
-            groups = [(k, KIND_COLORS.get(k, "#777777"), pl.col("kind") == k)
-                      for k in KIND_COLORS if k in set(data["kind"].to_list())]
+            groups = [
+                (k, KIND_COLORS.get(k, "#777777"), pl.col("kind") == k)
+                for k in KIND_COLORS
+                if k in set(data["kind"].to_list())
+            ]
         elif view == "script":
             counts = data.filter(~pl.col("script").is_in(["none", "Common"]))["script"].value_counts(sort=True)
             top = counts["script"].to_list()[: len(_SCRIPT_PALETTE)]
@@ -220,14 +282,28 @@ def map_figure(frame: pl.DataFrame, result: MapResult, view: str = "score", *, t
             if d.height == 0:
                 continue
             grey = col in ("#c8c8c8", "#d0d0d0")
-            h = ax.scatter(d["x"].to_numpy(), d["y"].to_numpy(), c=col, s=s if grey else max(1.5, min(2.5 * s, 20.0)),
-                           linewidths=0, rasterized=True, zorder=1 if grey else 3,
-                           label=_text(f"{name} ({d.height:,})"))
+            h = ax.scatter(
+                d["x"].to_numpy(),
+                d["y"].to_numpy(),
+                c=col,
+                s=s if grey else max(1.5, min(2.5 * s, 20.0)),
+                linewidths=0,
+                rasterized=True,
+                zorder=1 if grey else 3,
+                label=_text(f"{name} ({d.height:,})"),
+            )
             handles.append(h)
     marked = _marks(data, mark_ids)
     if marked is not None and marked.height:
-        handles.append(ax.scatter(marked["x"].to_numpy(), marked["y"].to_numpy(), s=max(4 * s, 14),
-                                  label=_text(f"{mark_name} ({marked.height:,})"), **_MARK_STYLE))
+        handles.append(
+            ax.scatter(
+                marked["x"].to_numpy(),
+                marked["y"].to_numpy(),
+                s=max(4 * s, 14),
+                label=_text(f"{mark_name} ({marked.height:,})"),
+                **_MARK_STYLE,
+            )
+        )
     ax.autoscale_view()
     ax.set_xlim(ax.get_xlim())
     ax.set_ylim(ax.get_ylim())
@@ -235,22 +311,37 @@ def map_figure(frame: pl.DataFrame, result: MapResult, view: str = "score", *, t
     cand = _label_candidates(data, label_top, japanese_only=(view == "japanese"))
     items = [(float(r["x"]), float(r["y"]), fonts.label_text(r["token"] or "")) for r in cand.iter_rows(named=True)]
     placed, dropped = place_labels(ax, items)
-    what = {"score": "by under-trained score", "kind": "by token kind", "script": "by Unicode script",
-            "japanese": "Japanese tokens by class"}[view]
+    what = {
+        "score": "by under-trained score",
+        "kind": "by token kind",
+        "script": "by Unicode script",
+        "japanese": "Japanese tokens by class",
+    }[view]
     _title(ax, f"{title}: embedding map {what}" if title else f"Embedding map {what}")
     st = result.meta.get("settings", {})
     lab = "Japanese tokens" if view == "japanese" else "tokens (unused/padding rows aside)"
-    _footnote(fig, [
-        result.description or f"{n:,} points",
-        f"UMAP of the input embedding, {st.get('metric', 'cosine')}, n_neighbors={st.get('n_neighbors')}, "
-        f"min_dist={st.get('min_dist')}, seed={st.get('seed')}. Labels: the top {len(items)} {lab} by score"
-        + (f" ({dropped} left out for lack of room)" if dropped else "") + ".",
-    ])
+    _footnote(
+        fig,
+        [
+            result.description or f"{n:,} points",
+            f"UMAP of the input embedding, {st.get('metric', 'cosine')}, n_neighbors={st.get('n_neighbors')}, "
+            f"min_dist={st.get('min_dist')}, seed={st.get('seed')}. Labels: the top {len(items)} {lab} by score"
+            + (f" ({dropped} left out for lack of room)" if dropped else "")
+            + ".",
+        ],
+    )
     return fig
 
 
-def centroid_histogram(frame: pl.DataFrame, *, title: str = "", tail: float = 0.01, list_n: int = 6,
-                       mark_ids: Iterable[int] | None = None, mark_name: str = "marked tokens"):
+def centroid_histogram(
+    frame: pl.DataFrame,
+    *,
+    title: str = "",
+    tail: float = 0.01,
+    list_n: int = 6,
+    mark_ids: Iterable[int] | None = None,
+    mark_name: str = "marked tokens",
+):
     """Histogram of the distance to the centroid; both ``tail`` fractions shaded and named."""
     f = frame.filter(pl.col("centroid_l2").is_not_null())
     if "kind" in f.columns:
@@ -268,8 +359,14 @@ def centroid_histogram(frame: pl.DataFrame, *, title: str = "", tail: float = 0.
         ax.hist(r, bins=bins, histtype="step", color="#d62728", lw=1.2, label=f"reference / unused ({r.size:,})")
     marked = _marks(f, mark_ids)
     if marked is not None and marked.height:
-        ax.hist(marked["centroid_l2"].to_numpy(), bins=bins, histtype="step", color="black", lw=1.2,
-                label=_text(f"{mark_name} ({marked.height:,})"))
+        ax.hist(
+            marked["centroid_l2"].to_numpy(),
+            bins=bins,
+            histtype="step",
+            color="black",
+            lw=1.2,
+            label=_text(f"{mark_name} ({marked.height:,})"),
+        )
     ax.set_yscale("log")
     ax.axvspan(d.min(), lo, color="#3182bd", alpha=0.15)
     ax.axvspan(hi, d.max(), color="#e6550d", alpha=0.15)
@@ -280,21 +377,41 @@ def centroid_histogram(frame: pl.DataFrame, *, title: str = "", tail: float = 0.
     ):
         names = ", ".join(fonts.label_text(t or "", max_chars=16) for t in frame_side["token"].to_list())
         box = f"{side} {tail:.0%}: {n_side:,} tokens ({'≤' if side == 'nearest' else '≥'} {thr:.3g})\n{names}"
-        ax.text(x, 0.97, box, transform=ax.transAxes, ha=ha, va="top", fontproperties=_props(box, 7), color=col,
-                parse_math=False,
-                bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": col, "alpha": 0.85})
+        ax.text(
+            x,
+            0.97,
+            box,
+            transform=ax.transAxes,
+            ha=ha,
+            va="top",
+            fontproperties=_props(box, 7),
+            color=col,
+            parse_math=False,
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": col, "alpha": 0.85},
+        )
     ax.set_xlabel("L2 distance to the centroid of the input embedding")
     ax.set_ylabel("tokens (log)")
     labels = "".join(ax.get_legend_handles_labels()[1])
     ax.legend(loc="center right", frameon=False, prop=_props(labels, 8))
     _title(ax, f"{title}: distance to the centroid" if title else "Distance to the centroid")
-    _footnote(fig, [f"{d.size:,} tokens with a finite vector (padding rows aside); shaded: the nearest and "
-                    f"farthest {tail:.0%}, where under-trained tokens gather (near, for most tied models)."])
+    _footnote(
+        fig,
+        [
+            f"{d.size:,} tokens with a finite vector (padding rows aside); shaded: the nearest and "
+            f"farthest {tail:.0%}, where under-trained tokens gather (near, for most tied models)."
+        ],
+    )
     return fig
 
 
-def score_vs_norm(frame: pl.DataFrame, *, title: str = "", label_top: int = 15,
-                  mark_ids: Iterable[int] | None = None, mark_name: str = "marked tokens"):
+def score_vs_norm(
+    frame: pl.DataFrame,
+    *,
+    title: str = "",
+    label_top: int = 15,
+    mark_ids: Iterable[int] | None = None,
+    mark_name: str = "marked tokens",
+):
     """The under-trained score against the embedding norm, coloured by kind, top tokens labelled."""
     f = frame.filter(pl.col("score").is_not_null() & pl.col("norm").is_not_null())
     if f.height == 0:
@@ -307,13 +424,29 @@ def score_vs_norm(frame: pl.DataFrame, *, title: str = "", label_top: int = 15,
     for kind, col in KIND_COLORS.items():
         d = f.filter(pl.col("kind") == kind)
         if d.height:
-            handles.append(ax.scatter(d["norm"].to_numpy(), d["score"].to_numpy(), c=col, s=s, linewidths=0,
-                                      rasterized=True, zorder=1 if kind == "normal" else 3,
-                                      label=f"{kind} ({d.height:,})"))
+            handles.append(
+                ax.scatter(
+                    d["norm"].to_numpy(),
+                    d["score"].to_numpy(),
+                    c=col,
+                    s=s,
+                    linewidths=0,
+                    rasterized=True,
+                    zorder=1 if kind == "normal" else 3,
+                    label=f"{kind} ({d.height:,})",
+                )
+            )
     marked = _marks(f, mark_ids)
     if marked is not None and marked.height:
-        handles.append(ax.scatter(marked["norm"].to_numpy(), marked["score"].to_numpy(), s=max(4 * s, 14),
-                                  label=_text(f"{mark_name} ({marked.height:,})"), **_MARK_STYLE))
+        handles.append(
+            ax.scatter(
+                marked["norm"].to_numpy(),
+                marked["score"].to_numpy(),
+                s=max(4 * s, 14),
+                label=_text(f"{mark_name} ({marked.height:,})"),
+                **_MARK_STYLE,
+            )
+        )
     ax.autoscale_view()
     ax.set_xlim(ax.get_xlim())
     ax.set_ylim(ax.get_ylim())
@@ -321,9 +454,16 @@ def score_vs_norm(frame: pl.DataFrame, *, title: str = "", label_top: int = 15,
     ax.set_ylabel("score (under-trained indicator)")
     _legend(fig, handles, 0.72)
     cand = _label_candidates(f, label_top)
-    items = [(float(r["norm"]), float(r["score"]), fonts.label_text(r["token"] or "")) for r in cand.iter_rows(named=True)]
+    items = [
+        (float(r["norm"]), float(r["score"]), fonts.label_text(r["token"] or "")) for r in cand.iter_rows(named=True)
+    ]
     _, dropped = place_labels(ax, items)
     _title(ax, f"{title}: score against norm" if title else "Score against norm")
-    _footnote(fig, [f"{f.height:,} tokens. Labels: the top {len(items)} by score, unused/padding rows aside"
-                    + (f" ({dropped} left out for lack of room)." if dropped else ".")])
+    _footnote(
+        fig,
+        [
+            f"{f.height:,} tokens. Labels: the top {len(items)} by score, unused/padding rows aside"
+            + (f" ({dropped} left out for lack of room)." if dropped else ".")
+        ],
+    )
     return fig

@@ -29,14 +29,25 @@ import functools
 import importlib.util
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 __all__ = [
-    "FontSpec", "FONT_SPECS", "BASE_FAMILY", "available_fonts", "families", "families_for",
-    "font_properties", "font_properties_for",
-    "coverage", "missing_chars", "is_covered", "escape_char", "label_text", "scripts_covered",
+    "FontSpec",
+    "FONT_SPECS",
+    "BASE_FAMILY",
+    "available_fonts",
+    "families",
+    "families_for",
+    "font_properties",
+    "font_properties_for",
+    "coverage",
+    "missing_chars",
+    "is_covered",
+    "escape_char",
+    "label_text",
+    "scripts_covered",
 ]
 
 log = logging.getLogger(__name__)
@@ -58,20 +69,43 @@ class FontSpec:
 # is a variable font whose default instance is thin, so it only supplies the Han characters that
 # IPAexGothic and NanumGothic lack.
 FONT_SPECS: tuple[FontSpec, ...] = (
-    FontSpec("matplotlib-fontja", "matplotlib_fontja", "fonts/ipaexg.ttf", "IPAexGothic",
-             ("Hiragana", "Katakana", "Han")),
-    FontSpec("koreanize-matplotlib", "koreanize_matplotlib", "fonts/NanumGothic.ttf", "NanumGothic",
-             ("Hangul",)),
+    FontSpec(
+        "matplotlib-fontja", "matplotlib_fontja", "fonts/ipaexg.ttf", "IPAexGothic", ("Hiragana", "Katakana", "Han")
+    ),
+    FontSpec("koreanize-matplotlib", "koreanize_matplotlib", "fonts/NanumGothic.ttf", "NanumGothic", ("Hangul",)),
     FontSpec("manimgx-fonts", "manimgx_fonts", "NotoSans[wght].ttf", "Noto Sans", ("Latin", "Greek", "Cyrillic")),
     *(
         FontSpec("manimgx-fonts", "manimgx_fonts", f"NotoSans{s}[wght].ttf", f"Noto Sans {s}", (s,))
-        for s in ("Arabic", "Hebrew", "Devanagari", "Bengali", "Gurmukhi", "Gujarati", "Oriya", "Tamil",
-                  "Telugu", "Kannada", "Malayalam", "Sinhala", "Thai", "Lao", "Khmer", "Myanmar",
-                  "Georgian", "Armenian", "Ethiopic")
+        for s in (
+            "Arabic",
+            "Hebrew",
+            "Devanagari",
+            "Bengali",
+            "Gurmukhi",
+            "Gujarati",
+            "Oriya",
+            "Tamil",
+            "Telugu",
+            "Kannada",
+            "Malayalam",
+            "Sinhala",
+            "Thai",
+            "Lao",
+            "Khmer",
+            "Myanmar",
+            "Georgian",
+            "Armenian",
+            "Ethiopic",
+        )
     ),
     FontSpec("manimgx-fonts", "manimgx_fonts", "NotoSansSymbols[wght].ttf", "Noto Sans Symbols", ()),
-    FontSpec("manimgx-fonts-cjk", "manimgx_fonts_cjk", "NotoSansCJK-VF.otf.ttc", "Noto Sans CJK JP",
-             ("Han", "Hangul", "Bopomofo")),
+    FontSpec(
+        "manimgx-fonts-cjk",
+        "manimgx_fonts_cjk",
+        "NotoSansCJK-VF.otf.ttc",
+        "Noto Sans CJK JP",
+        ("Han", "Hangul", "Bopomofo"),
+    ),
     FontSpec("manimgx-fonts", "manimgx_fonts", "NotoEmoji[wght].ttf", "Noto Emoji", ()),
 )
 
@@ -152,8 +186,11 @@ def available_fonts() -> tuple[_Font, ...]:
             if font is not None:
                 out.append(font)
         if missing:
-            log.warning("font packages not installed (labels in their scripts are escaped): %s; "
-                        "pip install %s", ", ".join(sorted(missing)), " ".join(sorted(missing)))
+            log.warning(
+                "font packages not installed (labels in their scripts are escaped): %s; pip install %s",
+                ", ".join(sorted(missing)),
+                " ".join(sorted(missing)),
+            )
         return tuple(out)
 
 
@@ -291,8 +328,9 @@ def scripts_covered(scripts: Iterable[str] | None = None) -> dict[str, bool]:
         except regex.error:
             out[name] = False
             continue
-        letters = [cp for cp in _candidate_range(name)
-                   if pat.match(chr(cp)) and unicodedata.category(chr(cp))[0] in "LS"]
+        letters = [
+            cp for cp in _candidate_range(name) if pat.match(chr(cp)) and unicodedata.category(chr(cp))[0] in "LS"
+        ]
         if not letters:
             out[name] = False
             continue
@@ -304,20 +342,48 @@ def scripts_covered(scripts: Iterable[str] | None = None) -> dict[str, bool]:
 def _candidate_range(script: str) -> range:
     # The main block of each script (enough to judge coverage); Han: the unified ideographs.
     blocks = {
-        "Latin": (0x41, 0x24F), "Greek": (0x370, 0x3FF), "Cyrillic": (0x400, 0x4FF),
-        "Armenian": (0x530, 0x58F), "Hebrew": (0x590, 0x5FF), "Arabic": (0x600, 0x6FF),
-        "Syriac": (0x700, 0x74F), "Thaana": (0x780, 0x7BF), "Nko": (0x7C0, 0x7FF),
-        "Devanagari": (0x900, 0x97F), "Bengali": (0x980, 0x9FF), "Gurmukhi": (0xA00, 0xA7F),
-        "Gujarati": (0xA80, 0xAFF), "Oriya": (0xB00, 0xB7F), "Tamil": (0xB80, 0xBFF),
-        "Telugu": (0xC00, 0xC7F), "Kannada": (0xC80, 0xCFF), "Malayalam": (0xD00, 0xD7F),
-        "Sinhala": (0xD80, 0xDFF), "Thai": (0xE00, 0xE7F), "Lao": (0xE80, 0xEFF),
-        "Tibetan": (0xF00, 0xFFF), "Myanmar": (0x1000, 0x109F), "Georgian": (0x10A0, 0x10FF),
-        "Hangul": (0xAC00, 0xD7A3), "Ethiopic": (0x1200, 0x137F), "Cherokee": (0x13A0, 0x13FF),
-        "Canadian_Aboriginal": (0x1400, 0x167F), "Khmer": (0x1780, 0x17FF), "Mongolian": (0x1800, 0x18AF),
-        "Hiragana": (0x3041, 0x309F), "Katakana": (0x30A0, 0x30FF), "Bopomofo": (0x3100, 0x312F),
-        "Han": (0x4E00, 0x9FFF), "Yi": (0xA000, 0xA48F), "Vai": (0xA500, 0xA63F),
-        "Javanese": (0xA980, 0xA9DF), "Balinese": (0x1B00, 0x1B7F), "Tifinagh": (0x2D30, 0x2D7F),
-        "Ol_Chiki": (0x1C50, 0x1C7F), "Adlam": (0x1E900, 0x1E95F), "Braille": (0x2800, 0x28FF),
+        "Latin": (0x41, 0x24F),
+        "Greek": (0x370, 0x3FF),
+        "Cyrillic": (0x400, 0x4FF),
+        "Armenian": (0x530, 0x58F),
+        "Hebrew": (0x590, 0x5FF),
+        "Arabic": (0x600, 0x6FF),
+        "Syriac": (0x700, 0x74F),
+        "Thaana": (0x780, 0x7BF),
+        "Nko": (0x7C0, 0x7FF),
+        "Devanagari": (0x900, 0x97F),
+        "Bengali": (0x980, 0x9FF),
+        "Gurmukhi": (0xA00, 0xA7F),
+        "Gujarati": (0xA80, 0xAFF),
+        "Oriya": (0xB00, 0xB7F),
+        "Tamil": (0xB80, 0xBFF),
+        "Telugu": (0xC00, 0xC7F),
+        "Kannada": (0xC80, 0xCFF),
+        "Malayalam": (0xD00, 0xD7F),
+        "Sinhala": (0xD80, 0xDFF),
+        "Thai": (0xE00, 0xE7F),
+        "Lao": (0xE80, 0xEFF),
+        "Tibetan": (0xF00, 0xFFF),
+        "Myanmar": (0x1000, 0x109F),
+        "Georgian": (0x10A0, 0x10FF),
+        "Hangul": (0xAC00, 0xD7A3),
+        "Ethiopic": (0x1200, 0x137F),
+        "Cherokee": (0x13A0, 0x13FF),
+        "Canadian_Aboriginal": (0x1400, 0x167F),
+        "Khmer": (0x1780, 0x17FF),
+        "Mongolian": (0x1800, 0x18AF),
+        "Hiragana": (0x3041, 0x309F),
+        "Katakana": (0x30A0, 0x30FF),
+        "Bopomofo": (0x3100, 0x312F),
+        "Han": (0x4E00, 0x9FFF),
+        "Yi": (0xA000, 0xA48F),
+        "Vai": (0xA500, 0xA63F),
+        "Javanese": (0xA980, 0xA9DF),
+        "Balinese": (0x1B00, 0x1B7F),
+        "Tifinagh": (0x2D30, 0x2D7F),
+        "Ol_Chiki": (0x1C50, 0x1C7F),
+        "Adlam": (0x1E900, 0x1E95F),
+        "Braille": (0x2800, 0x28FF),
     }
     lo, hi = blocks.get(script, (0, -1))
     return range(lo, hi + 1)

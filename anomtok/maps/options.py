@@ -90,13 +90,24 @@ class MapSettings:
     cache_version: int = CACHE_VERSION
 
     @classmethod
-    def make(cls, options: MapOptions, rows_valid: int, rows: int, dim: int) -> "MapSettings":
+    def make(cls, options: MapOptions, rows_valid: int, rows: int, dim: int) -> MapSettings:
         from .umap import umap_version
 
         mode, n = options.mode(rows_valid)
-        return cls(mode=mode, sample=n, flag_top=options.flag_top, seed=options.seed,
-                   n_neighbors=options.n_neighbors, min_dist=options.min_dist, n_epochs=options.n_epochs,
-                   metric=options.metric, matrix="input", rows=rows, dim=dim, umap_version=umap_version())
+        return cls(
+            mode=mode,
+            sample=n,
+            flag_top=options.flag_top,
+            seed=options.seed,
+            n_neighbors=options.n_neighbors,
+            min_dist=options.min_dist,
+            n_epochs=options.n_epochs,
+            metric=options.metric,
+            matrix="input",
+            rows=rows,
+            dim=dim,
+            umap_version=umap_version(),
+        )
 
 
 @dataclass

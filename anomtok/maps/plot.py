@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 
@@ -49,8 +50,10 @@ class PlotResult:
         n = sum(len(v) for v in self.files.values())
         where = next((str(v[0].parent) for v in self.files.values() if v), "nowhere")
         reused = [w for w, r in (("ranking", self.ranking_reused), ("map", self.map_reused)) if r]
-        return (f"PlotResult: {n} files ({', '.join(self.files)}) in {where}\n"
-                f"  reused: {', '.join(reused) or 'nothing'}; {self.marked} marked tokens; .files, .map_meta, .seconds")
+        return (
+            f"PlotResult: {n} files ({', '.join(self.files)}) in {where}\n"
+            f"  reused: {', '.join(reused) or 'nothing'}; {self.marked} marked tokens; .files, .map_meta, .seconds"
+        )
 
 
 def read_ids(path: str | Path) -> list[int]:
@@ -81,11 +84,21 @@ def _rank_into(emb: ModelEmbeddings, out: Path, device: str) -> Ranking:
     return result
 
 
-def plot_model(model: Any, out_dir: str | Path, *, ranking: Ranking | None = None,
-               map_options: MapOptions | None = None, no_map: bool = False, label_top: int = 25,
-               mark_ids: Iterable[int] | None = None, mark_name: str | None = None, title: str | None = None,
-               formats: Sequence[str] = ("png", "svg"), device: str = "auto",
-               progress: Callable[[str], None] | None = None) -> PlotResult:
+def plot_model(
+    model: Any,
+    out_dir: str | Path,
+    *,
+    ranking: Ranking | None = None,
+    map_options: MapOptions | None = None,
+    no_map: bool = False,
+    label_top: int = 25,
+    mark_ids: Iterable[int] | None = None,
+    mark_name: str | None = None,
+    title: str | None = None,
+    formats: Sequence[str] = ("png", "svg"),
+    device: str = "auto",
+    progress: Callable[[str], None] | None = None,
+) -> PlotResult:
     """Rank (or reuse), map (or reuse ``umap.parquet``) and render every plot into ``out_dir/plots``.
 
     ``model``: a spec for ``anomtok.load`` or loaded ``ModelEmbeddings`` (loaded only when a step
@@ -159,7 +172,9 @@ def plot_model(model: Any, out_dir: str | Path, *, ranking: Ranking | None = Non
         marks = sorted({int(i) for i in mark_ids})
         unknown = [i for i in marks if i not in known]
         if unknown:
-            log.warning("%d marked ids are not rows of the embedding and are ignored (e.g. %s)", len(unknown), unknown[:5])
+            log.warning(
+                "%d marked ids are not rows of the embedding and are ignored (e.g. %s)", len(unknown), unknown[:5]
+            )
             marks = [i for i in marks if i in known]
 
     # -- the map: reuse umap.parquet when its settings and source match, else compute
@@ -180,13 +195,28 @@ def plot_model(model: Any, out_dir: str | Path, *, ranking: Ranking | None = Non
             from ..export import KNN_FILE, read_knn
 
             graph = getattr(ranking, "knn", None) or read_knn(out / KNN_FILE)  # the ranking's neighbours
-            res = compute_map(emb.input.float().cpu().numpy(), frame, opt, cache=cache, source=src, extra_ids=marks,
-                              knn=graph)
+            res = compute_map(
+                emb.input.float().cpu().numpy(), frame, opt, cache=cache, source=src, extra_ids=marks, knn=graph
+            )
         map_reused = res.from_cache
         tick("map (cached)" if map_reused else "map")
 
-    files = render_all(frame, out / PLOTS_DIR, res, title=_title(spec, meta) if title is None else title,
-                       label_top=label_top, mark_ids=marks or None, mark_name=name or "marked tokens", formats=formats)
+    files = render_all(
+        frame,
+        out / PLOTS_DIR,
+        res,
+        title=_title(spec, meta) if title is None else title,
+        label_top=label_top,
+        mark_ids=marks or None,
+        mark_name=name or "marked tokens",
+        formats=formats,
+    )
     tick("render")
-    return PlotResult(files=files, map_meta=res.meta if res is not None else None, ranking_reused=reused,
-                      map_reused=map_reused, marked=len(marks), seconds=seconds)
+    return PlotResult(
+        files=files,
+        map_meta=res.meta if res is not None else None,
+        ranking_reused=reused,
+        map_reused=map_reused,
+        marked=len(marks),
+        seconds=seconds,
+    )

@@ -8,8 +8,9 @@ score/norm scatter (``anomtok.maps.figures``); ``save_figure`` writes one figure
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import polars as pl
 
@@ -40,10 +41,18 @@ def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, 
     return out
 
 
-def render_all(frame: pl.DataFrame, out_dir: str | os.PathLike, result: MapResult | None = None, *,
-               title: str = "", label_top: int = 25, mark_ids: Iterable[int] | None = None,
-               mark_name: str = "marked tokens", formats: Sequence[str] = FORMATS,
-               progress: Any = None) -> dict[str, list[Path]]:
+def render_all(
+    frame: pl.DataFrame,
+    out_dir: str | os.PathLike,
+    result: MapResult | None = None,
+    *,
+    title: str = "",
+    label_top: int = 25,
+    mark_ids: Iterable[int] | None = None,
+    mark_name: str = "marked tokens",
+    formats: Sequence[str] = FORMATS,
+    progress: Any = None,
+) -> dict[str, list[Path]]:
     """Every plot into ``out_dir``: the four maps when ``result`` is given, the histogram and the
     score/norm scatter always. Returns {plot name: [files]}."""
     out = Path(out_dir)
@@ -54,11 +63,23 @@ def render_all(frame: pl.DataFrame, out_dir: str | os.PathLike, result: MapResul
     jobs: list[tuple[str, Any]] = []
     if result is not None:
         for view in MAP_VIEWS:
-            jobs.append((f"map_{view}", lambda v=view: map_figure(data, result, v, title=title, label_top=label_top,
-                                                                  mark_ids=marks, mark_name=mark_name)))
+            jobs.append(
+                (
+                    f"map_{view}",
+                    lambda v=view: map_figure(
+                        data, result, v, title=title, label_top=label_top, mark_ids=marks, mark_name=mark_name
+                    ),
+                )
+            )
     jobs.append(("centroid_hist", lambda: centroid_histogram(frame, title=title, mark_ids=marks, mark_name=mark_name)))
-    jobs.append(("score_norm", lambda: score_vs_norm(frame, title=title, label_top=min(label_top, 15),
-                                                     mark_ids=marks, mark_name=mark_name)))
+    jobs.append(
+        (
+            "score_norm",
+            lambda: score_vs_norm(
+                frame, title=title, label_top=min(label_top, 15), mark_ids=marks, mark_name=mark_name
+            ),
+        )
+    )
     for name, make in jobs:
         fig = make()
         written[name] = save_figure(fig, out / name, formats)

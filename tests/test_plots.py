@@ -37,8 +37,11 @@ from anomtok.maps import umap as maps_umap
 GLYPH_MISSING = r".*[Gg]lyph .* missing from (current )?font"
 
 # Labels planted on the top tokens: Japanese (kana, kanji), Cyrillic, Latin, Korean, Kannada, Thai,
-# Arabic, a mathtext trap, and a Tibetan syllable that no font of the chain covers (escaped).
+# Arabic, a mathtext trap, Tibetan, Cuneiform, Vai, Han Extension B (Debian's fonts), and two Kawi
+# letters (Unicode 15) that no font of the chain covers (escaped).
+UNCOVERED = "\U00011f04"  # KAWI LETTER A
 PLANTED = ["東京タワー", "ひらがな", "Хронологија", "entferne", "한국어", "ಕನ್ನಡ", "ไทย", "العربية", "$x^2$ cost", "ཀཁ"]
+PLANTED += ["\U00012239\U000121a7", "\ua5e1\ua54c", "\U000291a9", "\U00011f04\U00011f05"]
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +87,11 @@ def test_chain_has_the_bundled_fonts_and_covers_the_common_scripts():
         "Noto Sans Devanagari",
         "Noto Sans Thai",
         "Noto Sans Arabic",
+        "Noto Sans Cuneiform",  # the Debian fonts (make setup installs them)
+        "Noto Sans Vai",
+        "Noto Sans Egyptian Hieroglyphs",
+        "Noto Serif Tibetan",
+        "HanaMinB",
     ):
         assert fam in fams, f"{fam} missing: is its font package installed?"
     covered = fonts.scripts_covered(
@@ -102,9 +110,17 @@ def test_chain_has_the_bundled_fonts_and_covers_the_common_scripts():
             "Thai",
             "Arabic",
             "Hebrew",
+            "Cuneiform",
+            "Vai",
+            "Egyptian_Hieroglyphs",
+            "Tibetan",
+            "Syriac",
+            "Thaana",
+            "Cherokee",
         ]
     )
     assert all(covered.values()), covered
+    assert fonts.families_for("\U000291a9\U0002a6d6\U0002a700") == [fonts.BASE_FAMILY, "HanaMinB"]  # Ext. B, C
     for text in [
         "東京タワー",
         "ひらがな",
@@ -123,11 +139,11 @@ def test_chain_has_the_bundled_fonts_and_covers_the_common_scripts():
 
 
 def test_uncovered_script_becomes_a_readable_escape():
-    ch = "\u0f40"  # TIBETAN LETTER KA
+    ch = UNCOVERED
     if fonts.is_covered(ch):
-        pytest.skip("a Tibetan font is in the chain now")
+        pytest.skip("a Kawi font is in the chain now")
     assert fonts.missing_chars(f"a{ch}b{ch}") == [ch]
-    assert fonts.label_text(f"{ch}x") == "\\u0f40x"
+    assert fonts.label_text(f"{ch}x") == "\\U00011f04x"
     assert fonts.label_text("\U0001e900") in ("\U0001e900", "\\U0001e900")  # Adlam: escaped unless covered
     assert fonts.escape_char("\x07") == "\\x07"
 
@@ -196,7 +212,11 @@ def test_plots_render_planted_labels_in_many_scripts_without_missing_glyphs(rank
         "한국어",
         "ಕನ್ನಡ",
         "$x^2$\u2423cost",
-        "\\u0f40\\u0f41",
+        "ཀཁ",
+        "\U00012239\U000121a7",
+        "\ua5e1\ua54c",
+        "\U000291a9",
+        "\\U00011f04\\U00011f05",
     ]:
         assert want in labels, f"{want!r} not labelled; labels: {sorted(labels)}"
     # the plot says how many points it shows and how they were chosen
@@ -207,9 +227,9 @@ def test_plots_render_planted_labels_in_many_scripts_without_missing_glyphs(rank
 
 def test_the_glyph_check_does_catch_a_missing_glyph(tmp_path):
     # the control: drawing an uncovered character raw (not through label_text) does warn
-    ch = "\u0f40"
+    ch = UNCOVERED
     if fonts.is_covered(ch):
-        pytest.skip("a Tibetan font is in the chain now")
+        pytest.skip("a Kawi font is in the chain now")
     fig = figures._figure(2, 1)
     fig.text(0.1, 0.5, ch, fontproperties=fonts.font_properties(size=8))
     with pytest.warns(UserWarning, match=GLYPH_MISSING):

@@ -4,9 +4,9 @@ Token labels come in any script. matplotlib (>= 3.6) takes a *list* of font fami
 glyph, uses the first one that has the glyph; a glyph none of them has is drawn as an empty box and
 warned about ("Glyph ... missing from font(s)"). This module
 
-1. finds the font files that anomtok's font dependencies install (by their package folders,
-   without importing those packages: ``matplotlib_fontja`` and ``koreanize_matplotlib`` change
-   matplotlib's global settings when imported),
+1. finds the font files (``anomtok.maps.fontfiles``: those anomtok's font dependencies install,
+   found by their package folders without importing them, then Debian's Noto and Hanazono fonts
+   for Cuneiform, Vai, Egyptian hieroglyphs, Han Extension B and the other rarer scripts),
 2. registers them with matplotlib's font manager, lazily, on the first call (never at import),
 3. builds the fallback chain (``families()``) and reads each font's character map, so that
 4. ``label_text()`` can replace every character no font of the chain has with an escape that reads
@@ -16,8 +16,8 @@ warned about ("Glyph ... missing from font(s)"). This module
 '東京'
 >>> label_text(" the")                     # spaces made visible
 '␣the'
->>> label_text("\\u0f00")                 # Tibetan: no font of the chain has it
-'\\\\u0f00'
+>>> label_text("\\U00011f04")             # Kawi (Unicode 15): no font of the chain has it
+'\\\\U00011f04'
 
 Nothing here changes ``matplotlib.rcParams``: plots pass ``font_properties()`` to each text.
 """
@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.util
 import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from .fontfiles import DEBIAN_PACKAGES, FONT_SPECS, FontSpec, locate
 
 __all__ = [
     "FontSpec",
@@ -53,62 +54,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class FontSpec:
-    """One font of the chain: the pip package that installs it and the file inside that package."""
-
-    package: str  # pip name (what pyproject.toml lists)
-    module: str  # top-level import name: its folder is found without importing it
-    file: str  # path inside the module folder
-    family: str  # the family name matplotlib reads from the file
-    scripts: tuple[str, ...]  # what it is in the chain for (documentation and ``scripts_covered``)
-
-
-# The chain, in fallback order. Bundled by PyPI packages (project dependencies) so that every
-# machine, CI included, renders the same labels. Noto Sans CJK comes last among the CJK fonts: it
-# is a variable font whose default instance is thin, so it only supplies the Han characters that
-# IPAexGothic and NanumGothic lack.
-FONT_SPECS: tuple[FontSpec, ...] = (
-    FontSpec(
-        "matplotlib-fontja", "matplotlib_fontja", "fonts/ipaexg.ttf", "IPAexGothic", ("Hiragana", "Katakana", "Han")
-    ),
-    FontSpec("koreanize-matplotlib", "koreanize_matplotlib", "fonts/NanumGothic.ttf", "NanumGothic", ("Hangul",)),
-    FontSpec("manimgx-fonts", "manimgx_fonts", "NotoSans[wght].ttf", "Noto Sans", ("Latin", "Greek", "Cyrillic")),
-    *(
-        FontSpec("manimgx-fonts", "manimgx_fonts", f"NotoSans{s}[wght].ttf", f"Noto Sans {s}", (s,))
-        for s in (
-            "Arabic",
-            "Hebrew",
-            "Devanagari",
-            "Bengali",
-            "Gurmukhi",
-            "Gujarati",
-            "Oriya",
-            "Tamil",
-            "Telugu",
-            "Kannada",
-            "Malayalam",
-            "Sinhala",
-            "Thai",
-            "Lao",
-            "Khmer",
-            "Myanmar",
-            "Georgian",
-            "Armenian",
-            "Ethiopic",
-        )
-    ),
-    FontSpec("manimgx-fonts", "manimgx_fonts", "NotoSansSymbols[wght].ttf", "Noto Sans Symbols", ()),
-    FontSpec(
-        "manimgx-fonts-cjk",
-        "manimgx_fonts_cjk",
-        "NotoSansCJK-VF.otf.ttc",
-        "Noto Sans CJK JP",
-        ("Han", "Hangul", "Bopomofo"),
-    ),
-    FontSpec("manimgx-fonts", "manimgx_fonts", "NotoEmoji[wght].ttf", "Noto Emoji", ()),
-)
-
 # matplotlib's own default font, always present: first in the chain so plots keep its look.
 BASE_FAMILY = "DejaVu Sans"
 
@@ -120,16 +65,6 @@ class _Font:
     family: str
     path: str
     index: int  # face index in a collection (.ttc)
-
-
-def _module_dir(module: str) -> Path | None:
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
 
 
 def _open_face(path: str, index: int = 0):
@@ -153,13 +88,13 @@ def _register(spec: FontSpec, path: Path) -> _Font | None:
         for index in range(faces):
             face = _open_face(str(path), index)
             entry = fm.ttfFontProperty(face)
-            if entry.name != spec.family:
+            if spec.family is not None and entry.name != spec.family:
                 continue
             entry = dataclasses.replace(entry, weight=400, style="normal")
             if not any(e.fname == entry.fname and e.index == entry.index for e in fm.fontManager.ttflist):
                 fm.fontManager.ttflist.append(entry)
                 fm.fontManager._findfont_cached.cache_clear()  # noqa: SLF001 - as FontManager.addfont does
-            return _Font(spec.family, str(path), index)
+            return _Font(entry.name, str(path), index)
     except (OSError, RuntimeError, ValueError) as exc:
         log.warning("font %s (%s) could not be read: %s", spec.family, path, exc)
         return None
@@ -175,21 +110,19 @@ def available_fonts() -> tuple[_Font, ...]:
 
     with _lock:
         out = [_Font(BASE_FAMILY, fm.findfont(fm.FontProperties(family=BASE_FAMILY), fallback_to_default=True), 0)]
-        missing: set[str] = set()
-        for spec in FONT_SPECS:
-            folder = _module_dir(spec.module)
-            path = folder / spec.file if folder is not None else None
-            if path is None or not path.exists():
-                missing.add(spec.package)
-                continue
+        found, missing = locate()
+        for spec, path in found:
             font = _register(spec, path)
-            if font is not None:
+            if font is not None and font not in out:
                 out.append(font)
         if missing:
+            pip = " ".join(m for m in missing if m not in DEBIAN_PACKAGES)
+            deb = " ".join(m for m in missing if m in DEBIAN_PACKAGES)
+            how = [f"pip install {pip}"] * bool(pip) + [f"apt-get install {deb} (make setup does)"] * bool(deb)
             log.warning(
-                "font packages not installed (labels in their scripts are escaped): %s; pip install %s",
-                ", ".join(sorted(missing)),
-                " ".join(sorted(missing)),
+                "font packages not installed (labels in their scripts are escaped): %s; %s",
+                ", ".join(missing),
+                "; ".join(how),
             )
         return tuple(out)
 
@@ -383,6 +316,9 @@ def _candidate_range(script: str) -> range:
         "Tifinagh": (0x2D30, 0x2D7F),
         "Ol_Chiki": (0x1C50, 0x1C7F),
         "Adlam": (0x1E900, 0x1E95F),
+        "Cuneiform": (0x12000, 0x1236F),
+        "Egyptian_Hieroglyphs": (0x13000, 0x1342E),
+        "Coptic": (0x2C80, 0x2CFF),
         "Braille": (0x2800, 0x28FF),
     }
     lo, hi = blocks.get(script, (0, -1))

@@ -109,7 +109,13 @@ def run_model(alias: str, args: argparse.Namespace) -> dict[str, Any]:
 
     import anomtok
     from anomtok.generation import load_causal_lm
-    from anomtok.verify import VERIFY_THRESHOLD, _select, make_prompt_set, score_tokens, score_tokens_one_by_one
+    from anomtok.verify import (
+        VERIFY_THRESHOLD,
+        make_prompt_set,
+        score_tokens,
+        score_tokens_one_by_one,
+        select_candidates,
+    )
 
     print(f"[{alias}] loading", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
@@ -117,7 +123,7 @@ def run_model(alias: str, args: argparse.Namespace) -> dict[str, Any]:
     load_s = time.perf_counter() - t0
     emb = anomtok.load(alias)
     ranking = anomtok.rank(emb, options=anomtok.RankOptions(nn="off"))
-    tops, rnd, _ = _select(
+    tops, rnd, _ = select_candidates(
         ranking.frame, ["score"], args.n // 2, ("normal",), args.n - args.n // 2, args.seed, lm.n_vocab
     )
     top_ids = [t for t in ranking.frame.sort("rank")["token_id"].to_list() if t in tops]  # by rank

@@ -1,15 +1,15 @@
 """Render a scan folder into ``report.md`` and ``glitch.csv``, from the files alone.
 
 Nothing here loads a model: the report is rebuilt in well under a second from ``meta.json``,
-``ranked.parquet``, ``audit/audit.json``, ``negtemp/*``, ``verify/*`` and ``plots/*`` (each
-optional but the ranking), so it can be re-rendered after any step.
+``ranked.parquet``, ``audit/``, ``negtemp/``, ``verify/`` and ``plots/`` (each optional but the
+ranking), so it can be re-rendered after any step. The step sections and the number formats are
+in ``anomtok.report_sections``.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import polars as pl
 
 from ._version import __version__
 from .errors import InputError
+from .report_sections import audit_section, fmt_prob, fmt_seconds, fmt_value, md_token, negtemp_section, verify_section
 from .table import markdown_cell, markdown_table
 
 __all__ = ["write_report", "render_report", "glitch_table", "md_token"]
@@ -36,15 +37,23 @@ GLITCH_COLUMNS = [
     "centroid_cos",
     "pc1_removed_cos",
     "nn_cos",
+    "nn_id",
 ]
-
-
-def md_token(s: str | None, limit: int = 40) -> str:
-    """A token's display form as a Markdown table cell: HTML-escaped, pipes neutralised, spaces shown as ␣."""
-    if s is None:
-        return ""
-    s = s if len(s) <= limit else s[: limit - 1] + "…"
-    return "<code>" + html.escape(s.replace(" ", "␣")).replace("|", "&#124;") + "</code>"
+# the evidence each glitch token gets, from the step files: (column, the file it comes from)
+EVIDENCE = {
+    "max_prob": "verify/verified.csv",
+    "verified": "verify/verified.csv",
+    "negtemp_count": "negtemp/negtemp_tokens.csv",
+    "audit_class": "audit/audit.csv",
+}
+PLOTS = [
+    ("map_score", "UMAP of the input embedding, coloured by score"),
+    ("map_kind", "coloured by token kind"),
+    ("map_script", "coloured by script"),
+    ("map_japanese", "Japanese view: kana and kanji tokens"),
+    ("centroid_hist", "distance to the centroid, both tails marked"),
+    ("score_norm", "score vs norm"),
+]
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -53,16 +62,83 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return read_json(path, missing_ok=True)
 
 
-def glitch_table(frame: pl.DataFrame, verified: pl.DataFrame | None = None) -> pl.DataFrame:
-    """The flagged tokens (see ``anomtok.ranking``), best first, with verification columns when known."""
+def _optional_csv(path: Path, columns: dict[str, str]) -> pl.DataFrame | None:
+    """``columns`` (old name -> new name) of an optional step table, None when it is absent or
+    unreadable (an unreadable optional input only drops its evidence column, with a warning)."""
+    if not path.exists():
+        return None
+    try:
+        f = pl.read_csv(path, infer_schema_length=10000, columns=list(columns))
+        return f.rename(columns).unique("token_id", keep="first")
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        log.warning("%s: unreadable (%s: %s); the glitch table goes without it", path, exc.__class__.__name__, first)
+        return None
+
+
+def glitch_table(
+    frame: pl.DataFrame,
+    verified: pl.DataFrame | None = None,
+    negtemp: pl.DataFrame | None = None,
+    audit: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """The flagged tokens (see ``anomtok.ranking``), best first, each with its evidence: the token
+    its nearest neighbour is (``nn_token``), and when the step ran, the verification probability
+    (``max_prob``, ``verified``), how often negative-temperature generation produced it
+    (``negtemp_count``; 0 = never) and its round-trip class in the tokenizer audit (``audit_class``)."""
     cols = [c for c in GLITCH_COLUMNS if c in frame.columns]
     g = frame.filter(pl.col("flagged")).sort("rank").select(cols)
-    if verified is not None and {"token_id", "max_prob"} <= set(verified.columns):
-        v = verified.select([c for c in ("token_id", "max_prob", "verified") if c in verified.columns]).unique(
-            "token_id"
+    if "nn_id" in g.columns:
+        names = frame.select(pl.col("token_id").alias("nn_id"), pl.col("token").alias("nn_token"))
+        g = g.join(names, on="nn_id", how="left").with_columns(
+            pl.when(pl.col("nn_id") >= 0).then(pl.col("nn_id")).otherwise(None).alias("nn_id")
         )
-        g = g.join(v, on="token_id", how="left")
+    if verified is not None and {"token_id", "max_prob"} <= set(verified.columns):
+        g = g.join(
+            verified.select([c for c in ("token_id", "max_prob", "verified") if c in verified.columns]),
+            on="token_id",
+            how="left",
+        )
+    if negtemp is not None:
+        g = g.join(negtemp.select("token_id", "negtemp_count"), on="token_id", how="left").with_columns(
+            pl.col("negtemp_count").fill_null(0)
+        )
+    if audit is not None:
+        g = g.join(audit.select("token_id", "audit_class"), on="token_id", how="left")
     return g
+
+
+def _docs_link(out: Path, page: str) -> str:
+    """A relative link to ``docs/<page>`` when the report folder is inside an anomtok checkout,
+    else the page named."""
+    here = out.resolve()
+    for parent in [here, *here.parents]:
+        if (parent / "docs" / page).is_file() and (parent / "anomtok").is_dir():
+            rel = os.path.relpath(parent / "docs" / page, here).replace(os.sep, "/")
+            return f"[docs/{page}]({rel})"
+    return f"`docs/{page}` in the anomtok source"
+
+
+def _glitch_rows(head: pl.DataFrame) -> tuple[list[list[str]], list[str]]:
+    cols = set(head.columns)
+    headers = ["rank", "id", "token", "kind", "script", "score"]
+    extra = [
+        ("verify p", "max_prob", lambda r: fmt_prob(r["max_prob"]) + (" ✓" if r.get("verified") else "")),
+        ("negtemp", "negtemp_count", lambda r: markdown_cell(r["negtemp_count"])),
+        (
+            "nearest neighbour",
+            "nn_token",
+            lambda r: "–" if r["nn_id"] is None else f"{md_token(r['nn_token'], 24)} {markdown_cell(r['nn_cos'], 3)}",
+        ),
+        ("audit", "audit_class", lambda r: r["audit_class"] or "–"),
+    ]
+    extra = [e for e in extra if e[1] in cols]
+    rows = []
+    for r in head.iter_rows(named=True):
+        row = [f"{r['rank']:,}", str(r["token_id"]), md_token(r["token"]), r["kind"], r["script"]]
+        row.append(markdown_cell(r["score"]))
+        rows.append(row + [f(r) for _, _, f in extra])
+    return rows, headers + [h for h, _, _ in extra]
 
 
 def render_report(
@@ -72,19 +148,14 @@ def render_report(
     if meta is None or not (out / "ranked.parquet").exists():
         raise InputError(f"{out}: no ranking (meta.json, ranked.parquet); run `anomtok scan` or `anomtok rank` first")
     frame = pl.read_parquet(out / "ranked.parquet")
-    verified = None
-    if (out / "verify" / "verified.csv").exists():
-        try:
-            verified = pl.read_csv(out / "verify" / "verified.csv", infer_schema_length=10000)
-        except (pl.exceptions.PolarsError, OSError) as exc:  # an unreadable optional input only drops a column
-            log.warning(
-                "%s: unreadable (%s: %s); the glitch table has no verification columns",
-                out / "verify" / "verified.csv",
-                exc.__class__.__name__,
-                str(exc).strip().splitlines()[0] if str(exc).strip() else "",
-            )
-            verified = None
-    glitch = glitch_table(frame, verified)
+    glitch = glitch_table(
+        frame,
+        _optional_csv(
+            out / "verify" / "verified.csv", {"token_id": "token_id", "max_prob": "max_prob", "verified": "verified"}
+        ),
+        _optional_csv(out / "negtemp" / "negtemp_tokens.csv", {"token_id": "token_id", "count": "negtemp_count"}),
+        _optional_csv(out / "audit" / "audit.csv", {"token_id": "token_id", "round_trip": "audit_class"}),
+    )
     src = meta.get("source", {})
     model = meta.get("model", {})
     sc = meta.get("score", {})
@@ -99,32 +170,28 @@ def render_report(
     # --- model facts
     lines += ["## Model", ""]
     kinds = meta.get("kind_counts", {})
+    files = []
+    for f in src.get("files", []):
+        digest = (
+            f"sha256 `{f['sha256'][:16]}…`"
+            if f.get("sha256")
+            else f"fingerprint `{(f.get('fingerprint') or '')[4:20]}…`"
+        )
+        files.append(f"`{Path(f['path']).name}` {digest}")
+    tied = "tied" if meta.get("tied") else "untied (output matrix used for the score)"
     facts = [
         [
             "source",
             f"`{src.get('source')}` ({src.get('format')}, input tensor `{src.get('input_tensor')}`, {src.get('dtype')})",
         ],
         ["architecture", str(model.get("architecture"))],
-        [
-            "embedding",
-            f"{meta['shape'][0]:,} × {meta['shape'][1]:,}, {'tied' if meta.get('tied') else 'untied (output matrix used for the score)'}",
-        ],
+        ["embedding", f"{meta['shape'][0]:,} × {meta['shape'][1]:,}, {tied}"],
         ["token kinds", ", ".join(f"{k} {v:,}" for k, v in kinds.items())],
         ["tokenizer scheme", str(model.get("token_scheme"))],
-        [
-            "files",
-            "<br>".join(
-                (
-                    f"`{Path(f['path']).name}` sha256 `{f['sha256'][:16]}…`"
-                    if f.get("sha256")
-                    else f"`{Path(f['path']).name}` fingerprint `{(f.get('fingerprint') or '')[4:20]}…`"
-                )
-                for f in src.get("files", [])
-            ),
-        ],
+        ["files", "<br>".join(files)],
         [
             "read",
-            f"{src.get('bytes_read', 0) / 1e6:,.0f} MB of tensor data in {src.get('seconds', 0):.2f} s ({src.get('method')})",
+            f"{src.get('bytes_read', 0) / 1e6:,.0f} MB of tensor data in {fmt_seconds(src.get('seconds'))} ({src.get('method')})",
         ],
     ]
     lines += [markdown_table(facts, ["", ""]), ""]
@@ -133,33 +200,28 @@ def render_report(
     n_flag = int(frame["flagged"].sum())
     lines += ["## Glitch tokens", ""]
     lines += [
-        f"Score: cosine to the mean of **{sc.get('reference_size', 0):,} reference tokens** "
-        f"({sc.get('reference_source')}; kinds {sc.get('reference_kinds')}) after removing the first principal "
-        f"component, on the {sc.get('matrix')}. **{n_flag:,} tokens** ({100 * n_flag / max(frame.height, 1):.2f}% of "
-        f"the vocabulary) are flagged: {sc.get('flag_rule')} (threshold {markdown_cell(sc.get('flag_threshold'))}). "
-        f"Invalid (NaN/inf/zero) rows: {meta.get('invalid_rows', {}).get('count', 0)}. "
-        f"The full list is `glitch.csv`; every token is in `ranked.csv`.",
+        f"**The score** of a token is the cosine between its embedding and the mean embedding of the "
+        f"**{sc.get('reference_size', 0):,} reference tokens** (tokens known never to be trained; "
+        f"{sc.get('reference_source')}: {fmt_value(sc.get('reference_kinds'))}), both taken after removing the "
+        f"first principal component of the {sc.get('matrix')}: near 1, the token sits where untrained tokens sit. "
+        f"How well it finds tokens the model cannot use: {_docs_link(out, 'validity.md')}.",
+        "",
+        f"**{n_flag:,} tokens** ({100 * n_flag / max(frame.height, 1):.2f}% of the vocabulary) are flagged: "
+        f"{sc.get('flag_rule')} (threshold {markdown_cell(sc.get('flag_threshold'))}). "
+        f"Invalid (NaN/inf/zero) rows: {meta.get('invalid_rows', {}).get('count', 0):,}. "
+        "The full list, with the evidence columns, is `glitch.csv`; every token is in `ranked.csv`.",
         "",
     ]
-    head = glitch.head(40)
-    rows = []
-    for r in head.iter_rows(named=True):
-        row = [
-            str(r["rank"]),
-            str(r["token_id"]),
-            md_token(r["token"]),
-            r["kind"],
-            r["script"],
-            markdown_cell(r["score"]),
-            markdown_cell(r["norm"]),
-        ]
-        if "max_prob" in head.columns:
-            row.append("–" if r.get("max_prob") is None else f"{r['max_prob']:.2g}")
-        rows.append(row)
-    headers = ["rank", "id", "token", "kind", "script", "score", "norm"] + (
-        ["verify p"] if "max_prob" in head.columns else []
-    )
-    lines += [markdown_table(rows, headers), ""]
+    rows, headers = _glitch_rows(glitch.head(40))
+    lines += [
+        "Evidence for each token: *verify p*, the highest probability the model gives to repeating it "
+        "(✓ = verified under-trained, below the threshold; – = not tested); *negtemp*, how often "
+        "negative-temperature generation produced it; its *nearest neighbour* in the embedding and their "
+        "cosine; its *audit* class (can the tokenizer produce it from its own text?).",
+        "",
+        markdown_table(rows, headers),
+        "",
+    ]
     scripts = glitch.group_by("script").len().sort(["len", "script"], descending=[True, False]).head(10)
     lines += [
         "Flagged tokens by script: " + ", ".join(f"{r['script']} {r['len']:,}" for r in scripts.iter_rows(named=True)),
@@ -183,233 +245,46 @@ def render_report(
     plots = out / "plots"
     if plots.exists():
         lines += ["## Maps and plots", ""]
-        for stem, caption in [
-            ("map_score", "UMAP of the input embedding, coloured by score"),
-            ("map_kind", "coloured by token kind"),
-            ("map_script", "coloured by script"),
-            ("map_japanese", "Japanese view: kana and kanji tokens"),
-            ("centroid_hist", "distance to the centroid, both tails marked"),
-            ("score_norm", "score vs norm"),
-        ]:
+        for stem, caption in PLOTS:
             for ext in ("png", "svg"):
                 if (plots / f"{stem}.{ext}").exists():
                     lines += [f"![{caption}](plots/{stem}.{ext})", ""]
                     break
+        if (out / "map.html").exists():
+            lines += ["Interactive map of every token (pan, zoom, hover, search): [map.html](map.html)", ""]
 
-    # --- negative temperature
+    # --- the steps
     cc = _read_json(out / "negtemp" / "crosscheck.json")
     if cc is not None:
-        lines += _negtemp_section(out, cc)
-
-    # --- verification
+        lines += negtemp_section(out, cc, _read_json(out / "negtemp" / "meta.json") or {})
     vj = _read_json(out / "verify" / "verify.json")
     if vj is not None:
-        lines += _verify_section(vj)
-
-    # --- audit
+        lines += verify_section(vj)
     aj = _read_json(out / "audit" / "audit.json")
     if aj is not None:
-        lines += _audit_section(aj)
-
-    # --- run
-    lines += ["## Run", ""]
-    if step_status:
-        rows = [
-            [
-                k,
-                v.get("status", ""),
-                markdown_cell(v.get("seconds")) if v.get("seconds") is not None else v.get("why", ""),
-            ]
-            for k, v in step_status.items()
-        ]
-        lines += [markdown_table(rows, ["step", "status", "seconds"]), ""]
-    if total_seconds is not None:
-        lines += [f"Total: {total_seconds:.1f} s on this machine.", ""]
-    lines += [f"Ranking settings: `{json.dumps(meta.get('settings', {}))}`", ""]
+        lines += audit_section(aj)
+    lines += _run_section(meta, step_status, total_seconds)
     return "\n".join(lines), glitch
 
 
-def _negtemp_section(out: Path, cc: dict[str, Any]) -> list[str]:
-    lines = ["## Negative-temperature generation", ""]
-    nm = _read_json(out / "negtemp" / "meta.json") or {}
-    st = nm.get("settings", {})
-    temp = (st.get("sampler") or {}).get("temperature", st.get("temperature"))
-    lines += [
-        f"Logits divided by T = {temp} (top-k, top-p, repetition penalty off), "
-        f"{st.get('max_new_tokens')} new tokens per prompt, seed {st.get('seed')}. Samples:",
-        "",
-    ]
-    gen = out / "negtemp" / "generations.jsonl"
-    shown: dict[str, int] = {}
-    if gen.exists():
-        for line in gen.read_text("utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            g = rec.get("group", "?")
-            if shown.get(g, 0) >= 2:
-                continue
-            shown[g] = shown.get(g, 0) + 1
-            lines += [f"- ({g}) {md_token(rec.get('prompt'), 60)} → {md_token(rec.get('text'), 160)}"]
-    lines += [""]
-    groups = cc.get("groups", {})
-    rows = []
-    for g, s in groups.items():
-        m = s.get("metrics", {}).get("score", {})
-        top = m.get("topk", {})
-        t1000 = top.get("1000", {}) if isinstance(top, dict) else {}
-        rows.append(
-            [
-                g,
-                s.get("n_generated"),
-                s.get("n_distinct"),
-                markdown_cell(m.get("mean_percentile"), 2),
-                markdown_cell(t1000.get("overlap")),
-                markdown_cell(t1000.get("expected"), 2),
-                markdown_cell(t1000.get("enrichment"), 1),
-            ]
-        )
-    if rows:
+def _run_section(meta: dict[str, Any], step_status: dict[str, Any] | None, total_seconds: float | None) -> list[str]:
+    lines = ["## Run", ""]
+    if step_status:
+        rows = [
+            [k, v.get("status", ""), fmt_seconds(v["seconds"]) if v.get("seconds") is not None else v.get("why", "")]
+            for k, v in step_status.items()
+        ]
+        lines += [markdown_table(rows, ["step", "status", "time"]), ""]
+    if total_seconds is not None:
+        lines += [f"Total: {fmt_seconds(total_seconds)} on this machine.", ""]
+    settings = meta.get("settings") or {}
+    if settings:
         lines += [
-            "Cross-check against the default score (percentile 0 = most suspect; a random token averages 50):",
+            "Ranking settings:",
             "",
-            markdown_table(
-                rows,
-                ["prompts", "tokens", "distinct", "mean percentile", "in top 1000", "expected by chance", "enrichment"],
-            ),
+            markdown_table([[f"`{k}`", fmt_value(v)] for k, v in settings.items()], ["setting", "value"]),
             "",
         ]
-    return lines
-
-
-def _verify_section(vj: dict[str, Any]) -> list[str]:
-    lines = ["## Verification by prompting", ""]
-    lines += [
-        f"The top {vj.get('top')} candidates of each metric (kinds {vj.get('kinds')}) and a random sample were "
-        f"prompted to repeat the token (few-shot prompts built around the token id); a token is *verified* "
-        f"under-trained when its highest probability over {vj.get('n_positions')} answer positions per prompt "
-        f"stays below {vj.get('threshold')}. {vj.get('n_verified')} of {vj.get('n_candidates')} candidates verified. "
-        "Details: `verify/verified.csv`.",
-        "",
-    ]
-    prec = vj.get("precision") or {}
-    rows = [
-        [
-            m,
-            markdown_cell(p.get("verified")),
-            markdown_cell(p.get("n")),
-            markdown_cell(p.get("precision"), 2),
-            markdown_cell(p.get("lift"), 2),
-        ]
-        for m, p in prec.items()
-        if isinstance(p, dict)
-    ]
-    base = vj.get("base_rate")
-    if isinstance(base, dict):
-        rows.append(
-            [
-                "random tokens (base rate)",
-                markdown_cell(base.get("verified")),
-                markdown_cell(base.get("n")),
-                markdown_cell(base.get("precision", base.get("rate")), 2),
-                "1.00",
-            ]
-        )
-    ref = vj.get("reference")
-    if isinstance(ref, dict) and ref.get("n"):
-        rows.append(
-            [
-                "reference tokens (sanity check, never candidates)",
-                markdown_cell(ref.get("verified")),
-                markdown_cell(ref.get("n")),
-                markdown_cell(ref.get("rate"), 2),
-                "",
-            ]
-        )
-    if rows:
-        lines += [markdown_table(rows, ["candidates from", "verified", "tested", "precision", "lift over random"]), ""]
-    return lines
-
-
-def _audit_section(aj: dict[str, Any]) -> list[str]:
-    lines = ["## Tokenizer audit", ""]
-    counts = aj.get("counts", {})
-    rt = counts.get("round_trip") or counts.get("classes") or {}
-    if rt:
-        lines += [markdown_table([[k, v] for k, v in rt.items()], ["round trip", "tokens"]), ""]
-    ja = aj.get("japanese")
-    if isinstance(ja, dict):
-        lines += ["### Japanese", ""]
-        fert = ja.get("fertility") or {}
-        rows = [
-            [
-                k,
-                markdown_cell(v.get("chars")),
-                markdown_cell(v.get("tokens")),
-                markdown_cell(v.get("tokens_per_char"), 3),
-                markdown_cell(v.get("byte_piece_tokens")),
-            ]
-            for k, v in fert.items()
-            if isinstance(v, dict)
-        ]
-        if rows:
-            lines += [
-                "Fertility on the bundled samples (`anomtok/data/sample_ja.txt`, `anomtok/data/sample_en.txt`):",
-                "",
-                markdown_table(rows, ["sample", "characters", "tokens", "tokens per character", "byte-piece tokens"]),
-                "",
-            ]
-        cov = (ja.get("coverage") or {}).get("by_inventory") or {}
-        rows = [
-            [
-                v.get("label", k),
-                markdown_cell(v.get("chars")),
-                markdown_cell(v.get("single_token")),
-                markdown_cell(v.get("single_token_pct"), 1),
-                markdown_cell(v.get("mean_tokens"), 2),
-            ]
-            for k, v in cov.items()
-            if isinstance(v, dict)
-        ]
-        if rows:
-            lines += [
-                "Character coverage (is the character a single token?):",
-                "",
-                markdown_table(rows, ["inventory", "characters", "single token", "%", "mean tokens per character"]),
-                "",
-            ]
-        cls = ja.get("tokens_by_class") or {}
-        rows = [
-            [
-                k,
-                markdown_cell(v.get("tokens")),
-                markdown_cell(v.get("reachable")),
-                markdown_cell(v.get("undecodable", 0)),
-            ]
-            for k, v in cls.items()
-            if isinstance(v, dict)
-        ]
-        if rows:
-            lines += [
-                "Japanese tokens in the vocabulary:",
-                "",
-                markdown_table(rows, ["class", "tokens", "reachable", "undecodable"]),
-                "",
-            ]
-        top = ja.get("top_ranked")
-        if isinstance(top, dict) and top.get("tokens"):
-            lines += [
-                f"{top.get('count')} Japanese tokens (or fragments of Japanese characters) in the top "
-                f"{top.get('top_k')} of the ranking; the first: "
-                + " ".join(
-                    md_token(e.get("token"), 20) + f" (#{e.get('rank')})"
-                    for e in top["tokens"][:15]
-                    if isinstance(e, dict)
-                ),
-                "",
-            ]
-    lines += ["The full audit is in `audit/audit.md`.", ""]
     return lines
 
 

@@ -108,6 +108,29 @@ def test_report_sections_agree_with_the_files(tiny_model, full_scan):
     verified = pl.read_csv(full_scan / "verify" / "verified.csv", infer_schema_length=10000)
     assert f"{int(verified['verified'].sum())} of {verified.height} candidates verified" in text
 
+    # the evidence of each glitch token, from the step files
+    by_id = {r["token_id"]: r for r in glitch.iter_rows(named=True)}
+    for r in verified.filter(pl.col("token_id").is_in(list(by_id))).iter_rows(named=True):
+        assert by_id[r["token_id"]]["max_prob"] == pytest.approx(r["max_prob"], rel=1e-6)
+        assert by_id[r["token_id"]]["verified"] == r["verified"]
+    produced = dict(pl.read_csv(full_scan / "negtemp" / "negtemp_tokens.csv").select("token_id", "count").iter_rows())
+    assert glitch["negtemp_count"].to_list() == [produced.get(i, 0) for i in glitch["token_id"].to_list()]
+    classes = dict(audit.select("token_id", "round_trip").iter_rows())
+    assert glitch["audit_class"].to_list() == [classes[i] for i in glitch["token_id"].to_list()]
+    names = dict(ranked.select("token_id", "token").iter_rows())
+    assert glitch["nn_token"].to_list() == [names[i] for i in glitch["nn_id"].to_list()]
+    header = next(line for line in section.splitlines() if line.startswith("| rank |"))
+    assert header == "| rank | id | token | kind | script | score | verify p | negtemp | nearest neighbour | audit |"
+    first = glitch.row(0, named=True)
+    assert f"| {first['negtemp_count']} | <code>{first['nn_token'].replace(' ', '␣')}</code> " in section
+    assert "docs/validity.md" in section
+    # the cross-check bands are the ones the README quotes; settings are a table, not JSON
+    negtemp = _section(text, "## Negative-temperature generation")
+    assert "| prompts | tokens | distinct | mean percentile | top 100 | top 1,000 | top 2% | top 5% |" in negtemp
+    run = _section(text, "## Run")
+    assert "| `seed` | 0 |" in run and "{" not in run
+    assert re.search(r"^\| rank \| (ran|reused) \| \d+\.\d+ s \|$", run, re.M)
+
     pngs = {}
     for name in ["map_score", "map_kind", "map_script", "map_japanese", "centroid_hist", "score_norm"]:
         path = full_scan / "plots" / f"{name}.png"

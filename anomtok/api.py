@@ -277,9 +277,10 @@ def compare(
     out: str | os.PathLike | None = None,
     **overrides: Any,
 ) -> Comparison:
-    """Compare report folders (from ``scan`` or ``rank``): shared glitch tokens of the models that
-    share a tokenizer, and a side-by-side summary. With ``out``, write the comparison there as
-    the options' ``format`` (markdown or json)."""
+    """Compare report folders (from ``scan`` or ``rank``): the glitch tokens each pair of models both
+    flag, matched by their exact bytes across tokenizers, and a side-by-side summary. With ``out``,
+    write the comparison there as the options' ``format`` (by default markdown, json for a
+    ``.json`` name); ``result.text()`` is the terminal form."""
     from .cache import atomic_write_text
     from .compare import compare as run_compare
 
@@ -288,7 +289,8 @@ def compare(
         raise InputError("compare takes a list of report folders (at least two)")
     result = run_compare(list(folders), top=opts.top)
     if out is not None:
-        atomic_write_text(out, result.text(opts.format) + "\n")
+        fmt = opts.format or ("json" if str(out).endswith(".json") else "markdown")
+        atomic_write_text(out, result.text(fmt) + "\n")
     return result
 
 

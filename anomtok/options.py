@@ -57,7 +57,7 @@ __all__ = [
 
 NEGTEMP_TEMPERATURE = -0.001  # negtemp's default: the least likely token at every step
 PLOT_FORMATS = ("png", "svg")
-COMPARE_FORMATS = ("markdown", "json")
+COMPARE_FORMATS = ("text", "markdown", "json")
 
 
 def _set(obj: Any, name: str, value: Any) -> None:
@@ -392,14 +392,17 @@ def _map_options_class() -> type:
 
 @dataclass(frozen=True)
 class CompareOptions:
-    """``anomtok compare``: how many shared tokens to list per pair, and the text format written."""
+    """``anomtok compare``: how many shared tokens to list per pair, and the format: ``text``
+    (aligned tables for a terminal), ``markdown`` or ``json``; None: text on the terminal, and for
+    a file ``json`` when its name ends in ``.json``, else ``markdown``."""
 
     top: int = 25
-    format: str = "markdown"
+    format: str | None = None
 
     def __post_init__(self) -> None:
         check_int(self.top, "top", 1, 10_000)
-        _choice(self.format, "format", COMPARE_FORMATS)
+        if self.format is not None:
+            _choice(self.format, "format", COMPARE_FORMATS)
 
 
 @dataclass(frozen=True)

@@ -250,8 +250,9 @@ def render_report(
                 if (plots / f"{stem}.{ext}").exists():
                     lines += [f"![{caption}](plots/{stem}.{ext})", ""]
                     break
-        if (out / "map.html").exists():
-            lines += ["Interactive map of every token (pan, zoom, hover, search): [map.html](map.html)", ""]
+        html_map = next((m for m in ("plots/map.html", "map.html") if (out / m).exists()), None)
+        if html_map:
+            lines += [f"Interactive map (pan, zoom, hover, search; opens offline): [{html_map}]({html_map})", ""]
 
     # --- the steps
     cc = _read_json(out / "negtemp" / "crosscheck.json")

@@ -11,26 +11,38 @@ __all__ = ["command"]
 
 @click.command("compare")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--top", default=25, show_default=True, type=click.IntRange(1, 10000), help="Shared tokens to list.")
+@click.option(
+    "--top",
+    default=25,
+    show_default=True,
+    type=click.IntRange(1, 10000),
+    help="Tokens flagged in both to list for each pair of reports.",
+)
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["markdown", "json"]),
-    default="markdown",
-    show_default=True,
-    help="Output format (with -o: of the file written).",
+    type=click.Choice(["text", "markdown", "json"]),
+    default=None,
+    help="Output format. Default: aligned text on the terminal; with -o, json for a .json file, else markdown.",
 )
 @click.option(
-    "-o", "--out", "out_file", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout."
+    "-o",
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the comparison to this file (e.g. cmp.md) instead of the terminal.",
 )
 @handle_errors
-def command(folders: tuple[str, ...], top: int, fmt: str, out_file: str | None) -> None:
-    """Compare report folders: shared glitch tokens (Jaccard) for models that share a tokenizer,
-    and a side-by-side summary for all.
+def command(folders: tuple[str, ...], top: int, fmt: str | None, out_file: str | None) -> None:
+    """Compare report folders: the glitch tokens each pair of models both flag (matched by their
+    exact bytes, so models with different tokenizers are compared too) and a side-by-side summary.
+    Reads only meta.json and glitch.csv (ranked.parquet for a `rank` folder).
 
     \b
-    Example:
+    Examples:
       anomtok compare reports/gemma-3-270m reports/smollm2-135m reports/minilm-l6
+      anomtok compare reports/gemma-3-270m reports/smollm2-135m -o cmp.md
     """
     from .. import api
     from ..options import CompareOptions
@@ -43,4 +55,4 @@ def command(folders: tuple[str, ...], top: int, fmt: str, out_file: str | None) 
         with target:
             api.compare(folders, options, out=out_file)
     else:
-        click.echo(api.compare(folders, options).text(options.format))
+        click.echo(api.compare(folders, options).text(options.format or "text"))

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from ._version import __version__
-from .commands._common import EXIT_BAD_INPUT, Terminated, device_option, handle_errors, interrupted
+from .commands.common import EXIT_BAD_INPUT, Terminated, device_option, handle_errors, interrupted
 from .device import resolve_device
 
 __all__ = [

@@ -528,7 +528,7 @@ def test_maps_names_resolve_lazily():
 @pytest.mark.parametrize("module", COMMAND_MODULES)
 def test_a_command_module_imports_first(module):
     """A command module imported before ``anomtok.cli`` (as a test or a library user may) is not
-    caught in a cycle: the shared CLI pieces live in ``anomtok.commands._common``."""
+    caught in a cycle: the shared CLI pieces live in ``anomtok.commands.common``."""
     code = f"import anomtok.commands.{module} as m, anomtok.cli as c; assert m.command in c.cli.commands.values()"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from ._common import device_option, handle_errors
+from .common import device_option, handle_errors
 
 __all__ = ["command", "AUDIT_FILES"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import handle_errors
+from .common import handle_errors
 
 __all__ = ["command"]
 

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from ._common import handle_errors
+from .common import handle_errors
 
 __all__ = ["command", "EXIT_GLITCH"]
 

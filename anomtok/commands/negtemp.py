@@ -7,7 +7,7 @@ import time
 import click
 
 from ..inputs import SEED_MAX
-from ._common import device_option, handle_errors
+from .common import device_option, handle_errors
 
 __all__ = ["command", "NEGTEMP_FILES", "sampler_options", "model_options"]
 

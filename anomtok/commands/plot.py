@@ -13,7 +13,7 @@ import click
 
 from ..inputs import UMAP_SEED_MAX
 from ..maps.plot import NEGTEMP_FILE, PLOTS_DIR
-from ._common import device_option, handle_errors
+from .common import device_option, handle_errors
 
 __all__ = ["command"]
 

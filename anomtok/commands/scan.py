@@ -7,7 +7,7 @@ import time
 import click
 
 from ..inputs import UMAP_SEED_MAX
-from ._common import device_option, handle_errors
+from .common import device_option, handle_errors
 
 __all__ = ["command", "SCAN_WRITES"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..inputs import SEED_MAX
-from ._common import handle_errors
+from .common import handle_errors
 from .negtemp import model_options
 
 __all__ = ["command", "SWEEP_FILES"]

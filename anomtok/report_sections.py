@@ -153,7 +153,9 @@ def negtemp_section(out: Path, cc: dict[str, Any], nm: dict[str, Any]) -> list[s
             if t.get("overlap") is None:
                 row.append("–")
                 continue
-            row.append(f"{t['overlap']:,} vs {markdown_cell(t.get('expected'), 1)} ({fmt_ratio(t.get('enrichment'))})")
+            exp = _number(t.get("expected"))
+            exp_s = "–" if exp is None else (f"{exp:.2g}" if exp < 1 else f"{exp:,.1f}")
+            row.append(f"{t['overlap']:,} vs {exp_s} ({fmt_ratio(t.get('enrichment'))})")
         rows.append(row)
     if rows:
         lines += [
@@ -174,8 +176,9 @@ def verify_section(vj: dict[str, Any]) -> list[str]:
         f"were prompted to repeat the token (few-shot prompts built around the token id); a token is *verified* "
         f"under-trained when its highest probability over {vj.get('n_positions')} answer positions per prompt "
         f"stays below {vj.get('threshold')}. {markdown_cell(vj.get('n_verified'))} of "
-        f"{markdown_cell(vj.get('n_candidates'))} candidates verified, in {fmt_seconds(vj.get('seconds'))}. "
-        "Details: `verify/verified.csv`.",
+        f"{markdown_cell(vj.get('n_candidates'))} candidates verified"
+        + (f", in {fmt_seconds(vj['seconds'])}. " if _number(vj.get("seconds")) is not None else ". ")
+        + "Details: `verify/verified.csv`.",
         "",
     ]
     prec = vj.get("precision") or {}

@@ -101,7 +101,9 @@ def test_glitch_tokens_carry_their_evidence(folder, tmp_path):
     # the same bands as `anomtok negtemp` and the README: 73 in the top 5% against 10.6 by chance
     negtemp = _section(text, "## Negative-temperature generation")
     assert "| prompts | tokens | distinct | mean percentile | top 100 | top 1,000 | top 2% | top 5% |" in negtemp
-    assert "| all | 384 | 212 | 25.8 | 0 vs 0.1 (0×) | 0 vs 0.8 (0×) | 0 vs 4.2 (0×) | 73 vs 10.6 (6.9×) |" in negtemp
+    assert (
+        "| all | 384 | 212 | 25.8 | 0 vs 0.081 (0×) | 0 vs 0.81 (0×) | 0 vs 4.2 (0×) | 73 vs 10.6 (6.9×) |" in negtemp
+    )
 
     run = _section(text, "## Run")
     assert "| rank | ran | 26.2 s |" in run and "Total: 47.1 s on this machine." in run

@@ -195,19 +195,6 @@ def test_read_prompts(tmp_path):
 
 
 # ------------------------------------------------------------------ model loading
-def test_gguf_source_is_dequantized_once_and_cached(tiny_model, lm):
-    first = load_causal_lm(tiny_model.gguf_path, device="cpu")
-    assert first.format == "gguf" and first.info["cache_hit"] is False
-    second = load_causal_lm(tiny_model.gguf_path, device="cpu")
-    assert second.info["cache_hit"] is True and second.info["cache"] == first.info["cache"]
-    x = torch.tensor([lm.encode("the cat saw a dog")])
-    with torch.no_grad():
-        a, b, c = lm.model(x).logits, first.model(x).logits, second.model(x).logits
-    torch.testing.assert_close(b, a, atol=1e-4, rtol=0)
-    assert torch.equal(b, c)
-    assert second.n_vocab == lm.n_vocab and second.encode("東京 cat") == lm.encode("東京 cat")
-
-
 def test_encoder_only_models_are_refused(tmp_path):
     from transformers import BertConfig, BertModel
 

@@ -3,12 +3,13 @@
 * Hugging Face folder or hub id: ``AutoModelForCausalLM.from_pretrained`` with
   ``trust_remote_code=False`` and safetensors only (no pickles).
 * GGUF file, or a packaged alias shipping one (chunked packages are joined once by
-  ``materialize_gguf``): transformers dequantizes it (``from_pretrained(gguf_file=...)``, ~45 s
-  for SmolLM2-135M, ~75 s for Gemma 3 270M on 2 cores, plus up to 50 s for the tokenizer). The
-  dequantized float32 model and its tokenizer are then saved as safetensors under
-  ``anomtok.cache.cache_dir()/dequantized/<name>-<sha256 prefix>/`` so every later load takes
-  about a second. The cache entry is keyed by the GGUF's sha256 and written atomically (a
-  temporary folder renamed into place).
+  ``materialize_gguf``): for the llama, qwen2 and gemma3 architectures anomtok builds the torch
+  model itself (``anomtok.loading.gguf_torch``: its own reader dequantizes the tensors in numpy into
+  a weightless skeleton; the logits equal transformers' own load of the file), in seconds; any
+  other architecture, or ``gguf_loader="transformers"``, goes through transformers' converter
+  (``from_pretrained(gguf_file=...)``: minutes on a CPU for a large vocabulary). Nothing is cached:
+  ``info["gguf_loader"]`` (in ``describe()``, hence meta.json) says which path loaded it. The
+  tokenizer is transformers' GGUF tokenizer either way.
 * Encoder-only models (BERT, ...) and encoder-decoders raise ``InputError``: "not a causal LM".
 
 ``dtype``: ``auto`` is float32 on CPU and bfloat16 on CUDA; or ``float32``, ``bfloat16``,
@@ -22,8 +23,6 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,6 @@ from typing import Any
 
 import torch
 
-from ..cache import atomic_write_text, cache_dir, file_sha256
 from ..device import resolve_device
 from ..errors import InputError, LoadError
 from ..loading.arch import causal_verdict, hf_config_causal
@@ -43,7 +41,7 @@ __all__ = ["CausalLM", "load_causal_lm", "DTYPES", "resolve_dtype"]
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-_CACHE_FORMAT = 1  # bump when the layout of a cache entry changes
+GGUF_LOADERS = ("auto", "transformers")
 
 
 @dataclass
@@ -129,15 +127,6 @@ def _check_causal_config(raw: dict[str, Any], where: str) -> None:
         raise InputError(f"{where}: model type {mtype!r} is not a causal LM that transformers can generate with")
 
 
-def _gguf_facts(path: Path) -> tuple[str, int | None]:
-    """(architecture, number of tokens in the GGUF's own vocabulary)."""
-    from ..loading.gguf_reader import GGUFFile
-
-    md = GGUFFile([path]).metadata  # LoadError, naming the file, on anything unreadable
-    tokens = md.get("tokenizer.ggml.tokens")
-    return str(md.get("general.architecture", "unknown")), (len(tokens) if tokens else None)
-
-
 def _from_pretrained(loader: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return loader.from_pretrained(*args, **kwargs)
@@ -146,100 +135,47 @@ def _from_pretrained(loader: Any, *args: Any, **kwargs: Any) -> Any:
         raise LoadError(f"{args[0]}: transformers could not load it ({exc.__class__.__name__}: {msg})") from None
 
 
-def _clear_quantizer(model: Any) -> None:
-    """A GGUF-loaded model carries a non-serializable quantizer although its weights are plain
-    float tensors: drop it so ``save_pretrained`` works (MODELS.md)."""
-    model.hf_quantizer = None
-    for cfg in (model.config, getattr(model.config, "get_text_config", lambda: None)()):
-        if cfg is not None and hasattr(cfg, "quantization_config"):
-            try:
-                delattr(cfg, "quantization_config")
-            except AttributeError:
-                pass
-    if hasattr(model, "is_quantized"):
-        try:
-            model.is_quantized = False
-        except (AttributeError, TypeError):
-            pass
+def _load_gguf(
+    gguf: Path, dtype: torch.dtype, gguf_loader: str, device_map: str | None = None
+) -> tuple[Any, Any, dict[str, Any]]:
+    """(model, tokenizer, facts) of a GGUF file: anomtok's own loader for the architectures it knows
+    (``anomtok.loading.gguf_torch``), else (or when asked) transformers' converter."""
+    from ..loading.gguf_reader import GGUFFile
+    from ..loading.gguf_torch import load_gguf_causal_lm, unsupported_reason
 
-
-def _dequantized_folder(gguf: Path, use_cache: bool) -> tuple[Path, dict[str, Any]]:
-    """The cached safetensors copy of a GGUF model (built on first use)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    digest = file_sha256(gguf)
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in gguf.stem)[:60]
-    target = cache_dir() / "dequantized" / f"{name}-{digest[:16]}"
-    stamp = target / "anomtok-dequantized.json"
-    info: dict[str, Any] = {"gguf": str(gguf), "gguf_sha256": digest, "cache": str(target)}
-    if use_cache and stamp.exists():
-        try:
-            facts = json.loads(stamp.read_text("utf-8"))
-        except (OSError, ValueError):
-            log.info("unreadable cache stamp %s: rebuilding", stamp)
-        else:
-            if facts.get("tokens") is None:  # an entry from before the token count was recorded
-                facts["tokens"] = _gguf_facts(gguf)[1]
-                try:
-                    atomic_write_text(stamp, json.dumps(facts, indent=1) + "\n")
-                except OSError:
-                    pass
-            info["gguf_tokens"] = facts["tokens"]
-            info["cache_hit"] = True
-            return target, info
-    arch, n_tokens = _gguf_facts(gguf)
-    info["gguf_tokens"] = n_tokens
+    gf = GGUFFile([gguf])  # LoadError, naming the file, on anything unreadable
+    arch, tokens = str(gf.metadata.get("general.architecture", "unknown")), gf.metadata.get("tokenizer.ggml.tokens")
     causal, why = causal_verdict(arch)
     if causal is False:
         raise InputError(f"{gguf}: GGUF architecture {why}: it cannot generate text")
-    t0 = time.perf_counter()
+    info: dict[str, Any] = {
+        "gguf": str(gguf),
+        "gguf_architecture": arch,
+        "gguf_tokens": len(tokens) if tokens else None,
+    }
+    if device_map == "auto":
+        why = "device_map='auto' (transformers spreads the model over the devices while loading it)"
+    else:
+        why = unsupported_reason(gf) if gguf_loader == "auto" else f"gguf_loader={gguf_loader!r} was asked for"
+    if not why:
+        model, tok, facts = load_gguf_causal_lm(gguf, dtype, gf)
+        return model, tok, {**info, **facts}
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     from .. import progress
 
     progress.note(
-        "converting %s (%.0f MB) to a torch model with transformers (first use only, "
-        "can take minutes on a CPU): cached in %s",
-        gguf.name,
-        gguf.stat().st_size / 1e6,
-        target,
+        "%s: %s: converting it with transformers' GGUF converter instead (can take minutes on a CPU)", gguf.name, why
     )
+    t0 = time.perf_counter()
     tok = _from_pretrained(AutoTokenizer, str(gguf.parent), gguf_file=gguf.name)
     if importlib.util.find_spec("accelerate") is not None:
-        model = _from_pretrained(AutoModelForCausalLM, str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        dm = {"device_map": device_map} if device_map else {}
+        model = _from_pretrained(AutoModelForCausalLM, str(gguf.parent), gguf_file=gguf.name, dtype=dtype, **dm)
     else:
-        model = dequantize_without_accelerate(gguf)
-    info["dequantize_seconds"] = round(time.perf_counter() - t0, 2)
-    progress.note("converted %s in %.1f s", gguf.name, info["dequantize_seconds"])
-    _clear_quantizer(model)
-    parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        (tmp / stamp.name).write_text(
-            json.dumps(
-                {
-                    "format": _CACHE_FORMAT,
-                    "gguf": str(gguf),
-                    "sha256": digest,
-                    "architecture": arch,
-                    "tokens": n_tokens,
-                },
-                indent=1,
-            )
-            + "\n"
-        )
-        if target.exists():  # a stale or concurrent entry: replace it
-            shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
-    except OSError as exc:
-        if stamp.exists():  # another process won the race
-            return target, info
-        raise LoadError(f"could not write the dequantized model to {target}: {exc}") from None
-    finally:  # gone after a successful rename; a half-written folder (any error, Ctrl-C) is removed
-        shutil.rmtree(tmp, ignore_errors=True)
-    info["cache_hit"] = False
-    return target, info
+        model = dequantize_without_accelerate(gguf).to(dtype)
+    facts = {"gguf_loader": "transformers", "gguf_loader_reason": why}
+    return model, tok, {**info, **facts, "gguf_load_seconds": round(time.perf_counter() - t0, 2)}
 
 
 def dequantize_without_accelerate(gguf: Path) -> Any:
@@ -277,32 +213,32 @@ def _eos_ids(model: Any, tok: Any) -> tuple[int, ...]:
     return tuple(ids)
 
 
-# (format, folder for transformers or None for a hub id, facts about the conversion)
-Weights = tuple[str, Path | None, dict[str, Any]]
+# (format, folder for transformers, the .gguf file for a GGUF, or None for a hub id)
+Weights = tuple[str, Path | None]
 
 
-def _from_alias(source: Source, *, use_cache: bool) -> Weights:
-    """A packaged alias: its folder, or its GGUF (chunked packages joined once) dequantized."""
+def _from_alias(source: Source) -> Weights:
+    """A packaged alias: its folder, or its GGUF (chunked packages joined once)."""
     if packaged_models()[source.spec].tokenizer_only:  # causal or not is decided by anomtok.loading.arch
         raise InputError(f"{source.spec}: is a tokenizer only, with no weights: it cannot generate text")
     path = materialize_gguf(source.spec) if source.kind == "gguf" else source.path
     if path.is_dir():  # a packaged HF folder: its config.json is checked by load_causal_lm
-        return "folder", path, {}
-    return ("gguf", *_dequantized_folder(path, use_cache))
+        return "folder", path
+    return "gguf", path
 
 
-def _from_gguf(source: Source, *, use_cache: bool) -> Weights:
-    return ("gguf", *_dequantized_folder(source.path, use_cache))
+def _from_gguf(source: Source) -> Weights:
+    return "gguf", source.path
 
 
-def _from_folder(source: Source, *, use_cache: bool) -> Weights:
+def _from_folder(source: Source) -> Weights:
     """A model folder (a ``.safetensors`` file: its folder); one with no config.json and a single
-    ``.gguf``: that GGUF, dequantized."""
+    ``.gguf``: that GGUF."""
     folder = source.path if source.kind == "folder" else source.path.parent
     ggufs = sorted(folder.glob("*.gguf"))
     if not (folder / "config.json").exists() and len(ggufs) == 1:
-        return ("gguf", *_dequantized_folder(ggufs[0], use_cache))
-    return "folder", folder, {}
+        return "gguf", ggufs[0]
+    return "folder", folder
 
 
 def _refuse(source: Source) -> Exception:
@@ -321,7 +257,7 @@ WEIGHTS: Registry[Weights] = Registry(
         "folder": (FunctionLoader(_from_alias, when=_is_alias), FunctionLoader(_from_folder)),
         "safetensors": (FunctionLoader(_from_folder),),
         "file": (FunctionLoader(_from_alias, when=_is_alias),),
-        "hub": (FunctionLoader(lambda source, use_cache: ("hub", None, {})),),
+        "hub": (FunctionLoader(lambda source: ("hub", None)),),
     },
     refuse=_refuse,
 )
@@ -333,9 +269,10 @@ def load_causal_lm(
     device: str = "auto",
     dtype: str | torch.dtype = "auto",
     device_map: str | None = None,
-    use_cache: bool = True,
+    gguf_loader: str = "auto",
 ) -> CausalLM:
-    """Load model and tokenizer for generation (see the module docstring)."""
+    """Load model and tokenizer for generation (see the module docstring). ``gguf_loader``:
+    ``auto`` (anomtok's own GGUF loader where it knows the architecture) or ``transformers``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     t0 = time.perf_counter()
@@ -344,9 +281,14 @@ def load_causal_lm(
     dt = resolve_dtype(dtype, dev)
     if device_map not in (None, "auto"):
         raise InputError(f"device_map must be None or 'auto', not {device_map!r}")
-    kind, folder, info = WEIGHTS.load(text, use_cache=use_cache)
+    if gguf_loader not in GGUF_LOADERS:
+        raise InputError(f"gguf_loader must be one of {', '.join(GGUF_LOADERS)}, not {gguf_loader!r}")
+    kind, folder = WEIGHTS.load(text)
     where = str(folder) if folder is not None else text
-    if folder is not None:
+    info: dict[str, Any] = {}
+    if kind == "gguf" and folder is not None:
+        model, tok, info = _load_gguf(folder, dt, gguf_loader, device_map)
+    elif folder is not None:
         cfg_path = folder / "config.json"
         if not cfg_path.exists():
             raise LoadError(f"{folder}: no config.json: not a Hugging Face model folder")
@@ -360,11 +302,12 @@ def load_causal_lm(
 
         cfg = _from_pretrained(AutoConfig, text, trust_remote_code=False)
         _check_causal_config(cfg.to_dict(), text)
-    kwargs: dict[str, Any] = {"trust_remote_code": False, "use_safetensors": True, "dtype": dt}
-    if device_map == "auto":
-        kwargs["device_map"] = "auto"
-    model = _from_pretrained(AutoModelForCausalLM, where, **kwargs)
-    tok = _from_pretrained(AutoTokenizer, where, trust_remote_code=False)
+    if kind != "gguf":
+        kwargs: dict[str, Any] = {"trust_remote_code": False, "use_safetensors": True, "dtype": dt}
+        if device_map == "auto":
+            kwargs["device_map"] = "auto"
+        model = _from_pretrained(AutoModelForCausalLM, where, **kwargs)
+        tok = _from_pretrained(AutoTokenizer, where, trust_remote_code=False)
     if device_map is None:
         model = model.to(dev)
     model.eval()

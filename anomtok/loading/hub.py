@@ -38,7 +38,8 @@ def download_embedding_files(repo_id: str, revision: str | None = None) -> Path:
         folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=_SMALL))
         index = folder / "model.safetensors.index.json"
         if index.exists():
-            from .hf_loader import config_errors, first_line, match_key, skeleton_names  # noqa: PLC0415
+            from ..errors import first_line
+            from .hf_names import config_errors, match_key, skeleton_names
 
             try:
                 weight_map = json.loads(index.read_text("utf-8"))["weight_map"]

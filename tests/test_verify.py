@@ -273,8 +273,11 @@ def test_candidates_are_substituted_by_id_never_re_encoded(real_lm, emb, ranking
     lm = _copy_lm(real_lm, set())
     res = verify(lm, ranking, embeddings=emb, token_ids=[partial], random_sample=0)
     ps = make_prompt_set(real_lm, emb.tokens)
-    want = [seq for seq, _ in token_prompts(ps, partial)]
-    assert sorted(lm.model.seen_prompts) == sorted(want)  # the template ids, the placeholder's id swapped
+    # the template ids, the placeholder's id swapped, up to the last position read: the answer slot
+    # (the last token) is predicted from what comes before it and is never itself an input
+    want = [seq[: max(answer)] for seq, answer in token_prompts(ps, partial)]
+    assert all(seq[-1] == partial for seq, _ in token_prompts(ps, partial))
+    assert sorted(lm.model.seen_prompts) == sorted(want)
     row = res.frame.row(0, named=True)
     assert row["token_id"] == partial and row["roundtrip"] is False  # its bytes alone are not text
     assert row["max_prob"] > VERIFY_THRESHOLD and not row["verified"]  # the copy model copies it anyway

@@ -32,7 +32,8 @@ from the same forward pass at no extra cost.
 Scoring is batched (:func:`score_tokens`): the sequences of one template all have the same
 length and the same slots whatever the candidate, so a batch needs no padding; the part of the
 prompt before the first slot (identical for every candidate) is run once and its key/value cache
-is shared by every batch; logits are computed only at the positions read. Each (token,
+is shared by every batch; the input stops before the answer slot (its own token predicts
+nothing that is read); logits are computed only at the positions read. Each (token,
 template) sequence is computed independently of the others in its batch, so the batched
 probabilities equal those of :func:`score_tokens_one_by_one` (one sequence per forward pass, no
 shared prefix) to float rounding (tested to ``rtol=1e-5`` in float32). The device and dtype are

@@ -143,9 +143,13 @@ def score_tokens(
                 continue
             answer = ps.answer_positions(j, n_positions)
             P = ps.prefix_length(j) if cache_ok else 0
-            base = torch.tensor(seq, dtype=torch.long)
-            slot_t = torch.tensor(slots, dtype=torch.long) - P
-            read = torch.tensor(answer, dtype=torch.long) - 1 - P  # logits at k - 1 predict the token at k
+            # the input stops before the last position read: logits at k - 1 predict the token at k, so
+            # the answer slot itself (the last token) is never an input whose output is read
+            L = max(answer)
+            base = torch.tensor(seq[:L], dtype=torch.long)
+            in_slots = [k for k in slots if k < L]
+            slot_t = torch.tensor(in_slots, dtype=torch.long) - P
+            read = torch.tensor(answer, dtype=torch.long) - 1 - P
             prefix_cache = None
             if P:
                 out = net(
@@ -154,11 +158,11 @@ def score_tokens(
                 prefix_cache = getattr(out, cache_kw, None)
                 if not hasattr(prefix_cache, "batch_repeat_interleave"):  # no cache, or a legacy tuple: no sharing
                     prefix_cache, P = None, 0
-                    slot_t = torch.tensor(slots, dtype=torch.long)
+                    slot_t = torch.tensor(in_slots, dtype=torch.long)
                     read = torch.tensor(answer, dtype=torch.long) - 1
                 shared = shared or prefix_cache is not None
             suffix = base[P:]
-            pos = torch.arange(P, len(seq), dtype=torch.long)
+            pos = torch.arange(P, L, dtype=torch.long)
             for b0 in range(0, len(todo), batch_size):
                 rows = todo[b0 : b0 + batch_size]
                 chunk = torch.tensor([ids[i] for i in rows], dtype=torch.long)
@@ -174,7 +178,7 @@ def score_tokens(
                     cache = copy.deepcopy(prefix_cache)
                     cache.batch_repeat_interleave(B)
                     kw[cache_kw] = cache
-                    kw["attention_mask"] = torch.ones((B, len(seq)), dtype=torch.long, device=dev)
+                    kw["attention_mask"] = torch.ones((B, L), dtype=torch.long, device=dev)
                 if keep:
                     kw["logits_to_keep"] = read.to(dev)
                 logits = net(**kw).logits

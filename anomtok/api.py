@@ -254,6 +254,7 @@ def plot(
         formats=opts.formats,
         device=opts.device,
         progress=progress,
+        html=opts.html,
     )
 
 

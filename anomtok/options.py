@@ -357,13 +357,15 @@ class VerifyOptions:
 @dataclass(frozen=True)
 class PlotOptions:
     """``anomtok plot``: how to map (``map``: a ``MapOptions``; ``no_map`` skips the UMAP maps),
-    how many tokens to label, the formats to write, and the device a ranking is computed on."""
+    how many tokens to label, the formats to write, the device a ranking is computed on, and
+    ``html``: also the interactive map ``plots/map.html`` (needs the map)."""
 
     map: MapOptions = None  # type: ignore[assignment]  # default MapOptions()
     no_map: bool = False
     label_top: int = 25
     formats: tuple[str, ...] = PLOT_FORMATS
     device: str = "auto"
+    html: bool = False
 
     @staticmethod
     def parts() -> dict[str, type]:
@@ -374,6 +376,9 @@ class PlotOptions:
 
         _part(self, "map", _map_options_class(), _map_options_class())
         _bool(self, "no_map")
+        _bool(self, "html")
+        if self.html and self.no_map:
+            raise InputError("html (the interactive map) needs the map: drop no_map")
         check_int(self.label_top, "label_top", 0, 500)
         formats = (self.formats,) if isinstance(self.formats, str) else tuple(self.formats)
         if not formats:

@@ -11,7 +11,7 @@ re-ranking with other settings reruns every step built on the ranking.
     audit     audit/audit.csv, audit.json, audit.md
     negtemp   negtemp/generations.jsonl, negtemp_tokens.csv, crosscheck.json   (causal models)
     verify    verify/verified.csv, verify.json                                 (causal models)
-    plots     umap.parquet (coordinate cache), plots/*.png|svg
+    plots     umap.parquet (coordinate cache), plots/*.png|svg, plots/map.html (interactive map)
     report    glitch.csv, report.md
 """
 
@@ -340,9 +340,11 @@ def scan(
             mark_name="negative-temperature tokens",
             title=_title(emb),
             formats=opt.formats,
+            html=opt.umap,  # plots/map.html, the interactive map, whenever there is a map
         )
 
     plot_outputs = ["plots/centroid_hist.png" if "png" in opt.formats else "plots/centroid_hist.svg"]
+    plot_outputs += ["plots/map.html"] if opt.umap else []
     run(
         "plots",
         {
@@ -352,6 +354,7 @@ def scan(
             "seed": opt.seed,
             "label_top": opt.label_top,
             "formats": list(opt.formats),
+            "html": opt.umap,
         },
         plot_outputs,
         do_plots,

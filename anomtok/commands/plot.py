@@ -40,6 +40,11 @@ __all__ = ["command"]
     help=f"Token ids to mark (CSV/parquet with token_id, JSON list, or plain ids); default: OUT/{NEGTEMP_FILE}.",
 )
 @click.option("--format", "fmt", default="png,svg", show_default=True, help="Comma-separated: png, svg.")
+@click.option(
+    "--html",
+    is_flag=True,
+    help="Also write plots/map.html: every mapped token, pan/zoom, hover, search (opens offline).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @device_option
 @handle_errors
@@ -54,6 +59,7 @@ def command(
     label_top: int,
     mark_ids: str | None,
     fmt: str,
+    html: bool,
     quiet: bool,
     device: str,
 ) -> None:
@@ -62,10 +68,11 @@ def command(
     \b
     Reuses OUT/ranked.parquet and OUT/umap.parquet when they were made from the same model files
     (and, for the map, the same settings): a re-render takes seconds. Writes map_score, map_kind,
-    map_script, map_japanese, centroid_hist and score_norm as PNG and SVG.
+    map_script, map_japanese, centroid_hist and score_norm as PNG and SVG; with --html also
+    map.html, an interactive map to open in a browser (self-contained, no network needed).
     Examples:
       anomtok plot smollm2-135m -o out/smollm2
-      anomtok plot gemma-3-270m -o out/gemma --sample 50000
+      anomtok plot gemma-3-270m -o out/gemma --sample 50000 --html
       anomtok plot ./model.gguf -o out/m --mark-ids out/m/negtemp_tokens.csv --format png
     """
     from .. import api
@@ -78,12 +85,15 @@ def command(
         raise click.BadParameter("give at least one format", param_hint="--format")
     if full and sample is not None:
         raise click.BadParameter("use either --full or --sample, not both", param_hint="--full")
+    if html and no_map:
+        raise click.BadParameter("the interactive map needs the map: drop --no-map", param_hint="--html")
     options = PlotOptions(
         map=MapOptions(full=True if full else None, sample=sample, seed=seed, n_epochs=n_epochs),
         no_map=no_map,
         label_top=label_top,
         formats=formats,
         device=device,
+        html=html,
     )  # device too: before loading
     # the ranking and the map cache are kept when a later step fails: a rerun reuses them
     target = prepare_output(

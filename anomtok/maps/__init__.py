@@ -18,6 +18,7 @@ What lives where (compute → cache → render), one idea per module:
 - ``fonts``: the font fallback chain for labels in any script (``label_text`` escapes the rest);
 - ``figures``: the matplotlib figures (four maps, the centroid histogram, score against norm);
 - ``render``: figures to PNG/SVG files, reproducibly (``render_all``, ``save_figure``);
+- ``html``: the interactive map, one self-contained HTML file (``render_html``; Bokeh, inlined);
 - ``plot``: ``plot_model``, the one library function behind ``anomtok plot`` and the plots
   step of ``anomtok scan``: ranking (reused or computed), map (cached or computed), render.
 
@@ -59,6 +60,8 @@ _LAZY = {
     "FORMATS": "render",
     "save_figure": "render",
     "render_all": "render",
+    "HTML_NAME": "html",
+    "render_html": "html",
     "plot_model": "plot",
     "PlotResult": "plot",
     "read_ids": "plot",
@@ -88,6 +91,7 @@ if TYPE_CHECKING:  # pragma: no cover
         place_labels,
         score_vs_norm,
     )
+    from .html import HTML_NAME, render_html
     from .options import CACHE_VERSION, MapOptions, MapResult, MapSettings
     from .plot import NEGTEMP_FILE, PLOTS_DIR, PlotResult, plot_model, read_ids
     from .render import FORMATS, render_all, save_figure
@@ -123,6 +127,8 @@ __all__ = [
     "FORMATS",
     "save_figure",
     "render_all",
+    "HTML_NAME",
+    "render_html",
     "plot_model",
     "PlotResult",
     "read_ids",

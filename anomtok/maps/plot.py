@@ -70,6 +70,20 @@ def _title(spec: str, meta: dict[str, Any]) -> str:
     return Path(src).name if ("/" in src and Path(src).expanduser().exists()) else src
 
 
+def _counts(out: Path) -> dict[int, int] | None:
+    """Negative-temperature counts by token id from the folder's ``negtemp_tokens.csv`` (``anomtok
+    negtemp -o DIR``) or ``negtemp/negtemp_tokens.csv`` (a scan), else None."""
+    from .html import read_counts
+
+    for path in (out / NEGTEMP_FILE, out / "negtemp" / NEGTEMP_FILE):
+        if path.exists():
+            try:
+                return read_counts(path)
+            except InputError as exc:  # an optional input: the map loses the counts, not the page
+                log.warning("%s; the interactive map shows no negative-temperature counts", exc)
+    return None
+
+
 def _rank_into(emb: ModelEmbeddings, out: Path, device: str) -> Ranking:
     """Rank ``emb`` and write ``ranked.csv``, ``ranked.parquet`` and ``meta.json`` into ``out`` with
     the rank step's marker, as ``anomtok rank -o`` does (so ``anomtok scan`` reuses them)."""
@@ -98,6 +112,7 @@ def plot_model(
     formats: Sequence[str] = ("png", "svg"),
     device: str = "auto",
     progress: Callable[[str], None] | None = None,
+    html: bool = False,
 ) -> PlotResult:
     """Rank (or reuse), map (or reuse ``umap.parquet``) and render every plot into ``out_dir/plots``.
 
@@ -109,7 +124,9 @@ def plot_model(
     ``no_map``: the histogram and the score/norm plot only. ``mark_ids`` (default: the ids of
     ``out_dir/negtemp_tokens.csv`` when it exists) are drawn as crosses, named ``mark_name``.
     ``title`` (default: the model's name) heads every plot. ``progress`` is called after each step
-    with its name."""
+    with its name. ``html``: also write ``plots/map.html``, the interactive map of every mapped token
+    (``anomtok.maps.html``; negative-temperature counts from ``negtemp_tokens.csv`` in ``out_dir`` or
+    ``out_dir/negtemp`` when there is one)."""
     from ..embeddings import ModelEmbeddings
     from ..export import read_table
     from ..loading import load
@@ -122,6 +139,8 @@ def plot_model(
     for fmt in formats:
         if fmt not in FORMATS:
             raise InputError(f"format must be among {', '.join(FORMATS)}, not {fmt!r}")
+    if html and no_map:
+        raise InputError("the interactive map (html) needs the map: drop no_map (--no-map)")
     opt = map_options or MapOptions()
     out = check_dir(out_dir)  # created when the first file is written (nothing is left when loading fails)
     seconds: dict[str, float] = {}
@@ -212,6 +231,14 @@ def plot_model(
         formats=formats,
     )
     tick("render")
+    if html and res is not None:
+        from .html import HTML_NAME, render_html
+
+        page = render_html(
+            frame, res, out / PLOTS_DIR / HTML_NAME, title=title or _title(spec, meta), negtemp=_counts(out)
+        )
+        files["map_html"] = [page]
+        tick("map.html")
     return PlotResult(
         files=files,
         map_meta=res.meta if res is not None else None,

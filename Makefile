@@ -44,9 +44,10 @@ demo: setup ## scan the default packaged model: report.md, glitch.csv, plots (ab
 rank: setup ## just rank the default model's tokens (every column, the nearest neighbours included)
 	$(BIN)/anomtok rank $(MODEL) -o $(OUT)
 
-lint: setup ## ruff (lint and format) over the package, the tests and the benchmarks
+lint: setup ## ruff (lint and format) over the package, the tests and the benchmarks; mypy on the public API
 	$(BIN)/ruff check anomtok tests bench
 	$(BIN)/ruff format --check anomtok tests bench
+	$(BIN)/mypy
 
 test: setup lint ## lint, every test (the real-model ones included), then the installed-wheel check
 	$(BIN)/pytest -q

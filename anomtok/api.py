@@ -245,7 +245,7 @@ def plot(
         mark_ids = read_token_ids(mark_ids)
     return plot_model(
         model,
-        out_dir,
+        Path(out_dir),
         map_options=opts.map,
         no_map=opts.no_map,
         label_top=opts.label_top,
@@ -268,7 +268,7 @@ def scan(
     from .scan import scan as run_scan
 
     opts = make_options(ScanOptions, options, **overrides)
-    return run_scan(model, out_dir, opts, progress=progress)
+    return run_scan(model, Path(out_dir), opts, progress=progress)
 
 
 def compare(
@@ -288,7 +288,7 @@ def compare(
     opts = make_options(CompareOptions, options, **overrides)
     if isinstance(folders, (str, os.PathLike)):
         raise InputError("compare takes a list of report folders (at least two)")
-    result = run_compare(list(folders), top=opts.top)
+    result = run_compare([Path(f) for f in folders], top=opts.top)
     if out is not None:
         fmt = opts.format or ("json" if str(out).endswith(".json") else "markdown")
         atomic_write_text(out, result.text(fmt) + "\n")

@@ -71,7 +71,7 @@ class ModelEmbeddings:
         return (int(self.input.shape[0]), int(self.input.shape[1]))
 
     def __repr__(self) -> str:
-        out = "tied" if self.tied else f"untied output {tuple(self.output.shape)}"
+        out = "tied" if self.output is None else f"untied output {tuple(self.output.shape)}"
         return (
             f"ModelEmbeddings({self.provenance.source!r}, input {self.shape}, {out}, "
             f"{self.tokens.n_vocab} tokens, {self.provenance.format}/{self.provenance.dtype})"

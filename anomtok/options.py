@@ -30,12 +30,14 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import InputError
 from .inputs import check_int
 
 if TYPE_CHECKING:  # pragma: no cover
+    from _typeshed import DataclassInstance
+
     from .generation.options import GenerationOptions
     from .generation.sampler import SamplerConfig
     from .maps.options import MapOptions
@@ -107,7 +109,10 @@ def _field_names(cls: type) -> list[str]:
     return [f.name for f in fields(cls) if f.init]
 
 
-def make_options(cls: type, options: Any = None, **overrides: Any) -> Any:
+OptionsT = TypeVar("OptionsT", bound="DataclassInstance")
+
+
+def make_options(cls: type[OptionsT], options: OptionsT | None = None, **overrides: Any) -> OptionsT:
     """``options`` (default: ``cls()``) with ``overrides`` applied, built (and so checked) once.
 
     A keyword names a field of ``cls`` or, for options made of parts (``parts()``), a field of
@@ -118,7 +123,7 @@ def make_options(cls: type, options: Any = None, **overrides: Any) -> Any:
     if not overrides:
         return options if options is not None else cls()
     own = set(_field_names(cls))
-    parts: dict[str, type] = cls.parts() if hasattr(cls, "parts") else {}
+    parts: dict[str, type] = getattr(cls, "parts", dict)()
     top: dict[str, Any] = {}
     routed: dict[str, dict[str, Any]] = {name: {} for name in parts}
     for key, value in overrides.items():
@@ -135,7 +140,7 @@ def make_options(cls: type, options: Any = None, **overrides: Any) -> Any:
             continue
         if name in top:
             raise InputError(f"give either {name}= or its fields ({', '.join(kw)}), not both")
-        current = getattr(options if options is not None else cls(), name)
+        current: DataclassInstance = getattr(options if options is not None else cls(), name)
         top[name] = replace(current, **kw)
     return replace(options, **top) if options is not None else cls(**top)
 

@@ -195,9 +195,10 @@ def rank(emb: ModelEmbeddings, options: RankOptions | None = None, progress: Any
     tick("pc1")
 
     # --- the under-trained indicator: on the unembedding when untied, else the embedding
-    on_output = emb.output is not None and emb.output.shape[0] == V
-    if on_output:
-        X = emb.output.to(dev, torch.float32)
+    output = emb.output if emb.output is not None and emb.output.shape[0] == V else None
+    on_output = output is not None
+    if output is not None:
+        X = output.to(dev, torch.float32)
         xvalid = M.valid_rows(X) & valid
         Xr = M.remove_first_pc(X, xvalid)
     else:

@@ -70,7 +70,8 @@ def model_fingerprint(provenance: Mapping[str, Any]) -> str:
 def rank_key(provenance: Mapping[str, Any], options: Any) -> dict[str, Any]:
     """The key of the ``rank`` step, the same for ``anomtok rank -o`` and ``scan``: the version,
     the model as named and as fingerprinted, and every ranking setting (a ``RankOptions``)."""
-    opts = dataclasses.asdict(options) if dataclasses.is_dataclass(options) else dict(options)
+    is_instance = dataclasses.is_dataclass(options) and not isinstance(options, type)
+    opts = dataclasses.asdict(options) if is_instance else dict(options)
     return {
         "settings": {"anomtok_version": __version__, "source": provenance.get("source"), "options": opts},
         "model": model_fingerprint(provenance),

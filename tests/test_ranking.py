@@ -40,6 +40,34 @@ def test_never_seen_tokens_rank_on_top(fixture, request):
     assert prec > 0.85, f"{fixture}: precision@|unseen| {prec:.3f}"
 
 
+def test_never_seen_tokens_rank_on_top_when_far_from_the_reference_set(tiny_model):
+    """The reference rows redrawn like trained rows (``tests/far_reference.py``): the share of
+    reference tokens among the never-seen tokens' 15 nearest neighbours falls from about 0.1 to
+    below 0.01, and the default score still ranks the never-seen tokens on top (less well than
+    with the reference beside them: AUC about 0.90 against 0.99)."""
+    from far_reference import move_reference_rows
+
+    emb = anomtok.load(tiny_model.hf_dir)
+    ref_ids = np.nonzero(emb.tokens.reference_mask())[0]
+    assert set(tiny_model.unused_ids) <= set(ref_ids.tolist())
+    far = ModelEmbeddings(
+        input=move_reference_rows(emb.input, ref_ids, tiny_model.seen_ids),
+        output=None,
+        tokens=emb.tokens,
+        provenance=emb.provenance,
+    )
+    unseen = list(tiny_model.unseen_ids)
+    share = {}
+    for name, e in (("near", emb), ("far", far)):
+        r = anomtok.rank(e, options=anomtok.RankOptions(nn="exact"))
+        share[name] = r.frame.filter(pl.col("token_id").is_in(unseen))["knn_ref_share"].mean()
+        assert r.meta["score"]["reference_source"] == "token table"
+    assert share["near"] > 0.05 and share["far"] < 0.01, share  # the never-seen tokens left the reference behind
+    auc, prec = _evaluate(tiny_model, r.frame)
+    assert auc > 0.85, f"AUC {auc:.3f}"
+    assert prec > 0.75, f"precision@|unseen| {prec:.3f}"
+
+
 def test_reference_set_comes_from_the_token_table(tiny_model, tiny_model_noref):
     r = anomtok.rank(anomtok.load(tiny_model.hf_dir), options=anomtok.RankOptions(nn="off"))
     ref = set(r.frame.filter(pl.col("is_reference"))["token_id"].to_list())

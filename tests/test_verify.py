@@ -194,6 +194,30 @@ def test_never_seen_tokens_fail_to_repeat_and_seen_ones_repeat(copying):
     assert (unseen.verified == (unseen.p < VERIFY_THRESHOLD)).all()
 
 
+def test_never_seen_tokens_fail_to_repeat_when_far_from_the_reference_set(copying, emb):
+    """The copy model with its reference rows (tied: input and output) redrawn like trained rows
+    (``tests/far_reference.py``): verification does not look at where the reference sits, and
+    still tells the never-seen tokens from the seen ones."""
+    import copy
+    import dataclasses
+
+    from far_reference import move_reference_rows
+
+    ref_ids = np.nonzero(emb.tokens.reference_mask())[0]
+    net = copy.deepcopy(copying.lm.model)
+    W = net.get_input_embeddings().weight
+    assert W is net.get_output_embeddings().weight  # tied: the reference rows move in the softmax too
+    with torch.no_grad():
+        W.copy_(move_reference_rows(W, ref_ids, copying.trained + copying.heldout))
+    lm = dataclasses.replace(copying.lm, model=net)
+    unseen = score_tokens(lm, copying.unseen, prompts=copying.prompts)
+    heldout = score_tokens(lm, copying.heldout, prompts=copying.prompts)
+    before = score_tokens(copying.lm, copying.unseen[:20], prompts=copying.prompts)
+    assert not np.allclose(unseen.p[:20], before.p)  # the moved rows are in the model the prompts ran on
+    assert unseen.verified.mean() >= 0.95
+    assert heldout.verified.mean() <= 0.3
+
+
 def test_batched_scores_equal_one_sequence_at_a_time(copying):
     lm, ps = copying.lm, copying.prompts
     ids = copying.unseen[:9] + copying.heldout[:9] + copying.trained[:5]

@@ -25,7 +25,7 @@ from .text import display
 
 __all__ = ["Comparison", "compare", "vocabulary_hash", "FORMATS"]
 
-FORMATS = ("text", "markdown", "json")
+FORMATS = ("table", "markdown", "json")
 _PAIR_HEADERS = ["a", "b", "flagged in both", "only in a", "only in b", "Jaccard", "same vocabulary"]
 
 
@@ -49,10 +49,10 @@ class Comparison:
     markdown: str
     plain: str = ""  # the terminal form
 
-    def text(self, fmt: str = "text") -> str:
-        """The comparison as ``anomtok compare --format`` writes it: ``text`` (aligned tables for a
+    def text(self, fmt: str = "table") -> str:
+        """The comparison as ``anomtok compare --format`` writes it: ``table`` (aligned tables for a
         terminal), ``markdown`` or ``json``."""
-        if fmt == "text":
+        if fmt == "table":
             return self.plain
         if fmt == "markdown":
             return self.markdown
@@ -70,7 +70,7 @@ class Comparison:
             f"Comparison of {len(reports)} reports: {', '.join(map(str, reports[:6]))}"
             f"{', ...' if len(reports) > 6 else ''}\n"
             f"  pairs: {pairs + more if pairs else 'none'}\n"
-            f"  .summary ({self.summary.height} rows), .pairs, .text('text' | 'markdown' | 'json')"
+            f"  .summary ({self.summary.height} rows), .pairs, .text('table' | 'markdown' | 'json')"
         )
 
 

@@ -21,9 +21,9 @@ __all__ = ["command"]
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "markdown", "json"]),
+    type=click.Choice(["table", "markdown", "json"]),
     default=None,
-    help="Output format. Default: aligned text on the terminal; with -o, json for a .json file, else markdown.",
+    help="Output format. Default: a table on the terminal; with -o, json for a .json file, else markdown.",
 )
 @click.option(
     "-o",
@@ -55,4 +55,4 @@ def command(folders: tuple[str, ...], top: int, fmt: str | None, out_file: str |
         with target:
             api.compare(folders, options, out=out_file)
     else:
-        click.echo(api.compare(folders, options).text(options.format or "text"))
+        click.echo(api.compare(folders, options).text(options.format or "table"))

@@ -4,7 +4,7 @@
 Used by tests/test_html_map.py, and as a script to take the screenshots of the interactive map in
 docs/img/:
 
-    .venv/bin/python tests/browser.py MAP.html docs/img/map.png [--view kind] [--search TEXT]
+    .venv/bin/python tests/browser.py MAP.html docs/img/map.png [--view kind] [--search TEXT [--hover]]
 
 ``open_page`` blocks every request that is not the file itself (and counts it), records console
 errors and uncaught exceptions, and waits until the map's script has run (``window.anomtokMap``).
@@ -124,15 +124,21 @@ def search(page: Any, text: str) -> list[int]:
     return [int(i) for i in column(page, "anomtok-highlight", "id")]
 
 
-def screenshot(path: str, out: str, view: str, query: str | None, width: int, height: int, colors: int) -> None:
-    """A small PNG of the page (palette-quantised with Pillow)."""
+def screenshot(
+    path: str, out: str, view: str, query: str | None, hover: bool, width: int, height: int, colors: int
+) -> None:
+    """A small PNG of the page (palette-quantised with Pillow); ``hover``: over the first token found."""
     from PIL import Image
 
     with open_page(path, width, height) as (page, log):
         if view != "score":
             page.locator("select").select_option(view)
-        if query:
-            search(page, query)
+        found = search(page, query) if query else []
+        if hover and found:
+            x, y = point_on_screen(page, found[0])
+            page.mouse.move(x - 3, y - 3)
+            page.mouse.move(x, y)
+            page.locator(".bk-tooltip-content").first.wait_for(state="visible")
         tmp = Path(out).with_suffix(".full.png")
         page.screenshot(path=str(tmp), timeout=300_000)
         if log.console_errors or log.page_errors or log.blocked:
@@ -149,11 +155,12 @@ def main() -> None:
     ap.add_argument("png")
     ap.add_argument("--view", default="score", choices=["score", "kind", "script", "japanese"])
     ap.add_argument("--search")
+    ap.add_argument("--hover", action="store_true", help="hover the first token the search finds")
     ap.add_argument("--width", type=int, default=1200)
     ap.add_argument("--height", type=int, default=760)
     ap.add_argument("--colors", type=int, default=64)
     a = ap.parse_args()
-    screenshot(a.html, a.png, a.view, a.search, a.width, a.height, a.colors)
+    screenshot(a.html, a.png, a.view, a.search, a.hover, a.width, a.height, a.colors)
 
 
 if __name__ == "__main__":

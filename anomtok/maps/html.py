@@ -277,7 +277,11 @@ def render_html(
         ("flagged", "@flag{custom}"),
         ("neg. temperature", "@neg"),
     ]
-    p.add_tools(HoverTool(renderers=[dots], tooltips=tooltips, formatters=formatters, limit=3))  # type: ignore[arg-type]
+    p.add_tools(
+        HoverTool(
+            renderers=[dots], tooltips=tooltips, formatters=formatters, limit=3, sort_by=[("$index", "descending")]
+        )
+    )  # type: ignore[arg-type]
     select = Select(title="colour by", value="score", options=list(VIEWS), width=140, name="anomtok-view")
     search = TextInput(title="find a token (text or id), Enter", width=260, name="anomtok-search")
     status = Div(text="", name="anomtok-status", width=420)

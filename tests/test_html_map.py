@@ -159,3 +159,22 @@ def test_page_in_headless_chromium(planted, tmp_path):
         page.screenshot(path=str(tmp_path / "tiny.png"))
         assert log.console_errors == [] and log.page_errors == []
         assert log.blocked == [] and log.requests == [page_path.resolve().as_uri()]
+
+
+@pytest.mark.real
+@pytest.mark.browser
+def test_real_model_map_has_every_token(tmp_path):
+    """MiniLM-L6 through ``anomtok.plot(..., html=True)``: one dot per token of its 30,522, search
+    finds a reserved token by its text."""
+    needs_browser()
+    opts = anomtok.PlotOptions(map=MapOptions(full=True, n_epochs=20), formats=("png",), label_top=0, html=True)
+    result = anomtok.plot("minilm-l6", opts, out_dir=tmp_path)
+    page_path = result.files["map_html"][0]
+    assert page_path == tmp_path / "plots" / "map.html"
+    assert page_path.stat().st_size < 30e6
+    unused = pl.read_parquet(tmp_path / "ranked.parquet").filter(pl.col("kind") == "unused").sort("token_id")
+    with browser.open_page(page_path) as (page, log):
+        assert page.evaluate("window.anomtokMap.points()") == page.evaluate("window.anomtokMap.vocab") == 30_522
+        target = unused.row(0, named=True)
+        assert browser.search(page, target["token"]) == [target["token_id"]]
+        assert log.console_errors == [] and log.page_errors == [] and log.blocked == []

@@ -16,7 +16,12 @@ What lives where (compute → cache → render), one idea per module:
   source files (``load_map``, ``write_map``, ``matrix_digest``, ``source_matches``);
 - ``compute``: ``compute_map``, the map from the cache or computed (select → UMAP → cache);
 - ``fonts``: the font fallback chain for labels in any script (``label_text`` escapes the rest);
-- ``figures``: the matplotlib figures (four maps, the centroid histogram, score against norm);
+- ``fontfiles``: which font files (PyPI packages, then Debian's Noto and Hanazono) and where;
+- ``figstyle``: what every figure shares (constrained layout, title and caption inside the figure,
+  legends, axes fitted to the data, sizes and colours of categories);
+- ``labels``: token labels, one per spot of near-identical points with a count, placed without
+  overlap;
+- ``figures``: the four maps; ``rankplots``: the centroid histogram and score against norm;
 - ``render``: figures to PNG/SVG files, reproducibly (``render_all``, ``save_figure``);
 - ``html``: the interactive map, one self-contained HTML file (``render_html``; Bokeh, inlined);
 - ``plot``: ``plot_model``, the one library function behind ``anomtok plot`` and the plots
@@ -54,9 +59,9 @@ _LAZY = {
     "JAPANESE_COLORS": "figures",
     "join_map": "figures",
     "map_figure": "figures",
-    "centroid_histogram": "figures",
-    "score_vs_norm": "figures",
-    "place_labels": "figures",
+    "centroid_histogram": "rankplots",
+    "score_vs_norm": "rankplots",
+    "place_labels": "labels",
     "FORMATS": "render",
     "save_figure": "render",
     "render_all": "render",
@@ -81,19 +86,12 @@ if TYPE_CHECKING:  # pragma: no cover
         write_map,
     )
     from .compute import compute_map
-    from .figures import (
-        JAPANESE_COLORS,
-        KIND_COLORS,
-        MAP_VIEWS,
-        centroid_histogram,
-        join_map,
-        map_figure,
-        place_labels,
-        score_vs_norm,
-    )
+    from .figures import JAPANESE_COLORS, KIND_COLORS, MAP_VIEWS, join_map, map_figure
     from .html import HTML_NAME, render_html
+    from .labels import place_labels
     from .options import CACHE_VERSION, MapOptions, MapResult, MapSettings
     from .plot import NEGTEMP_FILE, PLOTS_DIR, PlotResult, plot_model, read_ids
+    from .rankplots import centroid_histogram, score_vs_norm
     from .render import FORMATS, render_all, save_figure
     from .select import Selection, required_reasons, select_rows
     from .umap import umap_coords

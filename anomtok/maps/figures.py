@@ -1,5 +1,4 @@
-"""The figures of a ranking and its map: matplotlib ``Figure`` objects (Agg), no pyplot, no
-global state.
+"""The maps of a ranking: matplotlib ``Figure`` objects (Agg), no pyplot, no global state.
 
 Maps (from ``anomtok.maps.compute_map``), each saying how many points it shows and how they were
 chosen:
@@ -11,18 +10,18 @@ chosen:
                     kanji, punctuation, mixed, ...) over the rest in grey, the top ones by score
                     labelled
 
-and two plots of the ranking alone: ``centroid_hist`` (distance to the centroid, both tails marked,
-the reference tokens overlaid) and ``score_norm`` (score against norm). Tokens given as
-``mark_ids`` (e.g. what negative-temperature sampling produced) are drawn as crosses on each.
-
-Labels go through ``anomtok.maps.fonts``: the fallback chain draws every covered script and the
-rest is escaped, so no label shows an empty box; a greedy placer keeps labels from piling up.
-Writing them to files is ``anomtok.maps.render``.
+Tokens given as ``mark_ids`` (e.g. what negative-temperature sampling produced) are drawn as
+crosses. Rare categories are drawn on top and larger, so a category of one token is seen; the
+legend says when its counts are of a sample. The axes are fitted to the bulk of the points (the few
+far-out ones are drawn on the frame's edge, and the caption says how many). Labels: one per spot
+of near-identical points, with a count, placed without overlap (``anomtok.maps.labels``). The plots
+of the ranking alone (histogram, score against norm) are ``anomtok.maps.rankplots``; writing
+figures to files is ``anomtok.maps.render``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,9 @@ import polars as pl
 
 from ..errors import InputError
 from ..japanese import JA_CLASSES, ja_class
-from . import fonts
+from . import figstyle as fs
+from .figstyle import KIND_COLORS
+from .labels import label_note, longest_label_note, place_labels, spot_labels
 from .options import MapResult
 
 __all__ = [
@@ -39,39 +40,21 @@ __all__ = [
     "JAPANESE_COLORS",
     "join_map",
     "map_figure",
-    "centroid_histogram",
-    "score_vs_norm",
-    "place_labels",
+    "label_candidates",
+    "marked_rows",
+    "sample_note",
 ]
 
 MAP_VIEWS = ("score", "kind", "script", "japanese")
-KIND_COLORS = {
-    "normal": "#c8c8c8",
-    "byte": "#1f77b4",
-    "special": "#2ca02c",
-    "unused": "#d62728",
-    "added": "#9467bd",
-    "unknown": "#8c564b",
-    "padding": "#e377c2",
-}
 # one colour per class of anomtok.japanese.JA_CLASSES, in its order
 JAPANESE_COLORS = dict(zip(JA_CLASSES, ("#e6550d", "#3182bd", "#6baed6", "#31a354", "#8c6d31", "#e7969c", "#756bb1")))
 _SCRIPT_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
-_NOT_LABELLED = ("unused", "padding")  # thousands of look-alike placeholders: coloured, not labelled
-_MARK_STYLE = {"marker": "x", "c": "black", "linewidths": 0.9, "zorder": 6, "gid": "marked"}
-
-
-def _figure(w: float = 9.0, h: float = 7.5):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(w, h), layout=None)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _text(s: str) -> str:
-    return fonts.label_text(s, max_chars=10_000, visible_spaces=False)
+_WHAT = {
+    "score": "by under-trained score",
+    "kind": "by token kind",
+    "script": "by Unicode script",
+    "japanese": "Japanese tokens by class",
+}
 
 
 def join_map(frame: pl.DataFrame, coords: pl.DataFrame) -> pl.DataFrame:
@@ -92,12 +75,9 @@ def _with_japanese(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(_ja=pl.Series(ja, dtype=pl.String))
 
 
-def _point_size(n: int) -> float:
-    return float(np.clip(15000.0 / max(n, 1), 0.15, 14.0))
-
-
-def _label_candidates(data: pl.DataFrame, k: int, japanese_only: bool = False) -> pl.DataFrame:
-    f = data.filter(~pl.col("kind").is_in(_NOT_LABELLED)) if "kind" in data.columns else data
+def label_candidates(data: pl.DataFrame, k: int, japanese_only: bool = False) -> pl.DataFrame:
+    """The first ``k`` rows that may be labelled, best score first (unused/padding rows aside)."""
+    f = data.filter(~pl.col("kind").is_in(fs.NOT_LABELLED)) if "kind" in data.columns else data
     if japanese_only:
         f = f.filter(pl.col("_ja").is_not_null())
     if "score" in f.columns:
@@ -105,126 +85,34 @@ def _label_candidates(data: pl.DataFrame, k: int, japanese_only: bool = False) -
     return f.head(k)
 
 
-def place_labels(
-    ax, items: Sequence[tuple[float, float, str]], *, fontsize: float = 7.0, avoid: Iterable[Any] = ()
-) -> tuple[int, int]:
-    """Greedy label placement in display space: each ``(x, y, text)`` in order tries offsets at
-    growing distances around its point and takes the first whose box overlaps no placed label and
-    stays inside the axes; one that fits nowhere is left out. Returns (placed, dropped)."""
-    fig = ax.figure
-    renderer = fig.canvas.get_renderer()
-    ax_box = ax.get_window_extent(renderer)
-    taken = [tuple(b.extents) for b in avoid]
-    pts = ax.transData.transform(np.array([(x, y) for x, y, _ in items], dtype=float).reshape(-1, 2))
-    taken += [(px - 2, py - 2, px + 2, py + 2) for px, py in pts]  # the labelled points stay visible
-    directions = [(1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1)]
-    placed = dropped = 0
-    scale = fig.dpi / 72.0
-    pad = 2.0 * scale
-    box_style = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.75}
-    for (x, y, label), (px, py) in zip(items, pts):
-        prop = fonts.font_properties_for(label, size=fontsize)
-        # the text's size, measured once; candidate boxes are then computed, not laid out again
-        probe = ax.annotate(
-            label,
-            xy=(x, y),
-            xytext=(0, 0),
-            textcoords="offset points",
-            fontproperties=prop,
-            parse_math=False,
-            ha="left",
-            va="bottom",
-        )
-        ext = probe.get_window_extent(renderer)
-        probe.remove()
-        w, h = ext.width + 2 * pad, ext.height + 2 * pad
-        found = None
-        arr = np.array(taken, dtype=float).reshape(-1, 4)
-        for r in (5, 12, 22, 36, 54):
-            for dx, dy in directions:
-                axp, ayp = px + dx * r * scale, py + dy * r * scale
-                x0 = axp - pad if dx == 1 else (axp - w + pad if dx == -1 else axp - w / 2)
-                y0 = ayp - pad if dy == 1 else (ayp - h + pad if dy == -1 else ayp - h / 2)
-                x1, y1 = x0 + w, y0 + h
-                if x0 < ax_box.x0 or x1 > ax_box.x1 or y0 < ax_box.y0 or y1 > ax_box.y1:
-                    continue
-                if arr.size and np.any((arr[:, 0] < x1) & (arr[:, 2] > x0) & (arr[:, 1] < y1) & (arr[:, 3] > y0)):
-                    continue
-                found = (dx, dy, r)
-                taken.append((x0, y0, x1, y1))
-                break
-            if found:
-                break
-        if found is None:
-            dropped += 1
-            continue
-        dx, dy, r = found
-        ha, va = {1: "left", -1: "right", 0: "center"}[dx], {1: "bottom", -1: "top", 0: "center"}[dy]
-        arrow = {"arrowstyle": "-", "lw": 0.5, "color": "#555555", "shrinkA": 0, "shrinkB": 1} if r > 5 else None
-        ax.annotate(
-            label,
-            xy=(x, y),
-            xytext=(dx * r, dy * r),
-            textcoords="offset points",
-            ha=ha,
-            va=va,
-            fontproperties=prop,
-            parse_math=False,
-            zorder=8,
-            arrowprops=arrow,
-            bbox=box_style,
-        )
-        placed += 1
-    return placed, dropped
-
-
-def _marks(frame: pl.DataFrame, mark_ids: Iterable[int] | None) -> pl.DataFrame | None:
+def marked_rows(frame: pl.DataFrame, mark_ids: Iterable[int] | None) -> pl.DataFrame | None:
     if not mark_ids:
         return None
     ids = sorted({int(i) for i in mark_ids})
     return frame.filter(pl.col("token_id").is_in(ids))
 
 
-def _props(text: str, size: float):
-    return fonts.font_properties_for(text, size=size)
+def sample_note(result: MapResult, n: int) -> str | None:
+    """The legend's title when the map is a sample: its counts are of the points shown."""
+    valid = result.meta.get("valid_rows")
+    mode = (result.meta.get("settings") or {}).get("mode")
+    if mode == "sample" or (isinstance(valid, int) and valid > n):
+        of = f" of {valid:,}" if isinstance(valid, int) else ""
+        return f"counts in the sample of {n:,}{of} tokens on this map"
+    return None
 
 
-def _legend(fig, handles: list, x: float) -> None:
-    """A legend of the scatter handles with markers of one readable size, whatever the point size."""
-    from matplotlib.lines import Line2D
-
-    if not handles:
-        return
-    proxies = []
-    for h in handles:
-        marked = h.get_gid() == "marked"
-        color = "black" if marked else h.get_facecolor()[0]
-        proxies.append(
-            Line2D(
-                [],
-                [],
-                linestyle="none",
-                marker="x" if marked else "o",
-                markersize=6,
-                color=color,
-                markeredgewidth=1.2 if marked else 0,
-                label=h.get_label(),
-            )
-        )
-    labels = "".join(h.get_label() for h in handles)
-    fig.legend(handles=proxies, loc="upper left", bbox_to_anchor=(x, 0.92), frameon=False, prop=_props(labels, 8))
-
-
-def _title(ax, text: str) -> None:
-    t = _text(text)
-    ax.set_title(t, fontproperties=_props(t, 11))
-
-
-def _footnote(fig, lines: Sequence[str]) -> None:
-    text = "\n".join(_text(s) for s in lines if s)
-    fig.text(
-        0.01, 0.01, text, color="#333333", ha="left", va="bottom", parse_math=False, fontproperties=_props(text, 7)
-    )
+def _groups(data: pl.DataFrame, view: str) -> list[tuple[str, str, Any]]:
+    if view == "kind":
+        kinds = set(data["kind"].to_list())
+        return [(k, KIND_COLORS.get(k, "#777777"), pl.col("kind") == k) for k in KIND_COLORS if k in kinds]
+    if view == "script":
+        counts = data.filter(~pl.col("script").is_in(["none", "Common"]))["script"].value_counts(sort=True)
+        top = counts["script"].to_list()[: len(_SCRIPT_PALETTE)]
+        groups = [("other scripts, digits, symbols, no text", "#d0d0d0", ~pl.col("script").is_in(top))]
+        return groups + [(name, col, pl.col("script") == name) for name, col in zip(top, _SCRIPT_PALETTE)]
+    groups = [("not Japanese", "#d0d0d0", pl.col("_ja").is_null())]
+    return groups + [(k, col, pl.col("_ja") == k) for k, col in JAPANESE_COLORS.items()]
 
 
 def map_figure(
@@ -236,18 +124,30 @@ def map_figure(
     label_top: int = 25,
     mark_ids: Iterable[int] | None = None,
     mark_name: str = "marked tokens",
+    spot_radius: float = 0.012,
 ):
     """One map (``view``: score, kind, script or japanese) as a ``Figure``. ``frame``: the ranking
-    (or its ``join_map`` with the coordinates, to share the join between views)."""
+    (or its ``join_map`` with the coordinates, to share the join between views). ``label_top``:
+    how many spots are labelled at most; ``spot_radius``: how close (a fraction of the axes'
+    diagonal) tokens must be to share a label (0: only identical positions)."""
     if view not in MAP_VIEWS:
         raise InputError(f"view must be one of {', '.join(MAP_VIEWS)}, not {view!r}")
     data = join_map(frame, result.coords)
     n = data.height
-    s = _point_size(n)
-    fig = _figure(10.0, 7.5)
-    ax = fig.add_axes((0.03, 0.11, 0.66, 0.81))
+    s = fs.point_size(n)
+    fig = fs.new_figure(10.0, 7.2)
+    ax = fig.add_subplot()
     ax.set_xticks([])
     ax.set_yticks([])
+    # what must stay in the frame: the tokens that may be labelled and the marked ones
+    cand = label_candidates(data, max(label_top * 20, 200), japanese_only=(view == "japanese"))
+    marked = marked_rows(data, mark_ids)
+    keep_ids = set(cand["token_id"].head(label_top * 4).to_list())
+    if marked is not None:
+        keep_ids |= set(marked["token_id"].to_list())
+    ids = data["token_id"].to_numpy()
+    x, y, pinned = fs.fit_limits(ax, data["x"].to_numpy(), data["y"].to_numpy(), keep=np.isin(ids, list(keep_ids)))
+    data = data.with_columns(x=pl.Series(x), y=pl.Series(y))
     handles = []
     if view == "score":
         d = data.sort("score", nulls_last=False)
@@ -260,210 +160,60 @@ def map_figure(
             linewidths=0,
             rasterized=True,
         )
-        cax = fig.add_axes((0.71, 0.25, 0.02, 0.5))
-        fig.colorbar(sc, cax=cax, label="score (cosine to the reference mean)")
+        fig.colorbar(sc, ax=ax, shrink=0.6, pad=0.015, label="score (cosine to the reference mean)")
     else:
-        if view == "kind":
-            groups = [
-                (k, KIND_COLORS.get(k, "#777777"), pl.col("kind") == k)
-                for k in KIND_COLORS
-                if k in set(data["kind"].to_list())
-            ]
-        elif view == "script":
-            counts = data.filter(~pl.col("script").is_in(["none", "Common"]))["script"].value_counts(sort=True)
-            top = counts["script"].to_list()[: len(_SCRIPT_PALETTE)]
-            groups = [("other scripts, digits, symbols, no text", "#d0d0d0", ~pl.col("script").is_in(top))]
-            groups += [(sname, col, pl.col("script") == sname) for sname, col in zip(top, _SCRIPT_PALETTE)]
-        else:
-            groups = [("not Japanese", "#d0d0d0", pl.col("_ja").is_null())]
-            groups += [(k, col, pl.col("_ja") == k) for k, col in JAPANESE_COLORS.items()]
-        for name, col, cond in groups:
-            d = data.filter(cond)
-            if d.height == 0:
-                continue
-            grey = col in ("#c8c8c8", "#d0d0d0")
+        parts = [(name, col, data.filter(cond)) for name, col, cond in _groups(data, view)]
+        parts = [p for p in parts if p[2].height]
+        by_size = sorted(range(len(parts)), key=lambda i: -parts[i][2].height)
+        order = {i: rank for rank, i in enumerate(by_size)}  # the rarer, the higher
+        for i, (name, col, d) in enumerate(parts):
+            style = fs.category_style(d.height, n, s, col in fs.BULK_GREYS, order[i])
             h = ax.scatter(
                 d["x"].to_numpy(),
                 d["y"].to_numpy(),
                 c=col,
-                s=s if grey else max(1.5, min(2.5 * s, 20.0)),
-                linewidths=0,
                 rasterized=True,
-                zorder=1 if grey else 3,
-                label=_text(f"{name} ({d.height:,})"),
+                label=fs.plain(f"{name} ({d.height:,})"),
+                **style,
             )
             handles.append(h)
-    marked = _marks(data, mark_ids)
     if marked is not None and marked.height:
+        m = data.filter(pl.col("token_id").is_in(marked["token_id"].implode()))
         handles.append(
             ax.scatter(
-                marked["x"].to_numpy(),
-                marked["y"].to_numpy(),
-                s=max(4 * s, 14),
-                label=_text(f"{mark_name} ({marked.height:,})"),
-                **_MARK_STYLE,
+                m["x"].to_numpy(),
+                m["y"].to_numpy(),
+                s=max(4 * s, 16),
+                label=fs.plain(f"{mark_name} ({m.height:,})"),
+                **fs.MARK_STYLE,
             )
         )
-    ax.autoscale_view()
-    ax.set_xlim(ax.get_xlim())
-    ax.set_ylim(ax.get_ylim())
-    _legend(fig, handles, 0.70)
-    cand = _label_candidates(data, label_top, japanese_only=(view == "japanese"))
-    items = [(float(r["x"]), float(r["y"]), fonts.label_text(r["token"] or "")) for r in cand.iter_rows(named=True)]
-    placed, dropped = place_labels(ax, items)
-    what = {
-        "score": "by under-trained score",
-        "kind": "by token kind",
-        "script": "by Unicode script",
-        "japanese": "Japanese tokens by class",
-    }[view]
-    _title(ax, f"{title}: embedding map {what}" if title else f"Embedding map {what}")
-    st = result.meta.get("settings", {})
+    fs.legend(fig, handles, title=sample_note(result, n) if handles else None)
+    fs.set_title(fig, f"{title}: embedding map {_WHAT[view]}" if title else f"Embedding map {_WHAT[view]}")
     lab = "Japanese tokens" if view == "japanese" else "tokens (unused/padding rows aside)"
-    _footnote(
-        fig,
-        [
-            result.description or f"{n:,} points",
+    st = result.meta.get("settings", {})
+
+    def caption(note: str) -> list[str]:
+        umap = (
             f"UMAP of the input embedding, {st.get('metric', 'cosine')}, n_neighbors={st.get('n_neighbors')}, "
-            f"min_dist={st.get('min_dist')}, seed={st.get('seed')}. Labels: the top {len(items)} {lab} by score"
-            + (f" ({dropped} left out for lack of room)" if dropped else "")
-            + ".",
-        ],
-    )
-    return fig
-
-
-def centroid_histogram(
-    frame: pl.DataFrame,
-    *,
-    title: str = "",
-    tail: float = 0.01,
-    list_n: int = 6,
-    mark_ids: Iterable[int] | None = None,
-    mark_name: str = "marked tokens",
-):
-    """Histogram of the distance to the centroid; both ``tail`` fractions shaded and named."""
-    f = frame.filter(pl.col("centroid_l2").is_not_null())
-    if "kind" in f.columns:
-        f = f.filter(pl.col("kind") != "padding")
-    if f.height == 0:
-        raise InputError("no finite centroid distances to plot")
-    d = f["centroid_l2"].to_numpy()
-    lo, hi = np.quantile(d, [tail, 1 - tail])
-    fig = _figure(9.0, 5.5)
-    ax = fig.add_axes((0.08, 0.2, 0.88, 0.7))
-    bins = np.linspace(d.min(), d.max(), 161) if d.max() > d.min() else 10
-    ax.hist(d, bins=bins, histtype="stepfilled", color="#8a8a8a", label=f"all tokens ({d.size:,})")
-    if "is_reference" in f.columns and f["is_reference"].any():
-        r = f.filter(pl.col("is_reference"))["centroid_l2"].to_numpy()
-        ax.hist(r, bins=bins, histtype="step", color="#d62728", lw=1.2, label=f"reference / unused ({r.size:,})")
-    marked = _marks(f, mark_ids)
-    if marked is not None and marked.height:
-        ax.hist(
-            marked["centroid_l2"].to_numpy(),
-            bins=bins,
-            histtype="step",
-            color="black",
-            lw=1.2,
-            label=_text(f"{mark_name} ({marked.height:,})"),
+            f"min_dist={st.get('min_dist')}, seed={st.get('seed')}."
         )
-    ax.set_yscale("log")
-    ax.axvspan(d.min(), lo, color="#3182bd", alpha=0.15)
-    ax.axvspan(hi, d.max(), color="#e6550d", alpha=0.15)
-    n_lo, n_hi = int((d <= lo).sum()), int((d >= hi).sum())
-    for side, thr, n_side, frame_side, x, ha, col in (
-        ("nearest", lo, n_lo, f.sort("centroid_l2").head(list_n), 0.01, "left", "#3182bd"),
-        ("farthest", hi, n_hi, f.sort("centroid_l2", descending=True).head(list_n), 0.99, "right", "#e6550d"),
-    ):
-        names = ", ".join(fonts.label_text(t or "", max_chars=16) for t in frame_side["token"].to_list())
-        box = f"{side} {tail:.0%}: {n_side:,} tokens ({'≤' if side == 'nearest' else '≥'} {thr:.3g})\n{names}"
-        ax.text(
-            x,
-            0.97,
-            box,
-            transform=ax.transAxes,
-            ha=ha,
-            va="top",
-            fontproperties=_props(box, 7),
-            color=col,
-            parse_math=False,
-            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": col, "alpha": 0.85},
-        )
-    ax.set_xlabel("L2 distance to the centroid of the input embedding")
-    ax.set_ylabel("tokens (log)")
-    labels = "".join(ax.get_legend_handles_labels()[1])
-    ax.legend(loc="center right", frameon=False, prop=_props(labels, 8))
-    _title(ax, f"{title}: distance to the centroid" if title else "Distance to the centroid")
-    _footnote(
-        fig,
-        [
-            f"{d.size:,} tokens with a finite vector (padding rows aside); shaded: the nearest and "
-            f"farthest {tail:.0%}, where under-trained tokens gather (near, for most tied models)."
-        ],
-    )
-    return fig
+        edge = f" {pinned:,} far-out points drawn on the frame's edge." if pinned else ""
+        return [result.description or f"{n:,} points", umap + edge + " " + note]
 
-
-def score_vs_norm(
-    frame: pl.DataFrame,
-    *,
-    title: str = "",
-    label_top: int = 15,
-    mark_ids: Iterable[int] | None = None,
-    mark_name: str = "marked tokens",
-):
-    """The under-trained score against the embedding norm, coloured by kind, top tokens labelled."""
-    f = frame.filter(pl.col("score").is_not_null() & pl.col("norm").is_not_null())
-    if f.height == 0:
-        raise InputError("no rows with both a score and a norm")
-    s = _point_size(f.height) * 1.5
-    fig = _figure(10.0, 6.5)
-    ax = fig.add_axes((0.08, 0.15, 0.62, 0.77))
-    ax.margins(0.08)
-    handles = []
-    for kind, col in KIND_COLORS.items():
-        d = f.filter(pl.col("kind") == kind)
-        if d.height:
-            handles.append(
-                ax.scatter(
-                    d["norm"].to_numpy(),
-                    d["score"].to_numpy(),
-                    c=col,
-                    s=s,
-                    linewidths=0,
-                    rasterized=True,
-                    zorder=1 if kind == "normal" else 3,
-                    label=f"{kind} ({d.height:,})",
-                )
-            )
-    marked = _marks(f, mark_ids)
-    if marked is not None and marked.height:
-        handles.append(
-            ax.scatter(
-                marked["norm"].to_numpy(),
-                marked["score"].to_numpy(),
-                s=max(4 * s, 14),
-                label=_text(f"{mark_name} ({marked.height:,})"),
-                **_MARK_STYLE,
-            )
-        )
-    ax.autoscale_view()
-    ax.set_xlim(ax.get_xlim())
-    ax.set_ylim(ax.get_ylim())
-    ax.set_xlabel("L2 norm of the input embedding")
-    ax.set_ylabel("score (under-trained indicator)")
-    _legend(fig, handles, 0.72)
-    cand = _label_candidates(f, label_top)
-    items = [
-        (float(r["norm"]), float(r["score"]), fonts.label_text(r["token"] or "")) for r in cand.iter_rows(named=True)
-    ]
-    _, dropped = place_labels(ax, items)
-    _title(ax, f"{title}: score against norm" if title else "Score against norm")
-    _footnote(
-        fig,
-        [
-            f"{f.height:,} tokens. Labels: the top {len(items)} by score, unused/padding rows aside"
-            + (f" ({dropped} left out for lack of room)." if dropped else ".")
-        ],
+    # lay out with the longest caption the labels can give, then label in the final display space
+    fs.set_caption(fig, caption(longest_label_note(lab)))
+    fs.settle(fig)
+    cand = label_candidates(data, max(label_top * 20, 200), japanese_only=(view == "japanese"))
+    spots, walked = spot_labels(
+        ax,
+        cand["x"].to_numpy(),
+        cand["y"].to_numpy(),
+        [t or "" for t in cand["token"].to_list()],
+        label_top,
+        radius=spot_radius,
     )
+    _, dropped = place_labels(ax, spots)
+    fs.set_caption(fig, caption(label_note(spots, walked, lab, dropped)))
+    fs.freeze(fig)
     return fig

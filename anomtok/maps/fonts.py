@@ -91,8 +91,10 @@ def _register(spec: FontSpec, path: Path) -> _Font | None:
             if spec.family is not None and entry.name != spec.family:
                 continue
             entry = dataclasses.replace(entry, weight=400, style="normal")
-            if not any(e.fname == entry.fname and e.index == entry.index for e in fm.fontManager.ttflist):
-                fm.fontManager.ttflist.append(entry)
+            listed = fm.fontManager.ttflist
+            if entry not in listed:  # matplotlib's own scan of the system fonts may list it with its weight
+                listed[:] = [e for e in listed if not (e.fname == entry.fname and e.index == entry.index)]
+                listed.append(entry)
                 fm.fontManager._findfont_cached.cache_clear()  # noqa: SLF001 - as FontManager.addfont does
             return _Font(entry.name, str(path), index)
     except (OSError, RuntimeError, ValueError) as exc:
@@ -222,18 +224,30 @@ def escape_char(ch: str) -> str:
     return f"\\u{cp:04x}" if cp < 0x10000 else f"\\U{cp:08x}"
 
 
+def _needs_base(ch: str, cat: str) -> bool:
+    cp = ord(ch)
+    return cat in ("Mn", "Mc", "Me") or 0x1160 <= cp <= 0x11FF or 0xD7B0 <= cp <= 0xD7FF
+
+
 def label_text(text: str, max_chars: int = 28, visible_spaces: bool = True) -> str:
     """A label that every font chain can draw: uncovered characters become escapes, spaces become
     ``␣`` (a leading space is often the whole difference between two tokens), and a long label
     is cut to ``max_chars`` with ``…``."""
+    import unicodedata
+
     cov = coverage()
     parts: list[str] = []
     for ch in text:
+        cat = unicodedata.category(ch)
         if ch == " " and visible_spaces and 0x2423 in cov:
             parts.append("\u2423")
         elif ch in "\n\r\t":
             parts.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}[ch])
+        elif cat in ("Cf", "Cc", "Zl", "Zp") or (cat == "Zs" and ch != " "):  # invisible: say which
+            parts.append(escape_char(ch))
         elif ord(ch) in cov:
+            if not parts and _needs_base(ch, cat) and 0x25CC in cov:
+                parts.append("\u25cc")  # a mark or a conjoining jamo alone: on a dotted circle, as in charts
             parts.append(ch)
         else:
             parts.append(escape_char(ch))

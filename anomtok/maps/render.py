@@ -1,7 +1,7 @@
 """Figures to files: every plot of a report folder, written atomically as PNG and/or SVG.
 
 ``render_all`` draws the four maps (when a map is given), the centroid histogram and the
-score/norm scatter (``anomtok.maps.figures``); ``save_figure`` writes one figure reproducibly
+score/norm scatter (``anomtok.maps.figures``, ``anomtok.maps.rankplots``); ``save_figure`` writes one figure reproducibly
 (no date or software in the file, SVG text as paths with a fixed hash salt).
 """
 
@@ -16,15 +16,17 @@ import polars as pl
 
 from ..cache import atomic_path
 from ..errors import InputError
-from .figures import MAP_VIEWS, centroid_histogram, join_map, map_figure, score_vs_norm
+from .figstyle import DPI
+from .figures import MAP_VIEWS, join_map, map_figure
 from .options import MapResult
+from .rankplots import centroid_histogram, score_vs_norm
 
 __all__ = ["FORMATS", "save_figure", "render_all"]
 
 FORMATS = ("png", "svg")
 
 
-def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, dpi: int = 150) -> list[Path]:
+def save_figure(fig, stem: str | os.PathLike, formats: Sequence[str] = FORMATS, dpi: int = DPI) -> list[Path]:
     """Write ``stem.png`` / ``stem.svg`` atomically (SVG text as paths, no date: reproducible)."""
     import matplotlib
 

@@ -1,0 +1,168 @@
+"""Token labels on a scatter plot: one label per spot, placed without overlap, with short leaders.
+
+Under-trained tokens often sit on top of each other (dozens of them at one point of a map), so
+labelling the top tokens one by one draws a fan of labels all pointing at one dot. Instead:
+
+1. ``spot_labels`` walks the tokens by score and gathers those within a few pixels of each other
+   into one *spot*, named by its best-scoring token with a count (``×12``: twelve of the tokens
+   walked sit there), until there are ``k`` spots;
+2. ``place_labels`` puts each label at the nearest free place around its point (growing rings of
+   candidate positions in display space), never over another label or a labelled point and never
+   outside the axes; a label that fits nowhere is left out and counted.
+
+Characters no installed font draws are escaped (``anomtok.maps.fonts.label_text``) and the labels
+that needed it are counted, so the caption can say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import fonts
+
+__all__ = ["Label", "spot_labels", "place_labels", "label_note", "longest_label_note"]
+
+_DIRECTIONS = [(1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1)]
+_RINGS = (4, 9, 15, 22, 30, 40, 52)  # points from the labelled point
+_BOX = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8}
+
+
+@dataclass(frozen=True)
+class Label:
+    """One spot to label: where, what (drawable text, ``×n`` included), how many tokens it stands
+    for and whether its token needed escapes."""
+
+    x: float
+    y: float
+    text: str
+    count: int
+    escaped: bool
+
+
+def spot_labels(
+    ax, x: np.ndarray, y: np.ndarray, tokens: Sequence[str], k: int, *, radius: float = 0.012, max_scan: int = 5000
+) -> tuple[list[Label], int]:
+    """Up to ``k`` labels for points already sorted best first: a point within ``radius`` (a
+    fraction of the axes' diagonal) of an earlier labelled point is counted into its spot. Returns
+    the labels and how many points were walked (the counts are of those)."""
+    if k <= 0 or len(tokens) == 0:
+        return [], 0
+    box = ax.get_window_extent()
+    radius_px = radius * float(np.hypot(box.width, box.height))
+    n = min(len(tokens), max_scan)
+    pts = ax.transData.transform(np.column_stack([np.asarray(x[:n], float), np.asarray(y[:n], float)]))
+    anchors: list[int] = []
+    counts: list[int] = []
+    walked = 0
+    for i in range(n):
+        walked = i + 1
+        if anchors:
+            d = np.hypot(*(pts[anchors] - pts[i]).T)
+            j = int(np.argmin(d))
+            if d[j] <= radius_px:
+                counts[j] += 1
+                continue
+        if len(anchors) == k:
+            walked = i  # the first point of a (k+1)-th spot ends the walk
+            break
+        anchors.append(i)
+        counts.append(1)
+    out = []
+    for i, c in zip(anchors, counts):
+        raw = tokens[i] or ""
+        text = fonts.label_text(raw) + (f" \u00d7{c}" if c > 1 else "")
+        out.append(Label(float(x[i]), float(y[i]), text, c, bool(fonts.missing_chars(raw))))
+    return out, walked
+
+
+def label_note(labels: Sequence[Label], walked: int, what: str, dropped: int) -> str:
+    """The caption's sentence about the labels: what they are, what ``×n`` means, how many were
+    left out and how many fell back to escapes."""
+    if not labels:
+        return f"No {what} to label."
+    s = f"Labels: the best-scoring token of each spot among the top {walked:,} {what} by score"
+    if any(lab.count > 1 for lab in labels):
+        s += " (\u00d7n: n of them at that spot)"
+    s += "."
+    if dropped:
+        s += f" {dropped} label{'s' * (dropped != 1)} left out for lack of room."
+    esc = sum(lab.escaped for lab in labels)
+    if esc:
+        s += f" {esc} label{'s' * (esc != 1)} with characters no installed font draws, shown as \\u escapes."
+    return s
+
+
+def longest_label_note(what: str) -> str:
+    """A ``label_note`` at least as long as any real one (to lay the figure out before labelling)."""
+    fake = [Label(0.0, 0.0, "", 2, True)] * 999
+    return label_note(fake, 999_999, what, 999)
+
+
+def place_labels(ax, items: Sequence[Label], *, fontsize: float = 7.0, avoid: Iterable[Any] = ()) -> tuple[int, int]:
+    """Put each label at the first free position around its point: rings of growing distance,
+    eight directions each; a box overlapping a placed label, a labelled point or ``avoid`` (display
+    boxes), or leaving the axes, is not free. Returns (placed, dropped). Lay the figure out first
+    (``figstyle.settle``): positions are computed in display space."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    ax_box = ax.get_window_extent(renderer)
+    scale = fig.dpi / 72.0
+    pad = 2.0 * scale
+    taken = [tuple(b.extents) for b in avoid]
+    pts = ax.transData.transform(np.array([(it.x, it.y) for it in items], dtype=float).reshape(-1, 2))
+    dot = 2.5 * scale
+    taken += [(px - dot, py - dot, px + dot, py + dot) for px, py in pts]  # the labelled points stay visible
+    centre = pts.mean(axis=0) if len(pts) else np.zeros(2)
+    placed = dropped = 0
+    for it, (px, py) in zip(items, pts):
+        # outward first: away from the middle of the labelled points, so that leaders do not cross
+        out = np.array([px, py]) - centre
+        dirs = sorted(_DIRECTIONS, key=lambda d: -(d[0] * out[0] + d[1] * out[1]) / np.hypot(*d))
+        prop = fonts.font_properties_for(it.text, size=fontsize)
+        w, h, d = renderer.get_text_width_height_descent(it.text, prop, ismath=False)
+        _, lp_h, lp_d = renderer.get_text_width_height_descent("lp", prop, ismath=False)
+        h = max(h - d, lp_h - lp_d) + max(d, lp_d)  # a line is at least as tall as "lp", as Text lays it out
+        w, h = w + 2 * pad, h + 2 * pad
+        found = None
+        arr = np.array(taken, dtype=float).reshape(-1, 4)
+        for r in _RINGS:
+            for dx, dy in dirs:
+                ax_, ay_ = px + dx * r * scale, py + dy * r * scale
+                x0 = ax_ - pad if dx == 1 else (ax_ - w + pad if dx == -1 else ax_ - w / 2)
+                y0 = ay_ - pad if dy == 1 else (ay_ - h + pad if dy == -1 else ay_ - h / 2)
+                x1, y1 = x0 + w, y0 + h
+                if x0 < ax_box.x0 or x1 > ax_box.x1 or y0 < ax_box.y0 or y1 > ax_box.y1:
+                    continue
+                if arr.size and np.any((arr[:, 0] < x1) & (arr[:, 2] > x0) & (arr[:, 1] < y1) & (arr[:, 3] > y0)):
+                    continue
+                found = (dx, dy, r)
+                taken.append((x0, y0, x1, y1))
+                break
+            if found:
+                break
+        if found is None:
+            dropped += 1
+            continue
+        dx, dy, r = found
+        ha, va = {1: "left", -1: "right", 0: "center"}[dx], {1: "bottom", -1: "top", 0: "center"}[dy]
+        arrow = {"arrowstyle": "-", "lw": 0.5, "color": "#555555", "shrinkA": 0, "shrinkB": 1.5} if r > 4 else None
+        ax.annotate(
+            it.text,
+            xy=(it.x, it.y),
+            xytext=(dx * r, dy * r),
+            textcoords="offset points",
+            ha=ha,
+            va=va,
+            fontproperties=prop,
+            parse_math=False,
+            zorder=8,
+            arrowprops=arrow,
+            bbox=_BOX,
+            gid="label",
+        )
+        placed += 1
+    return placed, dropped

@@ -47,7 +47,7 @@ LAYERS: dict[str, int] = {
     "anomtok.report": FEATURES,
     "anomtok.report_sections": FEATURES,
     "anomtok.validity": FEATURES,  # the validation study of the metrics (issue 11)
-    "anomtok.options": FEATURES,  # every command's options: built by the API and the CLI, and by scan for its steps
+    "anomtok.options.*": FEATURES,  # every command's options: built by the API and the CLI, and by scan for its steps
     # core: loading, the ranking and the plumbing every feature shares
     "anomtok._version": CORE,
     "anomtok.loading.*": CORE,
@@ -76,9 +76,7 @@ LAYERS: dict[str, int] = {
 # fails the test, so each is removed when its violation is fixed.
 ALLOWED_UPWARD: set[tuple[str, str]] = set()  # (importing module, imported module)
 ALLOWED_PRIVATE: set[tuple[str, str]] = set()  # (importing module, "module:name" or private module)
-ALLOWED_LONG: set[str] = {  # over 400 lines once ruff-formatted; each is split by the session that owns it
-    "anomtok.options",
-}
+ALLOWED_LONG: set[str] = set()  # over 400 lines once ruff-formatted; each is split by the session that owns it
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,6 @@
 """Negative-temperature generation on the packaged real models (marked ``real``; kept short:
-two prompts, four tokens each). The first run per session dequantizes the GGUF with
-transformers (about a minute for SmolLM2, two to three for Gemma 3); the dequantized copy is
-shared by the tests of this module through one session cache folder."""
+two prompts, four tokens each). The GGUF is loaded by anomtok's own loader (seconds; nothing is
+cached); the module's cache folder holds Gemma 3's joined GGUF, shared by its tests."""
 
 from __future__ import annotations
 

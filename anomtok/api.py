@@ -53,7 +53,7 @@ from .options import (
     VerifyOptions,
     make_options,
 )
-from .ranking import Ranking, RankOptions, order_by
+from .ranking import Ranking, RankOptions, lookup, order_by
 from .ranking import rank as _rank
 from .steps import rank_key
 
@@ -100,15 +100,35 @@ def rank(
     return result
 
 
+# The columns ``nearest`` gives for a model (from a ``Ranking``: all of its columns).
+NEAREST_COLUMNS = ("token_id", "token", "bytes_hex", "kind", "script", "norm", "centroid_l2", "centroid_cos")
+
+
 def nearest(model: Any, options: NearestOptions | RankOptions | None = None, **overrides: Any) -> pl.DataFrame:
     """The ``k`` tokens nearest to the centroid (``far=True``: farthest), or the top ``k`` by any
-    metric of the ranking in its suspicious direction (``far`` flips it). ``model``: a spec, loaded
-    embeddings or a ``Ranking``; a ``RankOptions`` as ``options`` is how to rank."""
+    metric of the ranking in its suspicious direction (``far`` flips it); ties: the lower token id
+    first. ``model``: a spec, loaded embeddings or a ``Ranking``; a ``RankOptions`` as ``options``
+    is how to rank.
+
+    For a model, only the columns shown are computed (``NEAREST_COLUMNS``, the metric, and
+    ``rank`` for ``metric="score"``; see ``anomtok.ranking.lookup``): no principal component or
+    neighbour search unless the metric needs one. Their values and order are those of the full
+    ranking; a ``Ranking`` gives all of its columns."""
     if isinstance(options, RankOptions):
         options = NearestOptions(rank=options)
     opts = make_options(NearestOptions, options, **overrides)
-    frame = model.frame if isinstance(model, Ranking) else rank(model, opts.rank).frame
-    return order_by(frame, opts.metric, far=opts.far, include_padding=opts.include_padding).head(opts.k)
+    if isinstance(model, Ranking):
+        return order_by(model.frame, opts.metric, far=opts.far, include_padding=opts.include_padding).head(opts.k)
+    columns = NEAREST_COLUMNS + (("rank",) if opts.metric == "score" else ())
+    return lookup(
+        _embeddings(model),
+        opts.metric,
+        opts.k,
+        far=opts.far,
+        include_padding=opts.include_padding,
+        columns=columns,
+        options=opts.rank,
+    )
 
 
 def audit(

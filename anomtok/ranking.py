@@ -34,23 +34,21 @@ ranked first: a token whose embedding is broken or was never initialised is the 
 from __future__ import annotations
 
 import logging
-import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import polars as pl
-import torch
 
 from . import knn as K
-from . import metrics as M
 from ._version import __version__
-from .device import resolve_device
+from .columns import COLUMNS, TOKEN_COLUMNS, Columns, as_series, token_values
 from .embeddings import ModelEmbeddings
 from .errors import InputError
 
-__all__ = ["RankOptions", "Ranking", "rank", "METRICS", "DIRECTIONS", "order_by"]
+__all__ = ["RankOptions", "Ranking", "rank", "lookup", "METRICS", "DIRECTIONS", "order_by"]
 
 log = logging.getLogger(__name__)
 
@@ -146,161 +144,37 @@ class Ranking:
 def order_by(frame: pl.DataFrame, metric: str, far: bool = False, include_padding: bool = False) -> pl.DataFrame:
     """Rows ordered by one metric, suspicious end first (``far`` flips the direction).
 
-    Invalid rows (NaN metric) go last here; padding rows are left out unless asked for."""
+    Invalid rows (NaN metric) go last here; padding rows are left out unless asked for; ties keep
+    the lower token id first (so a frame of some columns orders like the full ranking)."""
     if metric not in frame.columns or metric in ("token", "bytes_hex", "kind", "script"):
         raise InputError(
             f"unknown metric {metric!r}; choose from {', '.join(m for m in METRICS if m in frame.columns)}"
         )
     desc = DIRECTIONS.get(metric, True) != far
     f = frame if include_padding else frame.filter(pl.col("kind") != "padding")
+    if "token_id" in f.columns and metric != "token_id":  # ties: the lower token id first, whatever the frame's order
+        return f.sort([metric, "token_id"], descending=[desc, False], nulls_last=True)
     return f.sort(metric, descending=desc, nulls_last=True, maintain_order=True)
 
 
-def _nan_to_null(a: np.ndarray) -> pl.Series:
-    s = pl.Series(a.astype(np.float64))
-    return s.fill_nan(None)
-
-
 def rank(emb: ModelEmbeddings, options: RankOptions | None = None, progress: Any = None) -> Ranking:
-    """Compute every metric for every token and rank them (see the module docstring)."""
+    """Compute every column for every token and rank them (see the module docstring)."""
     opt = options or RankOptions()
-    dev = resolve_device(opt.device)
-    timings: dict[str, float] = {}
+    cols = Columns(emb, opt, progress=progress)
+    names = cols.columns()
+    for name in names:
+        cols.get(name)
     t = time.perf_counter()
-
-    def tick(name: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        timings[name] = round(now - t, 3)
-        t = now
-        if progress is not None:
-            progress(name)
-
-    E = emb.input.to(dev, torch.float32)
-    V, D = E.shape
-    valid = M.valid_rows(E)
-    n_valid = int(valid.sum())
-    if n_valid < 2:
-        raise InputError(f"the embedding has {n_valid} usable rows out of {V} (all NaN, infinite or zero)")
-    tick("valid")
-    norm = M.row_norms(E, valid)
-    c = M.centroid(E, valid)
-    l2 = M.centroid_l2(E, valid, c)
-    ccos = M.cosine_to(E, c, valid)
-    tick("centroid")
-    mcos = M.mean_cosine(E, valid)
-    tick("mean_cos")
-    Er = M.remove_first_pc(E, valid)
-    pc1cos = M.pc1_removed_centroid_cosine(Er, valid)
-    tick("pc1")
-
-    # --- the under-trained indicator: on the unembedding when untied, else the embedding
-    output = emb.output if emb.output is not None and emb.output.shape[0] == V else None
-    on_output = output is not None
-    if output is not None:
-        X = output.to(dev, torch.float32)
-        xvalid = M.valid_rows(X) & valid
-        Xr = M.remove_first_pc(X, xvalid)
-    else:
-        X, xvalid, Xr = E, valid, Er
-    table_ref = torch.from_numpy(emb.tokens.reference_mask()).to(dev)
-    n_table_ref = int((table_ref & xvalid).sum())
+    frame = cols.frame(names).sort("rank")
+    timings = {**cols.seconds, "table": round(time.perf_counter() - t, 4)}
+    if progress is not None:
+        progress("table")
+    ref, ref_source = cols.get("reference")
+    graph = cols.get("knn")
+    flagged, threshold = cols.column("flagged"), cols.get("flag_threshold")
+    is_ref = cols.column("is_reference")
+    invalid_ids = np.nonzero(~cols.column("valid"))[0]
     kinds = np.asarray(emb.tokens.kinds)
-    if n_table_ref >= opt.min_reference:
-        ref = table_ref & xvalid
-        ref_source = "token table"
-    else:
-        # Fallback: seed the reference with the tokens most aligned with the centroid once the
-        # first principal component is gone (``pc1_removed_cos``): rows that were rarely or never
-        # updated keep only the drift every row shares, which is what that centroid points along.
-        k = max(8, math.ceil(0.001 * V))
-        xpc1 = pc1cos if not on_output else M.pc1_removed_centroid_cosine(Xr, xvalid)
-        ref = torch.zeros(V, dtype=torch.bool, device=dev)
-        ref[torch.argsort(torch.nan_to_num(xpc1, nan=-math.inf), descending=True)[:k]] = True
-        ref &= xvalid
-        ref_source = (
-            f"fallback: the {k} tokens with the highest pc1_removed_cos "
-            f"(the token table has {n_table_ref} reference tokens)"
-        )
-        log.info("too few reference tokens in the token table; %s", ref_source)
-    ref_cos = M.reference_cosine(X, xvalid, ref, pc_removed=Xr)
-    score = ref_cos.clone()
-    tick("indicator")
-
-    # --- the k nearest neighbours of every token (input embedding, cosine)
-    mode = opt.nn
-    if mode == "auto":
-        mode = "exact" if K.exact_cost(V, D) <= opt.nn_exact_budget else "approx"
-    graph: K.KnnGraph | None = None
-    if mode == "exact":
-        graph = K.knn_graph(E, valid, opt.knn_k, method="exact")
-    elif mode == "approx":
-        top = torch.argsort(torch.nan_to_num(score, nan=-math.inf), descending=True)[: opt.nn_top]
-        graph = K.knn_graph(
-            E,
-            valid,
-            opt.knn_k,
-            method="nndescent",
-            seed=opt.seed,
-            exact_rows=top,
-            recall_sample=opt.nn_sample,
-            degree=opt.nn_degree,
-        )
-    if graph is not None:
-        nbh = K.neighbourhood_columns(graph, ref.cpu().numpy())
-        nn_exact = graph.exact_rows
-    else:
-        nbh = {
-            "nn_cos": np.full(V, np.nan),
-            "nn_id": np.full(V, -1, np.int64),
-            "knn_mean_cos": np.full(V, np.nan),
-            "knn_ref_share": np.full(V, np.nan),
-        }
-        nn_exact = np.zeros(V, dtype=bool)
-    tick("nn_cos")
-
-    # --- flagged: outside the reference set, yet scoring like the known-unused tokens do
-    ref_scores = score[ref & torch.isfinite(score)]
-    threshold = float(torch.quantile(ref_scores.double(), opt.flag_quantile)) if ref_scores.numel() else math.inf
-    flagged = (~ref) & valid & (torch.nan_to_num(score, nan=-math.inf) >= threshold)
-    flagged &= torch.from_numpy(kinds != "padding").to(dev)
-
-    # --- the table
-    invalid = ~valid
-    order_key = torch.where(invalid, torch.full_like(score, math.inf), torch.nan_to_num(score, nan=-math.inf))
-    order = torch.argsort(order_key, descending=True, stable=True).cpu().numpy()
-    ranks = np.empty(V, dtype=np.int64)
-    ranks[order] = np.arange(1, V + 1)
-    cpu = lambda x: x.detach().cpu().numpy()  # noqa: E731
-    cols: dict[str, Any] = {
-        "rank": ranks,
-        "token_id": np.arange(V, dtype=np.int64),
-        "token": emb.tokens.displays,
-        "bytes_hex": [b.hex() for b in emb.tokens.bytes],
-        "kind": emb.tokens.kinds,
-        "script": emb.tokens.scripts,
-        "partial_utf8": emb.tokens.partial,
-        "valid": cpu(valid),
-        "is_reference": cpu(ref),
-        "flagged": cpu(flagged),
-        "norm": _nan_to_null(cpu(norm)),
-        "centroid_l2": _nan_to_null(cpu(l2)),
-        "centroid_cos": _nan_to_null(cpu(ccos)),
-        "mean_cos": _nan_to_null(cpu(mcos)),
-        "pc1_removed_cos": _nan_to_null(cpu(pc1cos)),
-        "unused_ref_cos": _nan_to_null(cpu(ref_cos)),
-        "nn_cos": _nan_to_null(nbh["nn_cos"]),
-        "nn_id": nbh["nn_id"],
-        "nn_exact": nn_exact,
-        "knn_mean_cos": _nan_to_null(nbh["knn_mean_cos"]),
-        "knn_ref_share": _nan_to_null(nbh["knn_ref_share"]),
-        "score": _nan_to_null(cpu(score)),
-    }
-    if on_output:
-        cols["out_norm"] = _nan_to_null(cpu(M.row_norms(X, xvalid)))
-    frame = pl.DataFrame(cols).sort("rank")
-    tick("table")
-    invalid_ids = np.nonzero(cpu(invalid))[0]
     from .provenance import run_info
 
     meta = {
@@ -310,13 +184,13 @@ def rank(emb: ModelEmbeddings, options: RankOptions | None = None, progress: Any
         "model": emb.config,
         "shape": list(emb.shape),
         "tied": emb.tied,
-        "settings": asdict(opt) | {"device_used": str(dev)},
+        "settings": asdict(opt) | {"device_used": str(cols.dev)},
         "score": {
             "name": "unused_ref_cos",
-            "matrix": "output (unembedding)" if on_output else "input embedding",
+            "matrix": "output (unembedding)" if cols.on_output else "input embedding",
             "reference_source": ref_source,
-            "reference_size": int(ref.sum()),
-            "reference_kinds": {str(k): int(v) for k, v in zip(*np.unique(kinds[cpu(ref)], return_counts=True))},
+            "reference_size": int(is_ref.sum()),
+            "reference_kinds": {str(k): int(v) for k, v in zip(*np.unique(kinds[is_ref], return_counts=True))},
             "flag_threshold": threshold,
             "flag_rule": (
                 f"not in the reference set and score >= the {opt.flag_quantile:g} quantile "
@@ -324,13 +198,49 @@ def rank(emb: ModelEmbeddings, options: RankOptions | None = None, progress: Any
             ),
             "flagged": int(flagged.sum()),
         },
-        "nn_mode": _nn_mode(mode, graph),
+        "nn_mode": _nn_mode(cols.nn_mode, graph),
         "knn": None if graph is None else graph.info,
         "invalid_rows": {"count": int(invalid_ids.size), "ids": invalid_ids[:100].tolist()},
         "kind_counts": emb.tokens.kind_counts(),
         "timings_s": timings,
     }
     return Ranking(frame=frame, meta=meta, knn=graph)
+
+
+def lookup(
+    emb: ModelEmbeddings,
+    metric: str,
+    k: int,
+    *,
+    far: bool = False,
+    include_padding: bool = False,
+    columns: Sequence[str] = (),
+    options: RankOptions | None = None,
+) -> pl.DataFrame:
+    """The first ``k`` rows of ``order_by(ranking, metric, far, include_padding)`` with the
+    ``columns`` asked for (and ``metric``, ``token_id``, ``kind``), computing only what those
+    need (``anomtok.columns``): the same rows, order and values as the full ranking's, without
+    its principal components or neighbour search when the columns do not need them. The
+    token-table columns are read for the ``k`` rows only."""
+    opt = options or RankOptions()
+    cols = Columns(emb, opt)
+    if metric not in METRICS or metric not in cols.nodes:
+        raise InputError(f"unknown metric {metric!r}; choose from {', '.join(m for m in METRICS if m in cols.nodes)}")
+    wanted = [c for c in COLUMNS if c in {metric, "token_id", "kind", *columns}]
+    unknown = sorted(set(columns) - set(cols.columns()))
+    if unknown:
+        raise InputError(f"unknown column {unknown[0]!r}; choose from {', '.join(cols.columns())}")
+    keys = pl.DataFrame({"token_id": token_values(emb, "token_id"), "kind": emb.tokens.kinds}).with_columns(
+        as_series(metric, cols.column(metric))
+    )
+    ids = order_by(keys, metric, far=far, include_padding=include_padding).head(k)["token_id"].to_numpy()
+    out = {}
+    for name in wanted:
+        if name in TOKEN_COLUMNS:
+            out[name] = as_series(name, token_values(emb, name, ids))
+        else:
+            out[name] = as_series(name, cols.column(name)[ids])
+    return pl.DataFrame(out)
 
 
 def _nn_mode(mode: str, graph: K.KnnGraph | None) -> str:

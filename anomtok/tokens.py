@@ -102,6 +102,19 @@ class TokenTable:
             self._partial = np.fromiter((is_partial_utf8(b) for b in self.bytes), bool, len(self.bytes))
         return self._partial
 
+    # One row's ``displays``/``scripts``/``partial`` entry, without deriving every row's (a lookup
+    # of k tokens in a 262k vocabulary): the cached list when there is one, else the same function.
+    def display_of(self, i: int) -> str:
+        return self._displays[i] if self._displays is not None else display(self.bytes[i])
+
+    def script_of(self, i: int) -> str:
+        if self._scripts is not None:
+            return self._scripts[i]
+        return "none" if self.kinds[i] in _NOT_TEXT else token_script(self.bytes[i].decode("utf-8", errors="ignore"))
+
+    def partial_of(self, i: int) -> bool:
+        return bool(self._partial[i]) if self._partial is not None else is_partial_utf8(self.bytes[i])
+
     def __len__(self) -> int:
         return len(self.pieces)
 

@@ -59,6 +59,7 @@ LAYERS: dict[str, int] = {
     "anomtok.metrics": CORE,
     "anomtok.knn": CORE,
     "anomtok.ranking": CORE,
+    "anomtok.columns": CORE,  # the ranking's columns as a dependency graph (issue 13.1)
     "anomtok.export": CORE,
     "anomtok.table": CORE,
     "anomtok.cache": CORE,

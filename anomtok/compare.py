@@ -205,6 +205,10 @@ def _render(rows: list[dict[str, Any]], pairs: list[dict[str, Any]], markdown: b
         "tokenizers are compared too; negtemp pct: mean score percentile of the tokens negative-temperature "
         "generation produced (random = 50)."
     )
+    if not markdown:  # a terminal is narrow: the model's size and reference set are in the Markdown and JSON
+        keep = [0, 1, 2, 6, 7, 8, 9]
+        heads, right = [heads[i] for i in keep], [right[i] for i in keep]
+        cells = [[r[i] for i in keep] for r in cells]
     if markdown:
         out = ["# anomtok comparison", "", markdown_table(cells, heads, right), "", note, ""]
         out += [markdown_table(pair_cells, _PAIR_HEADERS, [False, False, True, True, True, True, False]), ""]

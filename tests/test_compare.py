@@ -69,12 +69,19 @@ def test_terminal_gets_text_and_a_file_markdown_or_json(pair, tmp_path):
     assert res.exit_code == 0, res.output
     assert "|---" not in res.stdout and "<code>" not in res.stdout
     lines = res.stdout.splitlines()
-    assert lines[0].split() == ["report", "model", "vocab", "dim", "tied", "reference", "flagged", "flagged", "%"] + [
+    assert lines[0].split() == [
+        "report",
+        "model",
+        "vocab",
+        "flagged",
+        "flagged",
+        "%",
         "top",
         "scripts",
         "negtemp",
         "pct",
     ]
+    assert lines[2].split() == ["a", "A", "100", "4", "4.00", "Latin", "2;", "Common", "1;", "Han", "1", "–"]
     at = next(i for i, line in enumerate(lines) if line.split()[:4] == ["a", "b", "flagged", "in"])
     pair_row = lines[at + 2]
     assert pair_row.split() == ["a", "b", "3", "1", "1", "0.600", "not", "known"]

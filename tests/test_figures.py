@@ -174,7 +174,9 @@ REAL = ["gemma-3-270m", "smollm2-135m", "minilm-l6"]
 @pytest.mark.real
 @pytest.mark.parametrize("alias", REAL)
 def test_real_model_figures_pass_the_three_checks(alias, tmp_path):
-    module = anomtok.loading.packaged.packaged_models()[alias].module
+    from anomtok.loading.packaged import packaged_models
+
+    module = packaged_models()[alias].module
     if importlib.util.find_spec(module) is None:
         pytest.skip(f"{alias} is not installed (make setup installs it)")
     emb = anomtok.load(alias)

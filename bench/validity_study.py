@@ -31,78 +31,38 @@ from anomtok.validity import (
 )
 
 
-def _knn_columns(emb: Any, frame: pl.DataFrame, k: int, threads: int | None, seed: int) -> tuple[pl.DataFrame, dict]:
-    """nn_cos, knn_mean_cos, knn_ref_share of every token from the k-NN graph of the input
-    embedding (exact below 60,000 rows, faiss HNSW above), by ``anomtok.knn``."""
-    import torch
+def _knn_columns(emb: Any, k: int, seed: int) -> tuple[pl.DataFrame, dict]:
+    """nn_cos, knn_mean_cos, knn_ref_share of every token exactly as ``anomtok rank`` gives them
+    (``RankOptions(nn="auto")``: exact search when V*V*D is small enough, else pynndescent
+    NN-descent with exact search for the top rows by score and a seeded recall sample)."""
+    import anomtok
 
-    from anomtok import knn as K
-    from anomtok import metrics as M
-
-    E = emb.input.to(torch.float32)
-    valid = M.valid_rows(E)
-    ref = frame.sort("token_id")["is_reference"].to_numpy()
     t0 = time.perf_counter()
-    V = E.shape[0]
-    if hasattr(K, "knn_graph") and hasattr(K, "neighbourhood_columns"):
-        g = K.knn_graph(E, valid, k, method="exact" if V <= 60_000 else "hnsw")
-        cols = K.neighbourhood_columns(g, reference=ref)
-        nn, kmean, kref = (np.asarray(cols[c], dtype=np.float64) for c in ("nn_cos", "knn_mean_cos", "knn_ref_share"))
-        info = {"via": "anomtok.knn.knn_graph + neighbourhood_columns", **getattr(g, "info", {})}
-    else:
-        if V <= 60_000:
-            ids, sims = K.exact_knn(E, valid, k)
-            ids, sims = ids.numpy(), sims.numpy()
-            method = "exact"
-        else:
-            ids, sims = _hnsw(E, valid, k, threads)
-            method = f"faiss HNSW {K.HNSW_DEFAULTS} (as anomtok.knn.hnsw_knn, without its seed line)"
-        sims = sims.astype(np.float64)
-        has = ids >= 0
-        nn = np.where(has[:, 0], sims[:, 0], np.nan)
-        with np.errstate(invalid="ignore"):
-            kmean = np.nanmean(np.where(has, sims, np.nan), axis=1)
-            kref = np.where(has, ref[np.maximum(ids, 0)], False).sum(1) / has.sum(1)
-        kref = np.where(has.any(1), kref, np.nan)
-        info = {"via": "anomtok.knn (exact_knn / hnsw_knn); columns computed in anomtok.validity", "method": method}
+    rk = anomtok.rank(emb, options=anomtok.RankOptions(device="cpu", knn_k=k, seed=seed))
+    cols = ("nn_cos", "knn_mean_cos", "knn_ref_share")
+    info = {"via": "anomtok.rank (RankOptions(nn='auto'))", **(rk.meta.get("knn") or {})}
     info.update({"k": k, "seconds": round(time.perf_counter() - t0, 1)})
-    cols_df = pl.DataFrame(
-        {"token_id": np.arange(V, dtype=np.int64), "nn_cos": nn, "knn_mean_cos": kmean, "knn_ref_share": kref}
-    ).with_columns(pl.col(c).fill_nan(None) for c in ("nn_cos", "knn_mean_cos", "knn_ref_share"))
-    return cols_df, info
+    cols_df = rk.frame.select(pl.col("token_id").cast(pl.Int64), *(pl.col(c).cast(pl.Float64) for c in cols))
+    return cols_df.with_columns(pl.col(c).fill_nan(None) for c in cols), info
 
 
-def _hnsw(E: Any, valid: Any, k: int, threads: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """k nearest other valid rows by cosine with a faiss HNSW index (``anomtok.knn.HNSW_DEFAULTS``):
-    numpy ``(V, k)`` ids / cosines, -1 / NaN where missing. ``anomtok.knn.hnsw_knn`` does the
-    same but sets ``faiss.cvar.hnsw_rng_seed``, which faiss-cpu 1.15 does not have."""
-    import faiss
-    import torch
+def _loadavg() -> list[float] | None:
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return None
 
-    from anomtok import knn as K
 
-    V = E.shape[0]
-    ids = np.full((V, k), -1, dtype=np.int64)
-    sims = np.full((V, k), np.nan, dtype=np.float32)
-    cand = torch.nonzero(valid).squeeze(1).numpy()
-    X = np.ascontiguousarray(K._unit_valid(E, valid)[torch.from_numpy(cand)].numpy(), dtype=np.float32)
-    if threads:
-        faiss.omp_set_num_threads(int(threads))
-    h = K.HNSW_DEFAULTS
-    index = faiss.IndexHNSWFlat(X.shape[1], h["M"], faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = h["ef_construction"]
-    index.hnsw.efSearch = max(h["ef_search"], k + 1)
-    index.add(X)
-    S, I = index.search(X, k + 1)
-    own = I == np.arange(cand.size)[:, None]
-    drop = np.where(own.any(axis=1), own.argmax(axis=1), k)  # the row itself, else the last place
-    keep = np.ones_like(own)
-    keep[np.arange(cand.size), drop] = False
-    I, S = I[keep].reshape(cand.size, k), S[keep].reshape(cand.size, k)
-    found = I >= 0
-    ids[cand] = np.where(found, cand[np.maximum(I, 0)], -1)
-    sims[cand] = np.where(found, S, np.nan)
-    return ids, sims
+def _anomtok_sha() -> str:
+    """SHA-256 (first 12 hex digits) of the anomtok sources at the start of the run."""
+    import hashlib
+
+    import anomtok
+
+    h = hashlib.sha256()
+    for f in sorted(Path(anomtok.__file__).parent.rglob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def _roundtrip(tok: Any, t: int) -> bool:
@@ -138,6 +98,7 @@ def run_model(
         torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
+    src_sha = _anomtok_sha()
     log = lambda msg: print(f"[{alias} {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     emb = anomtok.load(alias)
     rank_cache = out / "ranking.parquet"  # a cache, not a result: not committed
@@ -158,7 +119,7 @@ def run_model(
         kcols = pl.read_parquet(knn_cache)
         kinfo = json.loads((out / "knn_info.json").read_text())
     else:
-        kcols, kinfo = _knn_columns(emb, frame, k, threads, seed)
+        kcols, kinfo = _knn_columns(emb, k, seed)
         kcols.write_parquet(knn_cache)
         (out / "knn_info.json").write_text(json.dumps(kinfo, indent=1, default=str))
     log(f"knn columns: {kinfo}")
@@ -200,6 +161,22 @@ def run_model(
                     int(r["token_id"]),
                     {"p": r["p"], "verified": bool(r["verified"]), "roundtrip": bool(r["roundtrip"])},
                 )
+    earlier_runs: list[dict[str, Any]] = []
+    if (out / "meta.json").exists() and cached:  # resuming: keep the earlier runs' throughput
+        before = json.loads((out / "meta.json").read_text())
+        earlier_runs = before.get("scoring_runs") or (
+            [
+                {
+                    "scored": round(before["scoring_seconds"] * before["tokens_per_second"]),
+                    "seconds": before["scoring_seconds"],
+                    "tokens_per_second": before["tokens_per_second"],
+                    "threads": before.get("threads"),
+                    "batch_size": before.get("batch_size"),
+                }
+            ]
+            if before.get("scoring_seconds") and before.get("tokens_per_second")
+            else []
+        )
     vmeta_path.write_text(json.dumps(settings, indent=1))
     todo = [t for t in todo_all if t not in cached]
     log(f"{len(cached)} verdicts cached, {len(todo)} to score")
@@ -254,6 +231,24 @@ def run_model(
             "tokens_per_second": round(n_scored / scored_s, 3) if scored_s else None,
             "threads": threads or torch.get_num_threads(),
             "batch_size": batch_size,
+            # every run that scored tokens into this folder, this one last (a resumed study keeps
+            # the figures of the runs before it); merged --extra-cache verdicts are not counted
+            "scoring_runs": earlier_runs
+            + (
+                [
+                    {
+                        "scored": n_scored,
+                        "seconds": round(scored_s, 1),
+                        "tokens_per_second": round(n_scored / scored_s, 3),
+                        "threads": threads or torch.get_num_threads(),
+                        "batch_size": batch_size,
+                        "loadavg": _loadavg(),
+                        "anomtok_sources": src_sha,
+                    }
+                ]
+                if scored_s
+                else []
+            ),
             "versions": {
                 "torch": torch.__version__,
                 "polars": pl.__version__,

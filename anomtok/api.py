@@ -36,11 +36,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
-from .embeddings import ModelEmbeddings
 from .errors import InputError
-from .export import write_ranking
 from .loading import load
 from .options import (
     AuditOptions,
@@ -53,15 +49,18 @@ from .options import (
     VerifyOptions,
     make_options,
 )
-from .ranking import Ranking, RankOptions, lookup, order_by
-from .ranking import rank as _rank
-from .steps import rank_key
 
+# torch and polars come with the first function that needs them (through the ranking), so that
+# ``compare`` and every ``--help`` start without them (issue 13.2).
 if TYPE_CHECKING:  # pragma: no cover
+    import polars as pl
+
     from .audit import AuditResult
     from .compare import Comparison
     from .detect import DetectRun
+    from .embeddings import ModelEmbeddings
     from .generation import NegtempResult, SweepResult
+    from .ranking import Ranking, RankOptions
     from .scan import ScanResult
     from .verify import VerifyResult
 
@@ -72,6 +71,8 @@ COMMANDS = ("nearest", "rank", "audit", "negtemp", "sweep", "verify", "plot", "s
 
 
 def _embeddings(model: Any) -> ModelEmbeddings:
+    from .embeddings import ModelEmbeddings
+
     return model if isinstance(model, ModelEmbeddings) else load(model)
 
 
@@ -89,6 +90,11 @@ def rank(
     committed together with the ``rank`` step's marker (``.steps/rank.json``), so that ``scan``
     reuses them when the model and the settings are the same (see ``anomtok.steps``).
     """
+    from .export import write_ranking
+    from .ranking import RankOptions
+    from .ranking import rank as _rank
+    from .steps import rank_key
+
     opts = make_options(RankOptions, options, **overrides)
     started = time.perf_counter()
     emb = _embeddings(model)
@@ -114,6 +120,8 @@ def nearest(model: Any, options: NearestOptions | RankOptions | None = None, **o
     ``rank`` for ``metric="score"``; see ``anomtok.ranking.lookup``): no principal component or
     neighbour search unless the metric needs one. Their values and order are those of the full
     ranking; a ``Ranking`` gives all of its columns."""
+    from .ranking import Ranking, RankOptions, lookup, order_by
+
     if isinstance(options, RankOptions):
         options = NearestOptions(rank=options)
     opts = make_options(NearestOptions, options, **overrides)

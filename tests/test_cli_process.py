@@ -5,6 +5,7 @@ and ``import anomtok.cli`` pulls in no heavy library."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -47,6 +48,56 @@ def test_import_cli_pulls_in_no_heavy_library():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_help_of_every_command_pulls_in_no_heavy_library():
+    """``anomtok --help`` and ``anomtok COMMAND --help`` of every command (issue 13.2), each in
+    the same fresh process as a user's."""
+    from anomtok.cli import cli
+
+    proc = run_py(
+        """
+        import json, sys
+        from anomtok.cli import main
+        out = {}
+        for command in [None, *sys.argv[1:]]:
+            try:
+                main(([command] if command else []) + ["--help"])
+            except SystemExit as exc:
+                assert exc.code == 0, (command, exc.code)
+            out[command or ""] = [m for m in {HEAVY!r} if m in sys.modules]
+        print(json.dumps(out), file=sys.stderr)
+    """.replace("{HEAVY!r}", repr(HEAVY)),
+        *sorted(cli.commands),
+    )
+    assert proc.returncode == 0, proc.stderr
+    pulled = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert set(pulled) == {"", *cli.commands}
+    assert pulled == {name: [] for name in pulled}
+
+
+def test_compare_pulls_in_no_torch(tiny_model, tmp_path):
+    """``anomtok compare`` reads report folders: polars, but no torch, transformers or umap."""
+    import anomtok
+
+    for name in ("a", "b"):
+        anomtok.rank(tiny_model.hf_dir, nn="off", device="cpu", out_dir=tmp_path / name)
+    proc = run_py(
+        """
+        import sys
+        from anomtok.cli import main
+        try:
+            main(["compare", *sys.argv[1:]])
+        except SystemExit as exc:
+            assert exc.code == 0, exc.code
+        print(",".join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)
+    """.replace("{HEAVY!r}", repr(HEAVY)),
+        str(tmp_path / "a"),
+        str(tmp_path / "b"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].split()[:2] == ["report", "model"], proc.stdout
+    assert proc.stderr.strip().splitlines()[-1] == "polars"
 
 
 def test_lazy_api_names_resolve():

@@ -256,6 +256,93 @@ def test_first_pc_translation_invariant():
     assert abs(float(M.first_pc(E, valid) @ M.first_pc(E + shift, valid))) > 1 - 1e-9
 
 
+def _spectrum(V: int, D: int, ratio: float, seed: int, dtype=torch.float64, shift: float = 0.5) -> torch.Tensor:
+    """Rows with a covariance whose top eigenvalue is ``ratio`` times the second, in a random basis."""
+    g = torch.Generator().manual_seed(seed)
+    scale = torch.linspace(1.0, 0.2, D, dtype=torch.float64)
+    scale[0] = ratio**0.5
+    basis = torch.linalg.qr(torch.randn(D, D, generator=g, dtype=torch.float64))[0]
+    E = (torch.randn(V, D, generator=g, dtype=torch.float64) * scale) @ basis + shift
+    return E.to(dtype)
+
+
+@pytest.mark.parametrize(
+    "V, D, ratio, dtype, atol",
+    [
+        (400, 16, 9.0, torch.float64, 1e-10),
+        (3000, 64, 1.5, torch.float64, 1e-9),
+        (2000, 32, 1.2, torch.float64, 1e-9),
+        (400, 16, 9.0, torch.float32, 1e-5),
+        (3000, 64, 1.5, torch.float32, 1e-4),
+        (20000, 32, 1.3, torch.float64, 1e-9),  # more rows than the 4,096 of the starting sample
+        (20000, 48, 2.0, torch.float32, 1e-4),
+    ],
+)
+def test_power_pc_equals_the_full_decomposition(V, D, ratio, dtype, atol):
+    """The iterative first principal component (issue 13.3) against ``eigh`` of the covariance:
+    same vector, same sign, on small matrices, with invalid rows among them."""
+    E = _spectrum(V, D, ratio, seed=V + D)
+    E[5], E[9] = math.nan, 0.0
+    E = E.to(dtype)
+    valid = M.valid_rows(E)
+    X = M._clean(E, valid)
+    n = int(valid.sum())
+    raw = M.power_pc(X, X.sum(0, dtype=torch.float64) / n, n)
+    assert raw is not None  # converged: this is not the fallback
+    full = M.first_pc(E, valid, method="eigh")
+    fast = M.first_pc(E, valid, method="power")
+    assert fast.dtype == E.dtype
+    _close(fast, full, atol=atol)
+    assert float(fast @ M.centroid(E, valid)) > 0
+    # numpy's SVD of the centred rows agrees (up to sign)
+    Xn = E[valid].double().numpy()
+    ref = np.linalg.svd(Xn - Xn.mean(0), full_matrices=False)[2][0]
+    assert abs(float(np.dot(ref, fast.double().numpy()))) > 1 - 1e-8
+
+
+def test_power_pc_sign_when_the_centroid_has_no_projection():
+    """Rows and their negatives: the centroid is zero, so the largest entry is made positive, by
+    both methods."""
+    half = torch.round(8 * _spectrum(200, 12, 4.0, seed=3, shift=0.0))  # integers: exact sums
+    E = torch.cat([half, -half])
+    valid = M.valid_rows(E)
+    assert float(M.centroid(E, valid).abs().max()) == 0.0
+    for method in ("eigh", "power"):
+        pc = M.first_pc(E, valid, method=method)
+        assert float(pc[torch.argmax(pc.abs())]) > 0, method
+    _close(M.first_pc(E, valid, method="power"), M.first_pc(E, valid, method="eigh"), atol=1e-10)
+
+
+def test_power_pc_falls_back_when_the_top_eigenvalue_is_not_separated():
+    """Two equal top eigenvalues: no unique component and no convergence; ``first_pc`` falls back
+    to the full decomposition (a unit vector of the top eigenspace)."""
+    g = torch.Generator().manual_seed(4)
+    D, V = 10, 5000
+    E = torch.randn(V, D, generator=g, dtype=torch.float64)
+    Q = torch.linalg.qr(E - E.mean(0))[0]  # orthonormal columns of mean zero: a diagonal covariance
+    E = Q * torch.tensor([3.0, 3.0] + [1.0] * (D - 2), dtype=torch.float64) * math.sqrt(V)
+    valid = M.valid_rows(E)
+    n = int(valid.sum())
+    assert M.power_pc(E, E.sum(0) / n, n, max_iter=20) is None
+    pc = M.first_pc(E, valid, method="power")
+    assert float(pc[2:].abs().max()) < 1e-9 and abs(float(pc.norm()) - 1) < 1e-12
+
+
+def test_first_pc_auto_iterates_on_large_matrices(monkeypatch):
+    calls = []
+    real = M.power_pc
+    monkeypatch.setattr(M, "power_pc", lambda *a, **k: calls.append(1) or real(*a, **k))
+    E = _spectrum(500, 16, 4.0, seed=5)
+    valid = M.valid_rows(E)
+    M.first_pc(E, valid)
+    assert calls == []  # 500 * 16 * 16 is below POWER_MIN_COST: the full decomposition
+    monkeypatch.setattr(M, "POWER_MIN_COST", 1000)
+    M.first_pc(E, valid)
+    assert calls == [1]
+    with pytest.raises(ValueError, match="method must be"):
+        M.first_pc(E, valid, method="svd")
+
+
 # ----------------------------------------------------------------------------- reference cosine
 
 

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 # software WebGL (SwiftShader) in a headless container; no sandbox as root
-CHROMIUM_ARGS = ["--enable-unsafe-swiftshader", "--use-angle=swiftshader", "--no-sandbox", "--disable-gpu-sandbox"]
+CHROMIUM_ARGS = [
+    "--enable-unsafe-swiftshader",
+    "--use-angle=swiftshader",
+    "--no-sandbox",
+    "--disable-gpu-sandbox",
+    "--disable-dev-shm-usage",  # containers often have a small /dev/shm
+]
 
 
 def chromium_path() -> str | None:

@@ -19,7 +19,6 @@ not fit one GPU over all of them (needs the ``accelerate`` package).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -169,36 +168,10 @@ def _load_gguf(
     )
     t0 = time.perf_counter()
     tok = _from_pretrained(AutoTokenizer, str(gguf.parent), gguf_file=gguf.name)
-    if importlib.util.find_spec("accelerate") is not None:
-        dm = {"device_map": device_map} if device_map else {}
-        model = _from_pretrained(AutoModelForCausalLM, str(gguf.parent), gguf_file=gguf.name, dtype=dtype, **dm)
-    else:
-        model = dequantize_without_accelerate(gguf).to(dtype)
+    dm = {"device_map": device_map} if device_map else {}  # transformers needs accelerate (a dependency) here
+    model = _from_pretrained(AutoModelForCausalLM, str(gguf.parent), gguf_file=gguf.name, dtype=dtype, **dm)
     facts = {"gguf_loader": "transformers", "gguf_loader_reason": why}
     return model, tok, {**info, **facts, "gguf_load_seconds": round(time.perf_counter() - t0, 2)}
-
-
-def dequantize_without_accelerate(gguf: Path) -> Any:
-    """The same float32 model as ``from_pretrained(gguf_file=...)``, which insists on the
-    ``accelerate`` package: config from the GGUF metadata, an empty model, then transformers' own
-    GGUF tensor mapping (``load_gguf_checkpoint``) loaded into it."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
-
-    config = _from_pretrained(AutoConfig, str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    try:
-        tensors = load_gguf_checkpoint(str(gguf), return_tensors=True, model_to_load=model)["tensors"]
-    except (ValueError, KeyError, RuntimeError) as exc:
-        raise LoadError(f"{gguf}: transformers could not read its tensors ({exc.__class__.__name__}: {exc})") from None
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if getattr(config, "tie_word_embeddings", False):
-        model.tie_weights()
-        missing = [k for k in missing if k != "lm_head.weight"]
-    missing = [k for k in missing if "rotary" not in k]
-    if missing:
-        raise LoadError(f"{gguf}: tensors missing after conversion: {', '.join(missing[:5])}")
-    return model
 
 
 def _eos_ids(model: Any, tok: Any) -> tuple[int, ...]:

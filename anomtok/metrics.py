@@ -204,9 +204,10 @@ def pc1_removed_centroid_cosine(X: torch.Tensor, valid: torch.Tensor) -> torch.T
     return cosine_to(X, centroid(X, valid), valid)
 
 
-def remove_first_pc(E: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """``(V, D)`` rows with their component along the first principal component removed."""
-    pc = first_pc(E, valid)
+def remove_first_pc(E: torch.Tensor, valid: torch.Tensor, method: str = "auto") -> torch.Tensor:
+    """``(V, D)`` rows with their component along the first principal component removed
+    (``method``: see ``first_pc``)."""
+    pc = first_pc(E, valid, method=method)
     X = _clean(E, valid)
     return X - torch.outer(X @ pc, pc)
 

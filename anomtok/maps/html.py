@@ -293,7 +293,7 @@ def render_html(
     facts = {
         **facts,
         "title": title,
-        "description": result.description or f"{n:,} points",
+        "description": result.description,
         "umap": {k: settings.get(k) for k in ("metric", "n_neighbors", "min_dist", "seed")},
         "size": size,
     }

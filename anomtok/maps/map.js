@@ -175,9 +175,12 @@ for (let i = 0; i < xs.length; i++) { lo = Math.min(lo, xs[i], ys[i]); hiX = Mat
 F.extent = Number.isFinite(hiX - lo) ? hiX - lo : 1;
 const u = F.umap;
 head.text =
-  `${esc(F.title || "token map")}: ${fmt(F.points)} of ${fmt(F.vocab)} tokens — ${esc(F.description)}` +
-  `<br><span style="font-weight:normal;font-size:12px">UMAP of the input embedding (${esc(u.metric)}, ` +
-  `n_neighbors=${esc(u.n_neighbors)}, min_dist=${esc(u.min_dist)}, seed=${esc(u.seed)}). ` +
+  `${esc(F.title || "token map")}: ${esc(F.description || `${fmt(F.points)} of ${fmt(F.vocab)} tokens`)}` +
+  `<br><span style="font-weight:normal;font-size:12px">` +
+  (u.metric == null
+    ? ""
+    : `UMAP of the input embedding (${esc(u.metric)}, n_neighbors=${esc(u.n_neighbors)}, ` +
+      `min_dist=${esc(u.min_dist)}, seed=${esc(u.seed)}). `) +
   `Hover a dot for its token; wheel to zoom, drag to pan; search by text or id.</span>`;
 window.anomtokMap = { hover, colour, search, find, points: () => src.data.id.length, vocab: F.vocab, facts: F };
 colour(select.value || "score");

@@ -54,6 +54,11 @@ metric tops it is in, its rank in each metric), ``verify.json`` (precision per m
 rate, placeholder, templates, threshold, how the probabilities were read) and ``meta.json``.
 ``output_echo`` in ``verified.csv`` is the model's own greedy choice at the echo prompt's answer
 slot (one token: the first token the previous, generating, versions showed).
+
+Layout: ``prompts`` (templates, placeholder, :class:`PromptSet`), ``scoring`` (:func:`score_tokens`,
+:func:`score_tokens_one_by_one`), ``scores`` (:class:`Scores`), ``select`` (candidates, settings
+check), ``run`` (:func:`verify`, :class:`VerifyResult`), ``summary`` (precision, files). This
+package re-exports their public names.
 """
 
 from .prompts import (

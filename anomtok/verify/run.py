@@ -103,6 +103,7 @@ def verify(
     bad = [m for m in use if m not in known]
     if bad:
         raise InputError(f"unknown or empty metric(s) {', '.join(bad)}; choose from {', '.join(known)}")
+    tops: dict[int, set[str]]
     if token_ids is not None:
         tops = {int(t): set() for t in token_ids}
         _, rnd, refs = select_candidates(frame, [], top, kinds, random_sample, seed, lm.n_vocab)

@@ -151,7 +151,7 @@ def score_tokens(
             slot_t = torch.tensor(in_slots, dtype=torch.long) - P
             read = torch.tensor(answer, dtype=torch.long) - 1 - P
             prefix_cache = None
-            if P:
+            if P and cache_kw is not None:
                 out = net(
                     input_ids=base[:P].unsqueeze(0).to(dev), use_cache=True, **({"logits_to_keep": 1} if keep else {})
                 )
@@ -174,7 +174,7 @@ def score_tokens(
                     "use_cache": prefix_cache is not None,
                     "position_ids": pos.unsqueeze(0).expand(B, -1).to(dev),
                 }
-                if prefix_cache is not None:
+                if prefix_cache is not None and cache_kw is not None:
                     cache = copy.deepcopy(prefix_cache)
                     cache.batch_repeat_interleave(B)
                     kw[cache_kw] = cache

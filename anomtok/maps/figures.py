@@ -80,8 +80,9 @@ def label_candidates(data: pl.DataFrame, k: int, japanese_only: bool = False) ->
     f = data.filter(~pl.col("kind").is_in(fs.NOT_LABELLED)) if "kind" in data.columns else data
     if japanese_only:
         f = f.filter(pl.col("_ja").is_not_null())
-    if "score" in f.columns:
-        f = f.sort("score", descending=True, nulls_last=True)
+    if "score" in f.columns:  # ties in id order: the same ranking gives the same labels
+        by = ["score", "token_id"] if "token_id" in f.columns else ["score"]
+        f = f.sort(by, descending=[True, False][: len(by)], nulls_last=True, maintain_order=True)
     return f.head(k)
 
 
@@ -150,7 +151,7 @@ def map_figure(
     data = data.with_columns(x=pl.Series(x), y=pl.Series(y))
     handles = []
     if view == "score":
-        d = data.sort("score", nulls_last=False)
+        d = data.sort("score", nulls_last=False, maintain_order=True)
         sc = ax.scatter(
             d["x"].to_numpy(),
             d["y"].to_numpy(),

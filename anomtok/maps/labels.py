@@ -27,7 +27,7 @@ from . import fonts
 __all__ = ["Label", "spot_labels", "place_labels", "label_note", "longest_label_note"]
 
 _DIRECTIONS = [(1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1)]
-_RINGS = (4, 9, 15, 22, 30, 40, 52)  # points from the labelled point
+_RINGS = (4, 8, 12, 17, 23, 30, 38, 47, 57)  # points from the labelled point
 _BOX = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8}
 
 
@@ -96,6 +96,18 @@ def label_note(labels: Sequence[Label], walked: int, what: str, dropped: int) ->
     return s
 
 
+def _crosses(a, b) -> bool:
+    """Whether segments ``a`` and ``b`` (pairs of display points) cross at a point inside both."""
+
+    def orient(p, q, r) -> float:
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+    (p1, p2), (q1, q2) = a, b
+    d1, d2 = orient(q1, q2, p1), orient(q1, q2, p2)
+    d3, d4 = orient(p1, p2, q1), orient(p1, p2, q2)
+    return d1 * d2 < 0 and d3 * d4 < 0
+
+
 def longest_label_note(what: str) -> str:
     """A ``label_note`` at least as long as any real one (to lay the figure out before labelling)."""
     fake = [Label(0.0, 0.0, "", 2, True)] * 999
@@ -117,6 +129,7 @@ def place_labels(ax, items: Sequence[Label], *, fontsize: float = 7.0, avoid: It
     dot = 2.5 * scale
     taken += [(px - dot, py - dot, px + dot, py + dot) for px, py in pts]  # the labelled points stay visible
     centre = pts.mean(axis=0) if len(pts) else np.zeros(2)
+    leaders: list[tuple[tuple[float, float], tuple[float, float]]] = []
     placed = dropped = 0
     for it, (px, py) in zip(items, pts):
         # outward first: away from the middle of the labelled points, so that leaders do not cross
@@ -129,19 +142,26 @@ def place_labels(ax, items: Sequence[Label], *, fontsize: float = 7.0, avoid: It
         w, h = w + 2 * pad, h + 2 * pad
         found = None
         arr = np.array(taken, dtype=float).reshape(-1, 4)
-        for r in _RINGS:
-            for dx, dy in dirs:
-                ax_, ay_ = px + dx * r * scale, py + dy * r * scale
-                x0 = ax_ - pad if dx == 1 else (ax_ - w + pad if dx == -1 else ax_ - w / 2)
-                y0 = ay_ - pad if dy == 1 else (ay_ - h + pad if dy == -1 else ay_ - h / 2)
-                x1, y1 = x0 + w, y0 + h
-                if x0 < ax_box.x0 or x1 > ax_box.x1 or y0 < ax_box.y0 or y1 > ax_box.y1:
-                    continue
-                if arr.size and np.any((arr[:, 0] < x1) & (arr[:, 2] > x0) & (arr[:, 1] < y1) & (arr[:, 3] > y0)):
-                    continue
-                found = (dx, dy, r)
-                taken.append((x0, y0, x1, y1))
-                break
+        for crossing_ok in (False, True):  # first without crossing a leader already drawn
+            for r in _RINGS:
+                for dx, dy in dirs:
+                    ax_, ay_ = px + dx * r * scale, py + dy * r * scale
+                    x0 = ax_ - pad if dx == 1 else (ax_ - w + pad if dx == -1 else ax_ - w / 2)
+                    y0 = ay_ - pad if dy == 1 else (ay_ - h + pad if dy == -1 else ay_ - h / 2)
+                    x1, y1 = x0 + w, y0 + h
+                    if x0 < ax_box.x0 or x1 > ax_box.x1 or y0 < ax_box.y0 or y1 > ax_box.y1:
+                        continue
+                    if arr.size and np.any((arr[:, 0] < x1) & (arr[:, 2] > x0) & (arr[:, 1] < y1) & (arr[:, 3] > y0)):
+                        continue
+                    seg = ((px, py), (ax_, ay_))
+                    if not crossing_ok and any(_crosses(seg, other) for other in leaders):
+                        continue
+                    found = (dx, dy, r)
+                    taken.append((x0, y0, x1, y1))
+                    leaders.append(seg)
+                    break
+                if found:
+                    break
             if found:
                 break
         if found is None:

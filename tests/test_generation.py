@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import polars as pl
@@ -371,3 +372,64 @@ def test_negtemp_prompt_arguments(lm, tmp_path):
         negtemp(lm, ["ok", "  "], device="cpu")
     with pytest.raises(InputError, match="one label per prompt"):
         negtemp(lm, ["a", "b"], groups=["en"], device="cpu")
+
+
+# ------------------------------------------------------------------ waits for the device (issue 13.6)
+def _count_device_reads(monkeypatch) -> list[str]:
+    """Every read of a tensor's value on the host (``bool``, ``int``, ``float``, ``item``,
+    ``tolist``, ``cpu``, ``numpy``) made by anomtok's generation code: each one makes the host wait
+    for a GPU. Calls from transformers' model code are not counted."""
+    import sys
+
+    reads: list[str] = []
+    for name in ("__bool__", "__int__", "__float__", "item", "tolist", "cpu", "numpy"):
+        real = getattr(torch.Tensor, name)
+
+        def spy(self, *a, _real=real, _name=name, **k):
+            if "anomtok/generation" in sys._getframe(1).f_code.co_filename:
+                reads.append(_name)
+            return _real(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    return reads
+
+
+@pytest.mark.parametrize("t", [-0.001, 0.0])
+def test_decode_loop_reads_the_device_per_batch_not_per_token(lm, ids, t, monkeypatch):
+    """The number of host reads does not grow with the number of tokens (stop_at_eos off): the
+    loop draws every uniform up front, counts running rows on the host and looks at the logits'
+    health every CHECK_EVERY steps. Checked on CPU by counting the reads; on CUDA each is a sync."""
+    from anomtok.generation.loop import CHECK_EVERY
+
+    counts = {}
+    for n in (CHECK_EVERY - 1, 2 * CHECK_EVERY - 1):  # the same number of periodic looks: one
+        reads = _count_device_reads(monkeypatch)
+        generate(lm, ids[:2], SamplerConfig(temperature=t), max_new_tokens=n, seed=0, batch_size=2)
+        counts[n] = len(reads)
+        monkeypatch.undo()
+    assert counts[2 * CHECK_EVERY - 1] - counts[CHECK_EVERY - 1] == 1, counts  # the one more periodic look
+
+
+@pytest.mark.parametrize("step, bad", [(0, math.nan), (5, math.inf), (40, "masked")])
+def test_bad_logits_in_the_loop_are_a_clear_error(lm, ids, step, bad, monkeypatch):
+    """NaN or +inf logits, or a row with every token masked, at any step: one clear InputError,
+    though the loop looks only every CHECK_EVERY steps."""
+    import anomtok.generation.loop as loop
+
+    real, calls = loop._forward, []
+
+    def forward(*a, **k):
+        logits, past = real(*a, **k)
+        calls.append(1)
+        if len(calls) - 1 == step:
+            logits = logits.clone()
+            if bad == "masked":
+                logits[1] = -math.inf
+            else:
+                logits[0, 3] = bad
+        return logits, past
+
+    monkeypatch.setattr(loop, "_forward", forward)
+    match = "every token of a row is masked" if bad == "masked" else "NaN or \\+inf"
+    with pytest.raises(InputError, match=match):
+        generate(lm, ids[:2], SamplerConfig(temperature=-1.0), max_new_tokens=48, seed=0, batch_size=2)

@@ -42,7 +42,18 @@ from typing import Any
 import torch
 
 from ..errors import InputError
-from .sampler import STAT_NAMES, SamplerConfig, choose, draw, make_generators, row_seed, sampling_probs, step_stats
+from .sampler import (
+    STAT_NAMES,
+    SamplerConfig,
+    choose,
+    draw,
+    logits_problem,
+    make_generators,
+    raise_for_problem,
+    row_seed,
+    sampling_probs,
+    step_stats,
+)
 
 __all__ = ["Generation", "generate", "MAX_NEW_TOKENS", "MAX_BATCH_SIZE", "MAX_PROMPTS", "STOP_REASONS"]
 
@@ -52,6 +63,9 @@ MAX_NEW_TOKENS = 4096
 MAX_BATCH_SIZE = 512
 MAX_PROMPTS = 100_000
 STOP_REASONS = ("length", "eos", "timeout")
+# Steps between two looks at the logits' health (NaN, +inf, a row all masked): each look makes
+# the host wait for the device, so the loop looks every CHECK_EVERY steps and at the end.
+CHECK_EVERY = 32
 
 
 @dataclass
@@ -269,7 +283,13 @@ def _run_batch(
         mask[r, L - len(p) :] = 1
     ids, mask = ids.to(dev), mask.to(dev)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    # every uniform of every row at once (the same numbers as one draw per step): no per-step copy
     gens = make_generators(seeds) if not config.greedy else None
+    uniforms = (
+        torch.stack([torch.rand(max_new_tokens, generator=g, dtype=torch.float64) for g in gens]).to(dev)
+        if gens is not None
+        else None
+    )
     seen = None
     if config.repetition_penalty != 1.0:
         seen = torch.zeros((B, nv), dtype=torch.bool, device=dev)
@@ -278,6 +298,8 @@ def _run_batch(
     eos_t = torch.tensor(eos, dtype=torch.long, device=dev) if eos else None
     watch_t = torch.tensor(watch, dtype=torch.long, device=dev) if watch is not None else None
     finished = torch.zeros(B, dtype=torch.bool, device=dev)
+    n_finished = 0  # on the host: no device read to count the running rows
+    problem = torch.zeros((), dtype=torch.long, device=dev)
     done_at = [max_new_tokens] * B
     reason = ["length"] * B
     chosen_steps: list[torch.Tensor] = []
@@ -285,12 +307,16 @@ def _run_batch(
     watch_steps: list[torch.Tensor] = []
     logits, past = _forward(net, ids, mask, pos, None, keep_logits)
     for t in range(max_new_tokens):
-        z = logits[:, :nv]  # the sampler rejects NaN / +inf / all-masked rows with a clear error
-        probs = None if config.greedy else sampling_probs(z, config, seen)
+        z = logits[:, :nv]  # NaN / +inf / all-masked rows: a clear error at the next look
+        problem = torch.maximum(problem, logits_problem(z))
+        if t % CHECK_EVERY == CHECK_EVERY - 1:
+            raise_for_problem(int(problem))
+        probs = None if config.greedy else sampling_probs(z, config, seen, check=False)
         if config.greedy:
-            tok = choose(z, config, seen=seen)
+            tok = choose(z, config, seen=seen, check=False)
         else:
-            tok = draw(probs, gens)
+            assert uniforms is not None
+            tok = draw(probs, u=uniforms[:, t])
         st = step_stats(z, tok, probs)
         for k in STAT_NAMES:
             stat_steps[k].append(st[k])
@@ -300,14 +326,16 @@ def _run_batch(
         if seen is not None:
             seen[torch.arange(B, device=dev), tok] = True
         if bar is not None:
-            bar.update(int((~finished).sum()))
-        if stop_at_eos and eos_t is not None:
+            bar.update(B - n_finished)
+        if stop_at_eos and eos_t is not None:  # one look at the device per step: needed to stop
             newly = torch.isin(tok, eos_t) & ~finished
-            if bool(newly.any()):
-                for r in torch.nonzero(newly).flatten().tolist():
-                    done_at[r], reason[r] = t + 1, "eos"
+            hits = torch.nonzero(newly).flatten().tolist()
+            for r in hits:
+                done_at[r], reason[r] = t + 1, "eos"
+            if hits:
                 finished |= newly
-            if bool(finished.all()):
+                n_finished += len(hits)
+            if n_finished == B:
                 break
         if t == max_new_tokens - 1:
             break
@@ -320,6 +348,7 @@ def _run_batch(
         mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=dev)], dim=-1)
         pos = pos[:, -1:] + 1
         logits, past = _forward(net, nxt, mask, pos, past, keep_logits)
+    raise_for_problem(int(problem))
     toks = torch.stack(chosen_steps, dim=1).cpu().tolist()
     stats = {k: torch.stack(v, dim=1).cpu().tolist() for k, v in stat_steps.items()}
     watched = torch.stack(watch_steps, dim=1).cpu().tolist() if watch_t is not None else None

@@ -45,6 +45,9 @@ import torch
 from ..errors import InputError
 
 __all__ = [
+    "logits_problem",
+    "raise_for_problem",
+    "LOGIT_PROBLEMS",
     "SamplerConfig",
     "effective_logits",
     "sampling_probs",
@@ -144,26 +147,48 @@ def _penalize(z: torch.Tensor, penalty: float, seen: torch.Tensor | None) -> tor
     return torch.where(seen & torch.isfinite(z), pen, z)
 
 
-def _check_logits(logits: torch.Tensor) -> None:
+LOGIT_PROBLEMS = {
+    1: "logits contain NaN or +inf (try a wider dtype: --dtype float32)",
+    2: "every token of a row is masked (-inf): nothing to choose from",
+}
+
+
+def logits_problem(logits: torch.Tensor) -> torch.Tensor:
+    """A 0-d int64 tensor on the logits' device, computed without waiting for it: 0 when the
+    logits can be sampled, else the key of ``LOGIT_PROBLEMS``. The decode loop collects it every
+    step and looks at it rarely (``raise_for_problem``), so that a GPU is not made to wait for
+    every token."""
+    bad = (torch.isnan(logits) | torch.isposinf(logits)).any()
+    masked = torch.isneginf(logits).all(dim=-1).any()
+    zero = torch.zeros((), dtype=torch.long, device=logits.device)
+    return torch.where(bad, zero + 1, torch.where(masked, zero + 2, zero))
+
+
+def raise_for_problem(code: int) -> None:
+    if code:
+        raise InputError(LOGIT_PROBLEMS[code])
+
+
+def _check_logits(logits: torch.Tensor, check: bool = True) -> None:
     if logits.dim() != 2:
         raise InputError(f"logits must be 2-D (batch, vocab), got shape {tuple(logits.shape)}")
-    if bool(torch.isfinite(logits).all()):  # the common case: one pass
+    if not check or bool(torch.isfinite(logits).all()):  # the common case: one pass
         return
-    if torch.isnan(logits).any() or torch.isposinf(logits).any():
-        raise InputError("logits contain NaN or +inf (try a wider dtype: --dtype float32)")
-    if torch.isneginf(logits).all(dim=-1).any():
-        raise InputError("every token of a row is masked (-inf): nothing to choose from")
+    raise_for_problem(int(logits_problem(logits)))
 
 
-def effective_logits(logits: torch.Tensor, config: SamplerConfig, seen: torch.Tensor | None = None) -> torch.Tensor:
+def effective_logits(
+    logits: torch.Tensor, config: SamplerConfig, seen: torch.Tensor | None = None, *, check: bool = True
+) -> torch.Tensor:
     """``(B, V)`` logits after sign flip, repetition penalty, division by ``|T|`` and the filters.
 
     Filtered or masked tokens are ``-inf``; every other value is finite and ``<= 0`` (the row
     maximum is subtracted before the division). ``seen``: ``(B, V)`` bool, tokens already in the
     sequence, for the repetition penalty. For ``T = 0`` the result is the flipped-penalized
-    logits, unscaled and unfiltered (the argmax is what counts).
+    logits, unscaled and unfiltered (the argmax is what counts). ``check=False``: the caller
+    checks the logits itself (``logits_problem``; NaN logits then give meaningless values).
     """
-    _check_logits(logits)
+    _check_logits(logits, check)
     t = config.temperature
     z = _flip(logits, t < 0)
     z = _penalize(z, config.repetition_penalty, seen)
@@ -199,9 +224,11 @@ def effective_logits(logits: torch.Tensor, config: SamplerConfig, seen: torch.Te
     return s
 
 
-def sampling_probs(logits: torch.Tensor, config: SamplerConfig, seen: torch.Tensor | None = None) -> torch.Tensor:
+def sampling_probs(
+    logits: torch.Tensor, config: SamplerConfig, seen: torch.Tensor | None = None, *, check: bool = True
+) -> torch.Tensor:
     """The distribution a draw is made from, ``(B, V)`` float32 (one-hot at the argmax for T = 0)."""
-    s = effective_logits(logits, config, seen)
+    s = effective_logits(logits, config, seen, check=check)
     if config.greedy:
         return torch.nn.functional.one_hot(s.argmax(-1), s.shape[-1]).float()
     return torch.softmax(s, dim=-1)
@@ -223,25 +250,30 @@ def make_generators(seeds: Sequence[int]) -> list[torch.Generator]:
     return [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
 
 
-def draw(probs: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+def draw(
+    probs: torch.Tensor, generators: Sequence[torch.Generator] | None = None, *, u: torch.Tensor | None = None
+) -> torch.Tensor:
     """One token per row by inverse-CDF sampling: a single uniform per row from that row's
     generator, so draws do not depend on batch composition. Zero-probability tokens are never
-    returned."""
-    if probs.shape[0] != len(generators):
-        raise InputError(f"{probs.shape[0]} rows but {len(generators)} generators")
-    u = torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in generators]).to(probs.device)
+    returned. ``u``: the rows' uniforms (float64, on the device), drawn beforehand; the decode
+    loop draws each row's for all its steps at once (``torch.rand(n, generator=g)`` gives the
+    same numbers as ``n`` single draws), so no step copies to the device. Nothing here waits for
+    the device."""
+    if u is None:
+        if generators is None or probs.shape[0] != len(generators):
+            n = "no" if generators is None else len(generators)
+            raise InputError(f"{probs.shape[0]} rows but {n} generators")
+        u = torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in generators]).to(probs.device)
     cdf = torch.cumsum(probs.double(), dim=-1)
     total = cdf[:, -1:]
     idx = torch.searchsorted(cdf, u.unsqueeze(-1) * total, right=True).squeeze(-1)
     idx = idx.clamp(max=probs.shape[-1] - 1)
     # float rounding at the very top of the CDF could land on a trailing zero: take the last
-    # token with probability > 0 at or before it
+    # token with probability > 0 at or before it (computed always: a branch would wait for the device)
     bad = probs.gather(-1, idx.unsqueeze(-1)).squeeze(-1) <= 0
-    if bool(bad.any()):
-        pos = torch.arange(probs.shape[-1], device=probs.device)
-        last = torch.where(probs > 0, pos, torch.full_like(pos, -1)).max(-1).values
-        idx = torch.where(bad, last, idx)
-    return idx
+    pos = torch.arange(probs.shape[-1], device=probs.device)
+    last = torch.where(probs > 0, pos, torch.full_like(pos, -1)).max(-1).values
+    return torch.where(bad, last, idx)
 
 
 def choose(
@@ -249,13 +281,15 @@ def choose(
     config: SamplerConfig,
     generators: Sequence[torch.Generator] | None = None,
     seen: torch.Tensor | None = None,
+    *,
+    check: bool = True,
 ) -> torch.Tensor:
     """The chosen token of every row: argmax for T = 0, else a draw from ``sampling_probs``."""
     if config.greedy:
-        return effective_logits(logits, config, seen).argmax(-1)
+        return effective_logits(logits, config, seen, check=check).argmax(-1)
     if generators is None:
         raise InputError("sampling at T != 0 needs one generator per row")
-    return draw(sampling_probs(logits, config, seen), generators)
+    return draw(sampling_probs(logits, config, seen, check=check), generators)
 
 
 def step_stats(logits: torch.Tensor, chosen: torch.Tensor, probs: torch.Tensor | None) -> dict[str, torch.Tensor]:

@@ -48,7 +48,7 @@ class ScanOptions:
     Building it builds every step's options, each checking its own values: ``rank_options``
     (``RankOptions``), ``negtemp_options`` (``NegtempOptions``), ``verify_options``
     (``VerifyOptions``) and ``map_options`` (``MapOptions``: the full vocabulary up to
-    ``umap_full_max_rows`` valid rows, else a 50,000-token sample). So a bad temperature fails
+    ``umap_full_max_rows`` valid rows, 300,000 by default, else a 50,000-token sample). So a bad temperature fails
     here, before the first step runs, and each step runs with the object that was checked. The
     settings stay flat because a scan sets only a few of each step's settings (the rest keep the
     step's defaults) and the step markers (``.steps/*.json``) record these flat values."""
@@ -65,7 +65,7 @@ class ScanOptions:
     verify_top: int = 5
     umap_sample: int | None = None
     umap_full: bool = False
-    umap_full_max_rows: int = 100_000
+    umap_full_max_rows: int = 300_000
     label_top: int = 25
     formats: tuple[str, ...] = ("png",)
     # every step's options, built (and so checked) from the fields above
@@ -328,7 +328,7 @@ def scan(
         from .maps import plot_model
 
         # the ranking is this scan's; the map options say full vocabulary or sample (scan's
-        # umap_full_max_rows, 100,000 by default: above it a 50,000-token sample)
+        # umap_full_max_rows, 300,000 by default: above it a 50,000-token sample)
         plot_model(
             emb,
             out,

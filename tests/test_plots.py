@@ -497,17 +497,18 @@ def test_plot_model_with_the_callers_ranking(ranked, tmp_path, monkeypatch):
 
 
 def test_scan_and_plot_share_one_sampling_rule():
-    """``anomtok scan`` maps the full vocabulary up to umap_full_max_rows (100,000) valid rows and a
-    50,000-token sample above; ``anomtok plot`` up to 300,000. One rule, two option values."""
+    """``anomtok scan`` and ``anomtok plot`` map the full vocabulary up to 300,000 valid rows (Gemma 3's
+    262,144 included) and a 50,000-token sample above; ``--umap-sample N`` samples, ``--full-umap``
+    maps every row whatever the size. One rule, the same default."""
     from anomtok.scan import ScanOptions
 
     scan_opts = ScanOptions(device="cpu").map_options
-    assert scan_opts.max_full_rows == 100_000
-    assert scan_opts.mode(49_152) == ("full", 49_152) and scan_opts.mode(262_144) == ("sample", 50_000)
-    assert ScanOptions(device="cpu", umap_full=True).map_options.mode(262_144) == ("full", 262_144)
-    assert ScanOptions(device="cpu", umap_sample=2000).map_options.mode(49_152) == ("sample", 2000)
-    assert ScanOptions(device="cpu", umap_full_max_rows=300_000).map_options == MapOptions()
-    assert MapOptions().mode(262_144) == ("full", 262_144)
+    assert scan_opts == MapOptions() and scan_opts.max_full_rows == 300_000
+    assert scan_opts.mode(49_152) == ("full", 49_152) and scan_opts.mode(262_144) == ("full", 262_144)
+    assert scan_opts.mode(300_001) == ("sample", 50_000)
+    assert ScanOptions(device="cpu", umap_full=True).map_options.mode(1_000_000) == ("full", 1_000_000)
+    assert ScanOptions(device="cpu", umap_sample=2000).map_options.mode(262_144) == ("sample", 2000)
+    assert ScanOptions(device="cpu", umap_full_max_rows=100_000).map_options.mode(262_144) == ("sample", 50_000)
 
 
 def test_maps_names_resolve_lazily():

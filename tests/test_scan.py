@@ -141,6 +141,24 @@ def test_report_sections_agree_with_the_files(tiny_model, full_scan):
     assert len(set(pngs.values())) == len(pngs)
 
 
+def test_scan_maps_every_token_on_the_rankings_graph(full_scan):
+    """The scan's default map is the full vocabulary (issue 13.5), laid out on the neighbour graph
+    the ranking computed (knn.npz), not on a second search; the cached coordinates are read back as
+    they were written."""
+    import numpy as np
+
+    from anomtok.export import read_knn, read_table
+    from anomtok.maps import read_map
+
+    ranked = read_table(full_scan / "ranked.parquet")
+    coords, meta = read_map(full_scan / "umap.parquet")
+    valid = ranked.filter(pl.col("valid"))["token_id"].sort().to_list()
+    assert meta["settings"]["mode"] == "full" and coords["token_id"].sort().to_list() == valid
+    graph = read_knn(full_scan / "knn.npz")
+    assert meta["knn"] == {"from": "the ranking", "method": graph.info["method"], "k": graph.k}
+    assert np.isfinite(coords.select("x", "y").to_numpy()).all()
+
+
 def test_rerun_reuses_every_step(tiny_model, full_scan):
     before = {p: (full_scan / p).stat().st_mtime_ns for p in COMPARED if p != "glitch.csv"}  # the report is redrawn
     res = CliRunner().invoke(cli, ["scan", str(tiny_model.hf_dir), "-o", str(full_scan), *FAST])

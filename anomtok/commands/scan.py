@@ -47,7 +47,9 @@ SCAN_WRITES = (
     help="Map a stratified sample of N tokens instead of the full vocabulary.",
 )
 @click.option(
-    "--full-umap", is_flag=True, help="Map the full vocabulary even above 100,000 tokens (Gemma 3: ~8 CPU-minutes)."
+    "--full-umap",
+    is_flag=True,
+    help="Map the full vocabulary even above 300,000 tokens (the default up to 300,000, e.g. Gemma 3's 262,144).",
 )
 @click.option(
     "--prompts-per-language",

@@ -4,7 +4,7 @@
   ``full=True``, or when ``full`` is None and there are at most ``max_full_rows`` of them (``sample``
   left None); otherwise a stratified sample of ``sample`` (default ``default_sample``) rows.
   ``anomtok plot`` keeps the default ``max_full_rows`` (300,000: the full Gemma 3 vocabulary);
-  ``anomtok scan`` passes its ``umap_full_max_rows`` (100,000).
+  ``anomtok scan`` passes its ``umap_full_max_rows`` (also 300,000 by default).
 * ``MapSettings``: what the coordinates depend on; the cache key (``anomtok.maps.cache``).
 * ``MapResult``: the coordinates, the facts that made them, and whether they came from the cache.
 """

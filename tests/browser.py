@@ -36,8 +36,8 @@ CHROMIUM_ARGS = [
 
 def chromium_path() -> str | None:
     env = os.environ.get("ANOMTOK_CHROMIUM")
-    if env:
-        return env
+    if env:  # this one or none
+        return env if os.path.isfile(env) else None
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -40,11 +40,25 @@ HOSTILE = [
 
 
 def needs_browser() -> None:
-    if browser.chromium_path() is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing in CI: .ci/run should have installed it")
-        pytest.skip("no chromium (apt-get install chromium)")
-    pytest.importorskip("playwright")
+    """Skip without chromium or playwright, except under CI, where both must be there."""
+    import importlib.util
+
+    missing = [
+        what
+        for what, ok in (
+            ("chromium (.ci/run installs it: apt-get install chromium)", browser.chromium_path() is not None),
+            ("playwright (the dev extras)", importlib.util.find_spec("playwright") is not None),
+        )
+        if not ok
+    ]
+    if missing:
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("missing: " + ", ".join(missing))
+
+
+@pytest.fixture(scope="module")
+def chromium() -> None:
+    """Checked before the slow fixtures."""
+    needs_browser()
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +138,7 @@ def test_plot_html_with_no_map_is_refused(tiny_model, tmp_path):
 
 
 @pytest.mark.browser
-def test_page_in_headless_chromium(planted, tmp_path):
-    needs_browser()
+def test_page_in_headless_chromium(chromium, planted, tmp_path):
     frame, res, page_path, hostile, _ = planted
     with browser.open_page(page_path) as (page, log):
         # every mapped token is a dot; the map names the vocabulary it comes from
@@ -163,10 +176,9 @@ def test_page_in_headless_chromium(planted, tmp_path):
 
 @pytest.mark.real
 @pytest.mark.browser
-def test_real_model_map_has_every_token(tmp_path):
+def test_real_model_map_has_every_token(chromium, tmp_path):
     """MiniLM-L6 through ``anomtok.plot(..., html=True)``: one dot per token of its 30,522, search
     finds a reserved token by its text."""
-    needs_browser()
     opts = anomtok.PlotOptions(map=MapOptions(full=True, n_epochs=20), formats=("png",), label_top=0, html=True)
     result = anomtok.plot("minilm-l6", opts, out_dir=tmp_path)
     page_path = result.files["map_html"][0]

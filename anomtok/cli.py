@@ -15,7 +15,15 @@ from typing import Any
 import click
 
 from ._version import __version__
-from .commands.common import EXIT_BAD_INPUT, Terminated, device_option, handle_errors, interrupted
+from .commands.common import (
+    EXIT_BAD_INPUT,
+    Terminated,
+    device_option,
+    handle_errors,
+    interrupted,
+    renamed,
+    take_renamed,
+)
 from .device import resolve_device
 
 __all__ = [
@@ -65,14 +73,20 @@ def _rank_options(device: str, nn: str, seed: int):
         raise click.BadParameter(str(exc)) from None
 
 
+# what ``nearest`` sorts by: the ranking's metrics but the nearest-neighbour one (nearest ranks without the k-NN search)
+NEAREST_METRICS = ["centroid_l2", "centroid_cos", "norm", "mean_cos", "pc1_removed_cos", "unused_ref_cos", "score"]
+
+
 @cli.command()
 @click.argument("model")
-@click.option("-k", "k", default=50, show_default=True, type=click.IntRange(1, 10_000_000), help="How many tokens.")
+@click.option(
+    "-k", "--top", "k", default=50, show_default=True, type=click.IntRange(1, 10_000_000), help="How many tokens."
+)
 @click.option(
     "--metric",
     default="centroid_l2",
     show_default=True,
-    help="centroid_l2, centroid_cos, norm, mean_cos, pc1_removed_cos, unused_ref_cos, score.",
+    help="What to sort by: " + ", ".join(NEAREST_METRICS) + " (the centroid distance, else the suspicious end first).",
 )
 @click.option("--far", is_flag=True, help="Farthest from the centroid (the other tail) instead of nearest.")
 @click.option(
@@ -96,9 +110,12 @@ def nearest(model: str, k: int, metric: str, far: bool, fmt: str, include_paddin
       anomtok nearest ./my-model --metric unused_ref_cos -k 100
     """
     from . import api
+    from .errors import InputError
     from .export import safe_for_spreadsheet
     from .options import NearestOptions
 
+    if metric not in NEAREST_METRICS:  # nn_cos needs the k-NN search, which nearest skips
+        raise InputError(f"unknown metric {metric!r} for nearest; choose from {', '.join(NEAREST_METRICS)}")
     options = NearestOptions(
         k=k, metric=metric, far=far, include_padding=include_padding, rank=_rank_options(device, "off", 0)
     )
@@ -138,7 +155,16 @@ def nearest(model: str, k: int, metric: str, far: bool, fmt: str, include_paddin
     type=click.IntRange(0, 2**63 - 1),
     help="Seed of the approximate nearest-neighbour sample.",
 )
-@click.option("--top", "show", default=15, show_default=True, type=click.IntRange(0, 1000), help="Rows to print.")
+@click.option(
+    "--show",
+    "show",
+    default=15,
+    show_default=True,
+    type=click.IntRange(0, 1000),
+    callback=take_renamed,
+    help="Rows of the ranking to print.",
+)
+@renamed("--top", "--show", "show", type=click.IntRange(0, 1000))
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option(
     "--hash",

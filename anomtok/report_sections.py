@@ -22,6 +22,7 @@ __all__ = [
     "fmt_prob",
     "fmt_value",
     "crosscheck_bands",
+    "band_label",
     "negtemp_section",
     "verify_section",
     "audit_section",
@@ -101,7 +102,7 @@ def fmt_value(v: Any) -> str:
     return html.escape(str(v)).replace("|", "&#124;")
 
 
-def _band_label(key: str) -> str:
+def band_label(key: str) -> str:
     """``"1000"`` -> ``top 1,000``, ``"top2%"`` -> ``top 2%``."""
     if key.startswith("top") and key.endswith("%"):
         return f"top {key[3:]}"
@@ -142,7 +143,7 @@ def negtemp_section(out: Path, cc: dict[str, Any], nm: dict[str, Any]) -> list[s
     lines += [""]
     bands = crosscheck_bands(cc)
     rows = []
-    labels = [_band_label(key) for key in bands]
+    labels = [band_label(key) for key in bands]
     for g, s in (cc.get("groups") or {}).items():
         m = (s.get("metrics") or {}).get("score") or {}
         top = m.get("topk") if isinstance(m.get("topk"), dict) else {}

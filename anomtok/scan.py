@@ -99,7 +99,7 @@ class ScanOptions:
         if self.umap_sample is not None:
             check_int(self.umap_sample, "umap_sample", 10, hint=" (points of the map)")
             if self.umap_full:
-                raise InputError("choose either umap_full (--full-umap) or umap_sample (--umap-sample N), not both")
+                raise InputError("choose either umap_full (--full) or umap_sample (--sample N), not both")
         resolve_device(self.device)
         parts = {
             "rank_options": RankOptions(device=self.device, seed=self.seed),

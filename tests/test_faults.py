@@ -26,7 +26,7 @@ from anomtok.cli import cli
 
 RANK_FILES = ("ranked.csv", "ranked.parquet", "meta.json")
 TEMP = re.compile(r"^\..+\.tmp$")
-QUICK_SCAN = ["--no-generate", "--no-verify", "--no-umap"]
+QUICK_SCAN = ["--no-generate", "--no-verify", "--no-map"]
 
 
 def _anomtok(*args: str, kill_at: str | None = None, sig: str = "SIGKILL") -> subprocess.CompletedProcess:

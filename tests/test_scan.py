@@ -172,9 +172,9 @@ def test_killed_scan_resumes_to_the_same_files(tiny_model, full_scan, tmp_path):
     """Killed (SIGKILL) at a fixed point, never on a timer: ``ANOMTOK_TEST_KILL_AT`` makes the scan
     kill itself right after the negtemp step created its first temporary file. The next run reuses
     rank and audit, reruns the rest, removes the dead run's temporary and writes the same files as
-    the uninterrupted scan. (--no-umap: the map is not among the compared files.)"""
+    the uninterrupted scan. (--no-map: the map is not among the compared files.)"""
     out = tmp_path / "killed"
-    args = ["scan", str(tiny_model.hf_dir), "-o", str(out), *FAST, "--no-umap"]
+    args = ["scan", str(tiny_model.hf_dir), "-o", str(out), *FAST, "--no-map"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANOMTOK_TEST_KILL")}
     env["ANOMTOK_TEST_KILL_AT"] = "generations.jsonl"
     killed = subprocess.run(
@@ -275,7 +275,7 @@ def test_encoder_only_scan_skips_generation_and_reports_the_rest(tmp_path):
     verify are announced as skipped before the first step, skipped, and leave no folder."""
     model = _tiny_encoder(tmp_path / "bert")
     out = tmp_path / "report"
-    res = CliRunner().invoke(cli, ["scan", str(model), "-o", str(out), "--no-umap"])
+    res = CliRunner().invoke(cli, ["scan", str(model), "-o", str(out), "--no-map"])
     assert res.exit_code == 0, res.output
     why = "bert: an encoder-only model, not a causal LM"
     steps = [line.split("] ", 1)[1] for line in res.stderr.splitlines() if line.startswith("[")]

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from anomtok.cli import cli
 from anomtok.steps import StepCache
 
-FAST = ["--prompts-per-language", "1", "--max-new-tokens", "4", "--verify-top", "2", "--no-umap"]
+FAST = ["--prompts-per-language", "1", "--max-new-tokens", "4", "--verify-top", "2", "--no-map"]
 STEPS = ["rank", "audit", "negtemp", "verify", "plots"]
 
 

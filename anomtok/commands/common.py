@@ -17,11 +17,32 @@ import click
 
 from ..errors import AnomtokError
 
-__all__ = ["handle_errors", "device_option", "interrupted", "Terminated", "EXIT_BAD_INPUT"]
+__all__ = ["handle_errors", "device_option", "renamed", "take_renamed", "interrupted", "Terminated", "EXIT_BAD_INPUT"]
 
 EXIT_BAD_INPUT = 2
 
 device_option = click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+
+
+def renamed(old: str, new: str, dest: str, **attrs: Any) -> Callable[[Any], Any]:
+    """The old spelling ``old`` of the option ``new``, kept hidden for one release: it warns on stderr
+    and hands its value to ``dest``, the parameter of ``new`` (whose option takes
+    ``callback=take_renamed``). Works whichever click >= 8.1 processes the options first."""
+
+    def store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None or value is False:
+            return value
+        click.echo(f"anomtok: warning: {old} is now {new}; the old name goes in the next release", err=True)
+        ctx.meta[f"anomtok.renamed.{dest}"] = value
+        return value
+
+    attrs.setdefault("help", f"Old spelling of {new}, kept for one release.")
+    return click.option(old, hidden=True, expose_value=False, callback=store, **attrs)
+
+
+def take_renamed(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """The callback of an option that has an old spelling (``renamed``): the old one's value when given."""
+    return ctx.meta.get(f"anomtok.renamed.{param.name}", value)
 
 
 class Terminated(KeyboardInterrupt):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import handle_errors
+from .common import handle_errors, renamed, take_renamed
 
 __all__ = ["command"]
 
@@ -12,12 +12,15 @@ __all__ = ["command"]
 @click.command("compare")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option(
-    "--top",
+    "--show",
+    "top",
     default=25,
     show_default=True,
     type=click.IntRange(1, 10000),
-    help="Tokens flagged in both to list for each pair of reports.",
+    callback=take_renamed,
+    help="Tokens flagged in both to print for each pair of reports.",
 )
+@renamed("--top", "--show", "top", type=click.IntRange(1, 10000))
 @click.option(
     "--format",
     "fmt",

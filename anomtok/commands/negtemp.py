@@ -85,7 +85,7 @@ def model_options(fn):
 )
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option(
-    "-n", "--max-new-tokens", default=64, show_default=True, type=int, help="Tokens per prompt (at most 4096)."
+    "-n", "--max-new-tokens", default=32, show_default=True, type=int, help="Tokens per prompt (at most 4096)."
 )
 @click.option(
     "--seed",
@@ -182,13 +182,13 @@ def command(
     for rec in res.generations[:show]:
         click.echo(f"[{rec['index']}] {display(rec['prompt'].encode())}")
         click.echo(f"  -> {rec['text']}")
+    from ..report_sections import band_label
+
     for group, g in res.crosscheck["groups"].items():
         s = g.get("metrics", {}).get("score")
         if not s:
             continue
-        tops = "; ".join(
-            f"{k}: {v['overlap']} (random {v['expected']:.2f})" for k, v in s["topk"].items() if k.startswith("top")
-        )
+        tops = "; ".join(f"{band_label(k)}: {v['overlap']} (random {v['expected']:.2f})" for k, v in s["topk"].items())
         click.echo(
             f"{group}: {g['n_prompts']} prompts, {g['n_generated']} tokens, {g['n_distinct']} distinct; score: "
             f"mean percentile {s['mean_percentile']:.1f} (random 50); {tops}"

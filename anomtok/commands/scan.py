@@ -7,7 +7,7 @@ import time
 import click
 
 from ..inputs import UMAP_SEED_MAX
-from .common import device_option, handle_errors
+from .common import device_option, handle_errors, renamed, take_renamed
 
 __all__ = ["command", "SCAN_WRITES"]
 
@@ -39,18 +39,31 @@ SCAN_WRITES = (
 )
 @click.option("--no-generate", is_flag=True, help="Skip negative-temperature generation.")
 @click.option("--no-verify", is_flag=True, help="Skip verification by prompting.")
-@click.option("--no-umap", is_flag=True, help="Skip the UMAP maps (histogram and scatter are still drawn).")
 @click.option(
-    "--umap-sample",
+    "--no-map",
+    "no_umap",
+    is_flag=True,
+    callback=take_renamed,
+    help="Skip the UMAP maps (histogram and scatter are still drawn).",
+)
+@renamed("--no-umap", "--no-map", "no_umap", is_flag=True)
+@click.option(
+    "--sample",
+    "umap_sample",
     type=click.IntRange(10, None),
     default=None,
+    callback=take_renamed,
     help="Map a stratified sample of N tokens instead of the full vocabulary.",
 )
+@renamed("--umap-sample", "--sample", "umap_sample", type=click.IntRange(10, None))
 @click.option(
-    "--full-umap",
+    "--full",
+    "full_umap",
     is_flag=True,
+    callback=take_renamed,
     help="Map the full vocabulary even above 300,000 tokens (the default up to 300,000, e.g. Gemma 3's 262,144).",
 )
+@renamed("--full-umap", "--full", "full_umap", is_flag=True)
 @click.option(
     "--prompts-per-language",
     default=6,
@@ -116,7 +129,7 @@ def command(
     Examples:
       anomtok scan gemma-3-270m -o reports/gemma-3-270m
       anomtok scan minilm-l6 -o reports/minilm-l6          # encoder: no generation step
-      anomtok scan ./model.gguf -o out/m --no-umap --no-generate
+      anomtok scan ./model.gguf -o out/m --no-map --no-generate
     """
     from .. import api
     from ..outputs import prepare_output

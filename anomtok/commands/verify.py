@@ -23,7 +23,7 @@ VERIFY_FILES = ("verified.csv", "verify.json", "meta.json")
     help="ranked.parquet/ranked.csv from `anomtok rank` (default: rank now, without nn_cos).",
 )
 @click.option("--metric", "metrics", multiple=True, help="Metric whose top tokens to verify (repeatable; default all).")
-@click.option("--top", default=20, show_default=True, type=int, help="Top tokens per metric.")
+@click.option("--top", default=5, show_default=True, type=int, help="Top tokens per metric (as scan --verify-top).")
 @click.option(
     "--random",
     "random_sample",

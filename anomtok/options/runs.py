@@ -46,7 +46,7 @@ class NegtempOptions:
     prompt files to read (default: the packaged English and Japanese prompts)."""
 
     sampler: SamplerConfig = field(default_factory=lambda: _negtemp_sampler())
-    generation: GenerationOptions = field(default_factory=lambda: _generation_options())
+    generation: GenerationOptions = field(default_factory=lambda: _generation_options(max_new_tokens=32))
     prompt_files: tuple[str, ...] = ()
 
     @staticmethod
@@ -61,7 +61,7 @@ class NegtempOptions:
         from ..generation.sampler import SamplerConfig
 
         check_part(self, "sampler", SamplerConfig, _negtemp_sampler)
-        check_part(self, "generation", GenerationOptions, GenerationOptions)
+        check_part(self, "generation", GenerationOptions, lambda: _generation_options(max_new_tokens=32))
         set_field(self, "prompt_files", check_paths(self.prompt_files, "prompt_files"))
 
     def feature_kwargs(self) -> dict[str, Any]:
@@ -138,7 +138,7 @@ class VerifyOptions:
     ``threshold`` and how the probabilities are read (see ``anomtok.verify``)."""
 
     metrics: tuple[str, ...] = ()
-    top: int = 20
+    top: int = 5
     random_sample: int = 30
     kinds: tuple[str, ...] = ("normal",)
     token_ids: tuple[int, ...] | None = None

@@ -123,14 +123,18 @@ def _glitch_rows(head: pl.DataFrame) -> tuple[list[list[str]], list[str]]:
     cols = set(head.columns)
     headers = ["rank", "id", "token", "kind", "script", "score"]
     extra = [
-        ("verify p", "max_prob", lambda r: fmt_prob(r["max_prob"]) + (" ✓" if r.get("verified") else "")),
-        ("negtemp", "negtemp_count", lambda r: markdown_cell(r["negtemp_count"])),
+        (
+            "[verify p](#verification-by-prompting)",
+            "max_prob",
+            lambda r: fmt_prob(r["max_prob"]) + (" ✓" if r.get("verified") else ""),
+        ),
+        ("[negtemp](#negative-temperature-generation)", "negtemp_count", lambda r: markdown_cell(r["negtemp_count"])),
         (
             "nearest neighbour",
             "nn_token",
             lambda r: "–" if r["nn_id"] is None else f"{md_token(r['nn_token'], 24)} {markdown_cell(r['nn_cos'], 3)}",
         ),
-        ("audit", "audit_class", lambda r: r["audit_class"] or "–"),
+        ("[audit](#tokenizer-audit)", "audit_class", lambda r: r["audit_class"] or "–"),
     ]
     extra = [e for e in extra if e[1] in cols]
     rows = []

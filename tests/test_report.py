@@ -91,7 +91,10 @@ def test_glitch_tokens_carry_their_evidence(folder, tmp_path):
     text = (out / "report.md").read_text("utf-8")
     section = _section(text, "## Glitch tokens")
     rows = [line for line in section.splitlines() if line.startswith("| ")]
-    assert rows[0] == "| rank | id | token | kind | script | score | verify p | negtemp | nearest neighbour | audit |"
+    assert rows[0] == (
+        "| rank | id | token | kind | script | score | [verify p](#verification-by-prompting) | "
+        "[negtemp](#negative-temperature-generation) | nearest neighbour | [audit](#tokenizer-audit) |"
+    )
     first, second, third = (r.split(" | ") for r in rows[1:4])
     assert first[1] == str(a) and first[6] == "3.5×10⁻⁶ ✓" and first[7] == "0"
     assert second[1] == str(b) and second[6] == "0.5" and second[7] == "7"

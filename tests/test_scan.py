@@ -120,7 +120,10 @@ def test_report_sections_agree_with_the_files(tiny_model, full_scan):
     names = dict(ranked.select("token_id", "token").iter_rows())
     assert glitch["nn_token"].to_list() == [names[i] for i in glitch["nn_id"].to_list()]
     header = next(line for line in section.splitlines() if line.startswith("| rank |"))
-    assert header == "| rank | id | token | kind | script | score | verify p | negtemp | nearest neighbour | audit |"
+    assert header == (
+        "| rank | id | token | kind | script | score | [verify p](#verification-by-prompting) | "
+        "[negtemp](#negative-temperature-generation) | nearest neighbour | [audit](#tokenizer-audit) |"
+    )
     first = glitch.row(0, named=True)
     assert f"| {first['negtemp_count']} | <code>{first['nn_token'].replace(' ', '␣')}</code> " in section
     assert "docs/validity.md" in section

@@ -39,13 +39,6 @@ GLITCH_COLUMNS = [
     "nn_cos",
     "nn_id",
 ]
-# the evidence each glitch token gets, from the step files: (column, the file it comes from)
-EVIDENCE = {
-    "max_prob": "verify/verified.csv",
-    "verified": "verify/verified.csv",
-    "negtemp_count": "negtemp/negtemp_tokens.csv",
-    "audit_class": "audit/audit.csv",
-}
 PLOTS = [
     ("map_score", "UMAP of the input embedding, coloured by score"),
     ("map_kind", "coloured by token kind"),
@@ -62,17 +55,23 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return read_json(path, missing_ok=True)
 
 
-def _optional_csv(path: Path, columns: dict[str, str]) -> pl.DataFrame | None:
-    """``columns`` (old name -> new name) of an optional step table, None when it is absent or
-    unreadable (an unreadable optional input only drops its evidence column, with a warning)."""
+def _optional_csv(path: Path, columns: dict[str, str], what: str) -> pl.DataFrame | None:
+    """The ``columns`` (old name -> new name) an optional step table has, ``token_id`` first; None
+    when it is absent, unreadable or has no ``token_id`` (an unreadable optional input only drops
+    its evidence columns, with a warning)."""
     if not path.exists():
         return None
     try:
-        f = pl.read_csv(path, infer_schema_length=10000, columns=list(columns))
-        return f.rename(columns).unique("token_id", keep="first")
+        f = pl.read_csv(path, infer_schema_length=10000)
+        if "token_id" not in f.columns:
+            raise pl.exceptions.ColumnNotFoundError("no token_id column")
+        keep = [c for c in columns if c in f.columns]
+        return f.select(keep).rename({c: columns[c] for c in keep}).unique("token_id", keep="first")
     except (pl.exceptions.PolarsError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        log.warning("%s: unreadable (%s: %s); the glitch table goes without it", path, exc.__class__.__name__, first)
+        log.warning(
+            "%s: unreadable (%s: %s); the glitch table has no %s columns", path, exc.__class__.__name__, first, what
+        )
         return None
 
 
@@ -99,11 +98,11 @@ def glitch_table(
             on="token_id",
             how="left",
         )
-    if negtemp is not None:
+    if negtemp is not None and "negtemp_count" in negtemp.columns:
         g = g.join(negtemp.select("token_id", "negtemp_count"), on="token_id", how="left").with_columns(
             pl.col("negtemp_count").fill_null(0)
         )
-    if audit is not None:
+    if audit is not None and "audit_class" in audit.columns:
         g = g.join(audit.select("token_id", "audit_class"), on="token_id", how="left")
     return g
 
@@ -155,10 +154,14 @@ def render_report(
     glitch = glitch_table(
         frame,
         _optional_csv(
-            out / "verify" / "verified.csv", {"token_id": "token_id", "max_prob": "max_prob", "verified": "verified"}
+            out / "verify" / "verified.csv",
+            {"token_id": "token_id", "max_prob": "max_prob", "verified": "verified"},
+            "verification",
         ),
-        _optional_csv(out / "negtemp" / "negtemp_tokens.csv", {"token_id": "token_id", "count": "negtemp_count"}),
-        _optional_csv(out / "audit" / "audit.csv", {"token_id": "token_id", "round_trip": "audit_class"}),
+        _optional_csv(
+            out / "negtemp" / "negtemp_tokens.csv", {"token_id": "token_id", "count": "negtemp_count"}, "negtemp"
+        ),
+        _optional_csv(out / "audit" / "audit.csv", {"token_id": "token_id", "round_trip": "audit_class"}, "audit"),
     )
     src = meta.get("source", {})
     model = meta.get("model", {})

@@ -150,3 +150,24 @@ def test_validity_link_is_relative_inside_a_checkout(tmp_path):
     assert _docs_link(tmp_path / "reports" / "m", "validity.md") == "[docs/validity.md](../../docs/validity.md)"
     (tmp_path / "docs" / "validity.md").unlink()
     assert _docs_link(tmp_path / "reports" / "m", "validity.md") == "`docs/validity.md` in the anomtok source"
+
+
+def test_a_step_table_without_its_column_only_drops_that_evidence(folder, tmp_path, caplog):
+    import logging
+    import shutil
+
+    out = tmp_path / "r"
+    shutil.copytree(folder, out)
+    (out / "negtemp").mkdir()
+    (out / "negtemp" / "negtemp_tokens.csv").write_text("token_id,token\n1,x\n", encoding="utf-8")  # no count
+    (out / "audit").mkdir()
+    (out / "audit" / "audit.csv").write_text("id,round_trip\n1,reachable\n", encoding="utf-8")  # no token_id
+    with caplog.at_level(logging.WARNING):
+        write_report(out)
+    glitch = pl.read_csv(out / "glitch.csv", infer_schema_length=10000)
+    assert (
+        "negtemp_count" not in glitch.columns and "audit_class" not in glitch.columns and "nn_token" in glitch.columns
+    )
+    assert any(
+        "audit.csv: unreadable" in r.getMessage() and "no audit columns" in r.getMessage() for r in caplog.records
+    )

@@ -56,8 +56,11 @@ test: setup lint ## lint, every test (the real-model ones included), then the in
 wheel-check: ## build the wheel, install it in a fresh venv outside the checkout, run audit and negtemp
 	PYTHON=$(PYTHON) TORCH=$(TORCH) bash .ci/wheel-check
 
-test-fast: setup ## skip the tests on packaged real models
-	$(BIN)/pytest -q -m "not real"
+# Two pytest workers, each running whole test files (module fixtures are built once): on the loaded
+# 2-core machine 840 s against 955 s for one process, for 22% more CPU (each worker imports the
+# libraries and compiles numba's code once).
+test-fast: setup ## skip the tests on packaged real models; two workers (pytest-xdist)
+	$(BIN)/pytest -q -m "not real" -n 2 --dist loadfile
 
 bench: setup
 	$(BIN)/python bench/bench_extract.py

@@ -167,7 +167,7 @@ def run_model(
         earlier_runs = before.get("scoring_runs") or (
             [
                 {
-                    "scored": round(before["scoring_seconds"] * before["tokens_per_second"]),
+                    "scored": round(before["scoring_seconds"] * before["tokens_per_second"]),  # an older meta.json
                     "seconds": before["scoring_seconds"],
                     "tokens_per_second": before["tokens_per_second"],
                     "threads": before.get("threads"),
@@ -205,6 +205,21 @@ def run_model(
         ]
         pl.DataFrame(rows).write_csv(cache_path)
         verdicts = {t: v["verified"] for t, v in cached.items()}
+        runs = earlier_runs + (
+            [
+                {
+                    "scored": n_scored,
+                    "seconds": round(scored_s, 1),
+                    "tokens_per_second": round(n_scored / scored_s, 3),
+                    "threads": threads or torch.get_num_threads(),
+                    "batch_size": batch_size,
+                    "loadavg": _loadavg(),
+                    "anomtok_sources": src_sha,
+                }
+            ]
+            if scored_s
+            else []
+        )
         table = precision_table(verdicts, {**lists, "random (base rate)": rnd}, KS)
         table.write_csv(out / "precision.csv")
         meta = {
@@ -225,30 +240,20 @@ def run_model(
             "knn": kinfo,
             "reference": score_meta,
             "n_unique_tokens": len(todo_all),
-            "n_scored": len(cached),
-            "complete": len(cached) >= len(todo_all) and not stopped,
-            "scoring_seconds": round(scored_s, 1),
-            "tokens_per_second": round(n_scored / scored_s, 3) if scored_s else None,
+            "n_scored": sum(1 for t in todo_all if t in cached),
+            # verdicts.csv also keeps tokens judged for lists a metric no longer makes (in no cell)
+            "n_verdicts": len(cached),
+            "complete": all(t in cached for t in todo_all) and not stopped,
+            # over every scoring run (scoring_runs); merged --extra-cache verdicts not counted
+            "scoring_seconds": round(sum(r["seconds"] for r in runs), 1),
+            "tokens_per_second": round(sum(r["scored"] for r in runs) / sum(r["seconds"] for r in runs), 3)
+            if runs
+            else None,
             "threads": threads or torch.get_num_threads(),
             "batch_size": batch_size,
             # every run that scored tokens into this folder, this one last (a resumed study keeps
-            # the figures of the runs before it); merged --extra-cache verdicts are not counted
-            "scoring_runs": earlier_runs
-            + (
-                [
-                    {
-                        "scored": n_scored,
-                        "seconds": round(scored_s, 1),
-                        "tokens_per_second": round(n_scored / scored_s, 3),
-                        "threads": threads or torch.get_num_threads(),
-                        "batch_size": batch_size,
-                        "loadavg": _loadavg(),
-                        "anomtok_sources": src_sha,
-                    }
-                ]
-                if scored_s
-                else []
-            ),
+            # the figures of the runs before it)
+            "scoring_runs": runs,
             "versions": {
                 "torch": torch.__version__,
                 "polars": pl.__version__,

@@ -297,7 +297,7 @@ def test_power_pc_equals_the_full_decomposition(V, D, ratio, dtype, atol):
     # numpy's SVD of the centred rows agrees (up to sign)
     Xn = E[valid].double().numpy()
     ref = np.linalg.svd(Xn - Xn.mean(0), full_matrices=False)[2][0]
-    assert abs(float(np.dot(ref, fast.double().numpy()))) > 1 - 1e-8
+    assert abs(float(np.dot(ref, fast.double().numpy()))) > 1 - (1e-8 if dtype == torch.float64 else 1e-6)
 
 
 def test_power_pc_sign_when_the_centroid_has_no_projection():

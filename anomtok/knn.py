@@ -2,9 +2,9 @@
 
 ``knn_graph(E, valid, k)`` gives a :class:`KnnGraph`: for each valid row its ``k`` most
 cosine-similar *other* valid rows, nearest first. Exact (``exact_knn``: blocked matmul + top-k,
-never a V x V matrix) when the matrix is small, else approximate (``hnsw_knn``: a faiss HNSW
-index over the unit rows, inner product = cosine), with its recall measured against exact search
-on a seeded random sample of rows (``sample_recall``). From the graph, ``neighbourhood_columns``
+never a V x V matrix) when the matrix is small (``exact_cost``), else approximate
+(``nndescent_knn``: pynndescent's NN-descent graph over the unit rows, with exact cosines), with its
+recall measured against exact search on a seeded random sample of rows (``sample_recall``). From the graph, ``neighbourhood_columns``
 gives ``nn_cos``, ``nn_id``, ``knn_mean_cos`` and ``knn_ref_share`` for every token, and
 ``KnnGraph.umap_knn`` the ``precomputed_knn`` UMAP accepts, so a map does not search again.
 

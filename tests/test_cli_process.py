@@ -171,40 +171,51 @@ def test_signals_at_start_up_are_one_line(sig, code, line):
     assert proc.stderr.splitlines() == [line]
 
 
-def test_quiet_prints_nothing_not_even_other_libraries_bars(tiny_model, tmp_path):
+@pytest.fixture(scope="module")
+def converter_gguf(tiny_model, tmp_path_factory):
+    """The tiny llama GGUF renamed "Mistral tiny": anomtok's own GGUF loader leaves a llama file named
+    Mistral to transformers' converter (which builds a mistral model from it), so a CLI run goes
+    through the converter, its tqdm bar and its warnings."""
+    from gguf.scripts import gguf_new_metadata
+
+    out = tmp_path_factory.mktemp("converter") / "tiny-mistral.gguf"
+    argv = sys.argv
+    sys.argv = ["gguf-new-metadata", "--general-name", "Mistral tiny", str(tiny_model.gguf_path), str(out)]
+    try:
+        gguf_new_metadata.main()
+    finally:
+        sys.argv = argv
+    return out
+
+
+def test_quiet_prints_nothing_not_even_other_libraries_bars(converter_gguf, tmp_path):
     # the GGUF goes through transformers' converter, which draws its own tqdm bar and warns
     proc = anomtok(
-        "negtemp",
-        str(tiny_model.gguf_path),
-        "-T",
-        "-0.001",
-        "-n",
-        "3",
-        "-q",
-        "--show",
-        "0",
-        "-o",
-        str(tmp_path / "neg"),
+        "negtemp", str(converter_gguf), "-T", "-0.001", "-n", "3", "-q", "--show", "0", "-o", str(tmp_path / "neg")
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "" and proc.stdout == ""
-    assert (tmp_path / "neg" / "generations.jsonl").is_file()
+    meta = json.loads((tmp_path / "neg" / "meta.json").read_text())
+    assert meta["generation_model"]["gguf_loader"] == "transformers"  # the converter did run
 
 
-def test_a_log_gets_one_line_per_step_and_no_bars(tiny_model, tmp_path):
-    proc = anomtok(
-        "negtemp", str(tiny_model.gguf_path), "-T", "-0.001", "-n", "3", "--show", "0", "-o", str(tmp_path / "neg")
-    )
+@pytest.mark.parametrize("loader", ["anomtok", "transformers"])
+def test_a_log_gets_one_line_per_step_and_no_bars(loader, tiny_model, converter_gguf, tmp_path):
+    gguf = tiny_model.gguf_path if loader == "anomtok" else converter_gguf
+    proc = anomtok("negtemp", str(gguf), "-T", "-0.001", "-n", "3", "--show", "0", "-o", str(tmp_path / "neg"))
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stderr and "Warning" not in proc.stderr and "it/s" not in proc.stderr
     lines = proc.stderr.splitlines()
-    assert any(s.startswith("anomtok: converting ") for s in lines), proc.stderr
+    converting = [s for s in lines if "converting it with transformers' GGUF converter" in s]
+    assert len(converting) == (loader == "transformers"), proc.stderr
     gen = [s for s in lines if s.startswith("anomtok: generating ")]
     assert len(gen) == 2 and gen[1].endswith(" s"), proc.stderr  # its start and its end
     assert all(s.startswith(("anomtok: ", "wrote ", "all:", "en:", "ja:", "  ")) for s in lines), proc.stderr
+    meta = json.loads((tmp_path / "neg" / "meta.json").read_text())
+    assert meta["generation_model"]["gguf_loader"] == loader
 
 
-def test_verbose_shows_other_libraries_output(tiny_model, tmp_path):
+def test_verbose_shows_other_libraries_output(converter_gguf, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TQDM_")}
     proc = subprocess.run(
         [
@@ -213,7 +224,7 @@ def test_verbose_shows_other_libraries_output(tiny_model, tmp_path):
             "anomtok",
             "-v",
             "negtemp",
-            str(tiny_model.gguf_path),
+            str(converter_gguf),
             "-T",
             "-0.001",
             "-n",

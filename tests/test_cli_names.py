@@ -83,6 +83,8 @@ def test_scan_map_options_new_and_old_spellings(tiny_model, tmp_path, args):
     assert res.exit_code == 2, res.output
     assert "choose either umap_full (--full) or umap_sample (--sample N)" in res.stderr
     assert not (tmp_path / "s").exists()
+    old = [a for a in args if a in ("--full-umap", "--umap-sample")]
+    assert res.stderr.count("is now") == len(old), res.stderr  # only an old spelling warns
 
 
 def test_defaults_agree_between_scan_and_the_single_commands():

@@ -242,3 +242,25 @@ def test_verbose_shows_other_libraries_output(converter_gguf, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "Converting and de-quantizing GGUF tensors" in proc.stderr  # transformers' own bar, with -v
+
+
+def test_scan_and_detect_quiet_print_nothing(tiny_model, tmp_path):
+    out = tmp_path / "scan"
+    proc = anomtok("scan", str(tiny_model.hf_dir), "-o", str(out), "--no-generate", "--no-verify", "--no-map", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "" and proc.stdout == ""
+    assert (out / "report.md").is_file() and (out / "glitch.csv").is_file()
+    loud = anomtok("scan", str(tiny_model.hf_dir), "-o", str(out), "--no-generate", "--no-verify", "--no-map")
+    assert loud.returncode == 0 and "wrote " in loud.stderr  # the same run without -q reports its steps
+
+    ids = tmp_path / "ids.txt"
+    ids.write_text("0\n1\n2\n3\n")
+    text = tmp_path / "t.txt"
+    text.write_text("hello world\n")
+    args = ("detect", str(tiny_model.hf_dir), "--glitch", str(ids), str(text), "-o", str(tmp_path / "hits.jsonl"))
+    quiet = anomtok(*args, "-q")
+    assert quiet.returncode in (0, 3), quiet.stderr
+    assert quiet.stderr == "" and quiet.stdout == ""
+    assert (tmp_path / "hits.jsonl").is_file()
+    loud = anomtok(*args)
+    assert loud.returncode == quiet.returncode and loud.stdout != ""  # the summary, without -q

@@ -37,7 +37,9 @@ def renamed(old: str, new: str, dest: str, **attrs: Any) -> Callable[[Any], Any]
         return value
 
     attrs.setdefault("help", f"Old spelling of {new}, kept for one release.")
-    return click.option(old, hidden=True, expose_value=False, callback=store, **attrs)
+    # a name of its own: the old spelling's derived name is often the new option's (--no-umap and
+    # --no-map "no_umap"), and two options of one name share a parsed value (the new one would warn)
+    return click.option(old, f"renamed_{dest}", hidden=True, expose_value=False, callback=store, **attrs)
 
 
 def take_renamed(ctx: click.Context, param: click.Parameter, value: Any) -> Any:

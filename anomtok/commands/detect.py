@@ -74,6 +74,9 @@ _BIG_INPUT = 8 << 20  # bytes: show the progress bar from this size on (or for s
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar on stderr (default: large inputs on a terminal)."
 )
+@click.option(
+    "--quiet", "-q", is_flag=True, help="Print nothing but errors and the hits (the exit code still says 0 or 3)."
+)
 @handle_errors
 def command(
     model: str,
@@ -87,6 +90,7 @@ def command(
     fmt: str,
     out: str | None,
     progress: bool | None,
+    quiet: bool,
 ) -> None:
     """Find the glitch tokens of MODEL in text: every occurrence, and the rate per document.
 
@@ -120,10 +124,12 @@ def command(
     target = prepare_output(out, kind="file", inputs=[*inputs, glitch, model]) if to_file else None
     run = api.detect(model, inputs, options, glitch=glitch)  # checked and loaded; the inputs are read below
     glitch_list = run.detector.glitch
-    click.echo(list_line(glitch_list, glitch), err=True)
+    if not quiet:
+        click.echo(list_line(glitch_list, glitch), err=True)
 
     total = run.total_bytes()
     show = progress if progress is not None else sys.stderr.isatty() and (total is None or total >= _BIG_INPUT)
+    show = show and not quiet
     from tqdm import tqdm
 
     with tqdm(total=total, unit="B", unit_scale=True, file=sys.stderr, disable=not show, desc="detect") as bar:
@@ -135,9 +141,12 @@ def command(
             with target:
                 save_hits(run, out)  # no input readable: raised there, the hits file is not written
 
-    click.echo(summary(run, fmt, model, glitch, len(glitch_list)), err=not to_file)
-    if run.total.errors:
-        click.echo(f'warning: {run.total.errors} lines could not be read ("type": "error" lines in the hits)', err=True)
+    if not quiet:
+        click.echo(summary(run, fmt, model, glitch, len(glitch_list)), err=not to_file)
+        if run.total.errors:
+            msg = f'warning: {run.total.errors} lines could not be read ("type": "error" lines in the hits)'
+            click.echo(msg, err=True)
     if run.exceeded:
-        click.echo(exceeded_line(run, EXIT_GLITCH), err=True)
+        if not quiet:
+            click.echo(exceeded_line(run, EXIT_GLITCH), err=True)
         sys.exit(EXIT_GLITCH)

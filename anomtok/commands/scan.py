@@ -102,6 +102,7 @@ SCAN_WRITES = (
     help="Seed of every random step (generation, verification sample, map).",
 )
 @click.option("--force", is_flag=True, help="Redo every step even when its outputs are up to date.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @device_option
 @handle_errors
 def command(
@@ -119,6 +120,7 @@ def command(
     svg: bool,
     seed: int,
     force: bool,
+    quiet: bool,
     device: str,
 ) -> None:
     """Scan MODEL end to end into OUT: report.md, glitch.csv, plots and every step's tables.
@@ -153,9 +155,11 @@ def command(
     start = time.perf_counter()
 
     def progress(step: str, msg: str) -> None:
-        click.echo(f"[{time.perf_counter() - start:7.1f} s] {step:<8} {msg}", err=True)
+        if not quiet:
+            click.echo(f"[{time.perf_counter() - start:7.1f} s] {step:<8} {msg}", err=True)
 
     # checked before any work; a failed first run leaves no empty folder, finished steps are kept
     with prepare_output(out_dir, inputs=[model], writes=SCAN_WRITES, keep_partial=True):
         result = api.scan(model, opts, out_dir=out_dir, progress=progress)
-    click.echo(f"wrote {out_dir}/report.md and glitch.csv in {result.seconds:.1f} s", err=True)
+    if not quiet:
+        click.echo(f"wrote {out_dir}/report.md and glitch.csv in {result.seconds:.1f} s", err=True)

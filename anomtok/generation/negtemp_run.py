@@ -19,14 +19,12 @@ from typing import Any
 
 import polars as pl
 
-from .._version import __version__
 from ..errors import InputError
-from ..provenance import run_info
 from .loop import generate
 from .options import GenerationOptions
 from .prepare import load_for_generation, ranking_for
 from .prompts import prompt_list
-from .records import finite, records, settings, write_jsonl
+from .records import finite, meta_head, records, settings, write_jsonl
 from .records import out_dir as make_out_dir
 from .sampler import SamplerConfig
 
@@ -128,25 +126,24 @@ def negtemp(
     recs = records(gens, texts, labels, emb.tokens)
     n_tok = sum(len(g.token_ids) for g in gens)
     meta = {
-        "anomtok_version": __version__,
-        **run_info("negtemp"),
-        "model": emb.provenance.to_dict(),
-        "generation_model": lm.describe(),
-        "settings": settings(
-            config,
-            max_new_tokens=max_new_tokens,
-            seed=seed,
-            batch_size=batch_size,
-            stop_at_eos=stop_at_eos,
-            timeout_s=timeout_s,
-            device=str(lm.device),
-            dtype=str(lm.dtype).replace("torch.", ""),
+        **meta_head(
+            "negtemp",
+            emb,
+            lm,
+            settings(
+                config,
+                max_new_tokens=max_new_tokens,
+                seed=seed,
+                batch_size=batch_size,
+                stop_at_eos=stop_at_eos,
+                timeout_s=timeout_s,
+                device=str(lm.device),
+                dtype=str(lm.dtype).replace("torch.", ""),
+            ),
+            texts,
+            labels,
+            prompt_files,
         ),
-        "prompts": {
-            "count": len(texts),
-            "files": list(prompt_files or []),
-            "groups": {g: labels.count(g) for g in sorted(set(labels))},
-        },
         "ranking": (rk.meta.get("settings") if hasattr(rk, "meta") else "given"),
         "stop_reasons": {r: sum(g.stop_reason == r for g in gens) for r in sorted({g.stop_reason for g in gens})},
         "timings_s": {

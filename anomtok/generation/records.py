@@ -65,6 +65,34 @@ def settings(config: SamplerConfig, **kw: Any) -> dict[str, Any]:
     }
 
 
+def meta_head(
+    command: str,
+    emb: Any,
+    lm: Any,
+    settings: dict[str, Any],
+    texts: Sequence[str],
+    labels: Sequence[str],
+    prompt_files: Sequence[Any] | None,
+) -> dict[str, Any]:
+    """The first keys of a generation ``meta.json`` (negtemp and sweep): versions, the embedding's
+    source, the generation model, ``settings`` and the prompts."""
+    from .._version import __version__
+    from ..provenance import run_info
+
+    return {
+        "anomtok_version": __version__,
+        **run_info(command),
+        "model": emb.provenance.to_dict(),
+        "generation_model": lm.describe(),
+        "settings": settings,
+        "prompts": {
+            "count": len(texts),
+            "files": list(prompt_files or []),
+            "groups": {g: labels.count(g) for g in sorted(set(labels))},
+        },
+    }
+
+
 def write_jsonl(records: list[dict[str, Any]], path: Path) -> None:
     """``records`` as JSON lines (UTF-8, strict JSON), written atomically."""
     from ..cache import atomic_path

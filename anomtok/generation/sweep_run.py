@@ -20,14 +20,12 @@ from typing import Any
 
 import polars as pl
 
-from .._version import __version__
 from ..errors import InputError
-from ..provenance import run_info
 from .loop import generate
 from .options import GenerationOptions, check_metric
 from .prepare import load_for_generation, ranking_for
 from .prompts import prompt_list
-from .records import finite, records, settings, write_jsonl
+from .records import finite, meta_head, records, settings, write_jsonl
 from .records import out_dir as make_out_dir
 from .sampler import SamplerConfig
 from .sweep_plot import plot_sweep
@@ -152,26 +150,25 @@ def sweep(
         recs.extend(records(gens, texts, labels, emb.tokens, temperature=cfg.temperature))
     frame = pl.DataFrame(rows)
     meta = {
-        "anomtok_version": __version__,
-        **run_info("sweep"),
-        "model": emb.provenance.to_dict(),
-        "generation_model": lm.describe(),
-        "settings": settings(
-            SamplerConfig(),
-            temperatures=temps,
-            max_new_tokens=max_new_tokens,
-            seed=seed,
-            batch_size=batch_size,
-            metric=metric,
-            timeout_s=timeout_s,
-            device=str(lm.device),
-            dtype=str(lm.dtype).replace("torch.", ""),
+        **meta_head(
+            "sweep",
+            emb,
+            lm,
+            settings(
+                SamplerConfig(),
+                temperatures=temps,
+                max_new_tokens=max_new_tokens,
+                seed=seed,
+                batch_size=batch_size,
+                metric=metric,
+                timeout_s=timeout_s,
+                device=str(lm.device),
+                dtype=str(lm.dtype).replace("torch.", ""),
+            ),
+            texts,
+            labels,
+            prompt_files,
         ),
-        "prompts": {
-            "count": len(texts),
-            "files": list(prompt_files or []),
-            "groups": {g: labels.count(g) for g in sorted(set(labels))},
-        },
         "percentile": "100 * rank / N in the metric's suspicious direction; random tokens average 50",
         "seconds": round(time.perf_counter() - t0, 2),
     }

@@ -9,7 +9,6 @@ vocabularies are the same.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from .export import read_json, read_table
 from .report_sections import md_token
 from .table import format_table, markdown_table
 from .text import display
+from .tokens import vocabulary_sha256
 
 __all__ = ["Comparison", "compare", "vocabulary_hash", "FORMATS"]
 
@@ -30,12 +30,8 @@ _PAIR_HEADERS = ["a", "b", "flagged in both", "only in a", "only in b", "Jaccard
 
 
 def vocabulary_hash(frame: pl.DataFrame) -> str:
-    """sha256 over (token_id, bytes) of the real tokens: equal hashes = same tokenizer vocabulary."""
-    f = frame.filter(pl.col("kind") != "padding").sort("token_id")
-    h = hashlib.sha256()
-    for i, b in zip(f["token_id"].to_list(), f["bytes_hex"].to_list()):
-        h.update(f"{i}:{b or ''}\n".encode())
-    return h.hexdigest()
+    """``anomtok.tokens.vocabulary_sha256`` of a full ranking's rows: equal hashes = same tokenizer vocabulary."""
+    return vocabulary_sha256(frame["token_id"].to_list(), frame["bytes_hex"].to_list(), frame["kind"].to_list())
 
 
 def _shown(hex_: str) -> str:
@@ -79,7 +75,7 @@ class _Folder:
     path: Path
     meta: dict[str, Any]
     flagged: pl.DataFrame  # token_id, token, bytes_hex, rank, script (the flagged rows, best first)
-    vocab_hash: str | None  # None when the folder keeps no full ranking
+    vocab_hash: str | None  # None when neither meta.json nor a full ranking tells
 
 
 def _load(folder: Path) -> _Folder:
@@ -107,7 +103,11 @@ def _load(folder: Path) -> _Folder:
     if "script" not in flagged.columns:
         flagged = flagged.with_columns(pl.lit(None, pl.String).alias("script"))
     flagged = flagged.select("token_id", "token", "bytes_hex", "rank", "script").sort("rank")
-    vh = vocabulary_hash(frame) if frame is not None and "kind" in frame.columns else None
+    # meta.json's hash (rankings since it was recorded) first, so the answer depends only on
+    # committed files; a full ranking of an older run otherwise
+    vh = meta.get("vocabulary_sha256")
+    if vh is None and frame is not None and "kind" in frame.columns:
+        vh = vocabulary_hash(frame)
     return _Folder(folder, meta, flagged, vh)
 
 

@@ -202,6 +202,7 @@ def rank(emb: ModelEmbeddings, options: RankOptions | None = None, progress: Any
         "knn": None if graph is None else graph.info,
         "invalid_rows": {"count": int(invalid_ids.size), "ids": invalid_ids[:100].tolist()},
         "kind_counts": emb.tokens.kind_counts(),
+        "vocabulary_sha256": emb.tokens.vocabulary_sha256(),
         "timings_s": timings,
     }
     return Ranking(frame=frame, meta=meta, knn=graph)

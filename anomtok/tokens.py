@@ -18,9 +18,10 @@ Kinds:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ import numpy as np
 from .errors import LoadError
 from .text import byte_level_decoder, display, is_partial_utf8, token_script
 
-__all__ = ["TokenTable", "KINDS", "INVALID_UTF8_BYTES"]
+__all__ = ["TokenTable", "KINDS", "INVALID_UTF8_BYTES", "vocabulary_sha256"]
 
 KINDS = ("normal", "byte", "special", "unused", "added", "unknown", "padding")
 
@@ -283,11 +284,26 @@ class TokenTable:
                 out[i] = True
         return out
 
+    def vocabulary_sha256(self) -> str:
+        """``vocabulary_sha256`` of this table's rows (see there)."""
+        return vocabulary_sha256(range(len(self)), (b.hex() for b in self.bytes), self.kinds)
+
     def kind_counts(self) -> dict[str, int]:
         counts = {k: 0 for k in KINDS}
         for k in self.kinds:
             counts[k] += 1
         return {k: v for k, v in counts.items() if v}
+
+
+def vocabulary_sha256(ids: Iterable[int], bytes_hex: Iterable[str | None], kinds: Iterable[str]) -> str:
+    """sha256 over ``id:bytes_hex`` of the real (non-padding) tokens in id order: two rankings
+    with the same hash have the same tokenizer vocabulary. Recorded in a ranking's meta.json,
+    so ``compare`` can tell from committed files alone."""
+    h = hashlib.sha256()
+    for i, b, k in sorted(zip(ids, bytes_hex, kinds), key=lambda r: r[0]):
+        if k != "padding":
+            h.update(f"{i}:{b or ''}\n".encode())
+    return h.hexdigest()
 
 
 def _scheme_of(spec: dict[str, Any], mtype: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -18,6 +19,7 @@ from click.testing import CliRunner
 
 from anomtok.cli import cli
 from anomtok.compare import compare
+from anomtok.export import write_csv
 
 FAST = ["--prompts-per-language", "2", "--max-new-tokens", "6", "--verify-top", "3"]
 SECTIONS = [
@@ -211,7 +213,7 @@ def rank_folders(tiny_model_untied, tiny_model_noref, tmp_path_factory):
     return out
 
 
-def test_compare_pairs_models_that_share_a_tokenizer(full_scan, rank_folders):
+def test_compare_pairs_models_that_share_a_tokenizer(full_scan, rank_folders, tmp_path):
     """Every pair is compared by the exact bytes of the flagged tokens; the overlap is computed
     here from ranked.parquet. Two models with one tokenizer are said to share it, a third model
     with another vocabulary is not."""
@@ -228,6 +230,14 @@ def test_compare_pairs_models_that_share_a_tokenizer(full_scan, rank_folders):
     assert [p["same_vocabulary"] for p in res.pairs] == [True, False, False]
     assert res.summary["flagged"].to_list() == [int(f["flagged"].sum()) for f in frames]
     assert res.summary["tied"].to_list() == [True, False, True]
+    # as committed (meta.json and glitch.csv only, no full ranking): meta.json's vocabulary hash answers
+    kept = []
+    for f, frame in zip(folders, frames):
+        (k := tmp_path / f.name).mkdir()
+        shutil.copyfile(f / "meta.json", k / "meta.json")
+        write_csv(frame.filter(pl.col("flagged")), k / "glitch.csv")
+        kept.append(k)
+    assert [p["same_vocabulary"] for p in compare(kept).pairs] == [True, False, False]
 
 
 def test_compare_needs_reports(tmp_path):

@@ -5,32 +5,40 @@ Only the files a committed report keeps are needed: ``meta.json`` and ``glitch.c
 tokens); a ``rank`` folder without ``glitch.csv`` is read from ``ranked.parquet`` (or
 ``ranked.csv``). When both folders hold their full ranking, the pair also says whether the two
 vocabularies are the same.
+
+Reports with ``glitch.csv`` and a ``meta.json`` that records the vocabulary hash are read with the
+csv and json modules alone: ``anomtok compare`` imports no polars, numpy or torch (issue 13.2).
+polars is imported only to read a full ranking (a folder without ``glitch.csv``, or an older
+``meta.json`` without ``vocabulary_sha256``) and for ``Comparison.summary``.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
-from .export import read_json, read_table
+from .export import read_json, read_rows
 from .report_sections import md_token
 from .table import format_table, markdown_table
 from .text import display
-from .tokens import vocabulary_sha256
+
+if TYPE_CHECKING:  # pragma: no cover
+    import polars as pl
 
 __all__ = ["Comparison", "compare", "vocabulary_hash", "FORMATS"]
 
 FORMATS = ("table", "markdown", "json")
 _PAIR_HEADERS = ["a", "b", "flagged in both", "only in a", "only in b", "Jaccard", "same vocabulary"]
+_FLAGGED_COLUMNS = ("token_id", "token", "bytes_hex", "rank", "script")
 
 
 def vocabulary_hash(frame: pl.DataFrame) -> str:
     """``anomtok.tokens.vocabulary_sha256`` of a full ranking's rows: equal hashes = same tokenizer vocabulary."""
+    from .tokens import vocabulary_sha256
+
     return vocabulary_sha256(frame["token_id"].to_list(), frame["bytes_hex"].to_list(), frame["kind"].to_list())
 
 
@@ -40,10 +48,20 @@ def _shown(hex_: str) -> str:
 
 @dataclass
 class Comparison:
-    summary: pl.DataFrame  # one row per folder
+    rows: list[dict[str, Any]]  # the summary: one dict per folder
     pairs: list[dict[str, Any]]  # one entry per pair of folders
     markdown: str
     plain: str = ""  # the terminal form
+    _summary: Any = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def summary(self) -> pl.DataFrame:
+        """The summary rows as a polars DataFrame (one row per folder), built on first use."""
+        if self._summary is None:
+            import polars as pl
+
+            self._summary = pl.DataFrame(self.rows)
+        return self._summary
 
     def text(self, fmt: str = "table") -> str:
         """The comparison as ``anomtok compare --format`` writes it: ``table`` (aligned tables for a
@@ -53,11 +71,11 @@ class Comparison:
         if fmt == "markdown":
             return self.markdown
         if fmt == "json":
-            return json.dumps({"summary": self.summary.to_dicts(), "pairs": self.pairs}, ensure_ascii=False, indent=1)
+            return json.dumps({"summary": self.rows, "pairs": self.pairs}, ensure_ascii=False, indent=1)
         raise InputError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
 
     def __repr__(self) -> str:
-        reports = self.summary["report"].to_list() if "report" in self.summary.columns else []
+        reports = [r["report"] for r in self.rows]
         pairs = "; ".join(
             f"{p['a']} and {p['b']}: {p['shared']} shared, Jaccard {p['jaccard']:.3f}" for p in self.pairs[:3]
         )
@@ -66,7 +84,7 @@ class Comparison:
             f"Comparison of {len(reports)} reports: {', '.join(map(str, reports[:6]))}"
             f"{', ...' if len(reports) > 6 else ''}\n"
             f"  pairs: {pairs + more if pairs else 'none'}\n"
-            f"  .summary ({self.summary.height} rows), .pairs, .text('table' | 'markdown' | 'json')"
+            f"  .summary ({len(self.rows)} rows), .pairs, .text('table' | 'markdown' | 'json')"
         )
 
 
@@ -74,8 +92,17 @@ class Comparison:
 class _Folder:
     path: Path
     meta: dict[str, Any]
-    flagged: pl.DataFrame  # token_id, token, bytes_hex, rank, script (the flagged rows, best first)
+    flagged: list[dict[str, Any]]  # token_id, token, bytes_hex, rank, script (the flagged rows, best first)
     vocab_hash: str | None  # None when neither meta.json nor a full ranking tells
+
+
+def _whole(table: Path, column: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(str(value))
+    except ValueError:
+        raise InputError(f"{table}: not an anomtok table ({column} {value!r} is not a whole number)") from None
 
 
 def _load(folder: Path) -> _Folder:
@@ -89,31 +116,48 @@ def _load(folder: Path) -> _Folder:
     if not isinstance(meta, dict) or not {"source", "shape", "score"} <= set(meta):
         raise InputError(f"{meta_path}: not the meta.json of an anomtok ranking")
     full = next((t for t in tables[1:] if t.exists()), None)
-    frame = read_table(full) if full is not None else None
-    if (folder / "glitch.csv").exists():
-        flagged = read_table(folder / "glitch.csv")
-    else:
-        assert frame is not None
-        if "flagged" not in frame.columns:
-            raise InputError(f"{full}: not an anomtok ranking (no flagged column)")
-        flagged = frame.filter(pl.col("flagged"))
-    missing = [c for c in ("rank", "token") if c not in flagged.columns]
-    if missing:
-        raise InputError(f"{folder}: its glitch table has no {', '.join(missing)} column")
-    if "script" not in flagged.columns:
-        flagged = flagged.with_columns(pl.lit(None, pl.String).alias("script"))
-    flagged = flagged.select("token_id", "token", "bytes_hex", "rank", "script").sort("rank")
     # meta.json's hash (rankings since it was recorded) first, so the answer depends only on
     # committed files; a full ranking of an older run otherwise
     vh = meta.get("vocabulary_sha256")
+    glitch = tables[0]
+    # the full ranking (polars) only when it is needed: no glitch.csv, or no hash in meta.json
+    frame = None
+    if full is not None and (vh is None or not glitch.exists()):
+        from .export import read_table
+
+        frame = read_table(full)
+    if glitch.exists():
+        table, flagged = glitch, read_rows(glitch, require=("rank", "token"))
+    else:
+        assert frame is not None and full is not None
+        if "flagged" not in frame.columns:
+            raise InputError(f"{full}: not an anomtok ranking (no flagged column)")
+        missing = [c for c in ("rank", "token") if c not in frame.columns]
+        if missing:
+            raise InputError(f"{full}: not an anomtok ranking (no {', '.join(missing)} column)")
+        import polars as pl
+
+        picked = [c for c in _FLAGGED_COLUMNS if c in frame.columns]
+        table, flagged = full, frame.filter(pl.col("flagged")).select(picked).to_dicts()
+    rows: list[dict[str, Any]] = [{c: r.get(c) for c in _FLAGGED_COLUMNS} for r in flagged]
+    for r in rows:
+        r["rank"] = _whole(table, "rank", r["rank"])
+    rows.sort(key=lambda r: r["rank"])
     if vh is None and frame is not None and "kind" in frame.columns:
         vh = vocabulary_hash(frame)
-    return _Folder(folder, meta, flagged, vh)
+    return _Folder(folder, meta, rows, vh)
+
+
+def _top_scripts(flagged: list[dict[str, Any]]) -> list[tuple[str | None, int]]:
+    """The three most frequent scripts (ties by name, an unknown script first), with their counts."""
+    counts: dict[str | None, int] = {}
+    for r in flagged:
+        counts[r["script"]] = counts.get(r["script"], 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0] is not None, kv[0] or ""))[:3]
 
 
 def _summary_row(f: _Folder) -> dict[str, Any]:
     meta, flagged = f.meta, f.flagged
-    scripts = flagged.group_by("script").len().sort(["len", "script"], descending=[True, False]).head(3)
     cc = folder_json(f.path / "negtemp" / "crosscheck.json")
     pct = None
     if cc:
@@ -128,29 +172,40 @@ def _summary_row(f: _Folder) -> dict[str, Any]:
         "dim": meta["shape"][1],
         "tied": meta.get("tied"),
         "reference": meta["score"].get("reference_size"),
-        "flagged": flagged.height,
-        "flagged_pct": round(100 * flagged.height / max(rows, 1), 3),
-        "top_scripts": "; ".join(f"{r['script']} {r['len']:,}" for r in scripts.iter_rows(named=True)),
+        "flagged": len(flagged),
+        "flagged_pct": round(100 * len(flagged) / max(rows, 1), 3),
+        "top_scripts": "; ".join(f"{script} {n:,}" for script, n in _top_scripts(flagged)),
         "negtemp_mean_percentile": pct,
     }
 
 
+def _by_bytes(flagged: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The flagged rows with bytes, the best-ranked one for each byte string (tokens without bytes are left out)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in flagged:  # best first
+        if r["bytes_hex"] and r["bytes_hex"] not in out:
+            out[r["bytes_hex"]] = r
+    return out
+
+
 def _pair(a: _Folder, b: _Folder, top: int) -> dict[str, Any]:
     """The flagged tokens of ``a`` and ``b`` matched by exact bytes (tokens without bytes are left out)."""
-    ka = a.flagged.filter(pl.col("bytes_hex").is_not_null() & (pl.col("bytes_hex") != "")).unique(
-        "bytes_hex", keep="first"
-    )
-    kb = b.flagged.filter(pl.col("bytes_hex").is_not_null() & (pl.col("bytes_hex") != "")).unique(
-        "bytes_hex", keep="first"
-    )
-    sa, sb = set(ka["bytes_hex"].to_list()), set(kb["bytes_hex"].to_list())
+    ka, kb = _by_bytes(a.flagged), _by_bytes(b.flagged)
+    sa, sb = set(ka), set(kb)
     inter, union = sa & sb, sa | sb
-    both = (
-        ka.select("bytes_hex", pl.col("rank").alias("rank_a"), pl.col("token_id").alias("id_a"))
-        .join(kb.select("bytes_hex", pl.col("rank").alias("rank_b"), pl.col("token_id").alias("id_b")), on="bytes_hex")
-        .sort(["rank_a", "rank_b"])
-        .head(top)
-    )
+    both = sorted(
+        (
+            {
+                "bytes_hex": h,
+                "rank_a": ka[h]["rank"],
+                "id_a": ka[h]["token_id"],
+                "rank_b": kb[h]["rank"],
+                "id_b": kb[h]["token_id"],
+            }
+            for h in inter
+        ),
+        key=lambda r: (r["rank_a"], r["rank_b"]),
+    )[:top]
     same = None if a.vocab_hash is None or b.vocab_hash is None else a.vocab_hash == b.vocab_hash
     return {
         "a": a.path.name,
@@ -166,7 +221,7 @@ def _pair(a: _Folder, b: _Folder, top: int) -> dict[str, Any]:
                 "bytes_hex": r["bytes_hex"],
                 **{k: r[k] for k in ("id_a", "rank_a", "id_b", "rank_b")},
             }
-            for r in both.iter_rows(named=True)
+            for r in both
         ],
     }
 
@@ -245,10 +300,7 @@ def compare(folders: list[str | Path], top: int = 25) -> Comparison:
     rows = [_summary_row(f) for f in loaded]
     pairs = [_pair(loaded[i], loaded[j], top) for i in range(len(loaded)) for j in range(i + 1, len(loaded))]
     return Comparison(
-        summary=pl.DataFrame(rows),
-        pairs=pairs,
-        markdown=_render(rows, pairs, markdown=True),
-        plain=_render(rows, pairs, markdown=False),
+        rows=rows, pairs=pairs, markdown=_render(rows, pairs, markdown=True), plain=_render(rows, pairs, markdown=False)
     )
 
 

@@ -2,7 +2,8 @@
 
 The ``token`` column is the display form (control, bidi and invalid bytes escaped) with cells
 that a spreadsheet would read as a formula prefixed by ``'``; ``bytes_hex`` keeps the exact bytes.
-``read_table`` gives back every id and byte string exactly. Every file is written atomically.
+``read_table`` gives back every id and byte string exactly; ``read_rows`` reads such a CSV without
+polars (which is imported only by the functions that need it). Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -11,19 +12,21 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from .cache import atomic_path, atomic_write_bytes
 from .errors import InputError
 from .text import spreadsheet_safe
+
+if TYPE_CHECKING:  # pragma: no cover
+    import polars as pl
 
 __all__ = [
     "safe_for_spreadsheet",
     "write_csv",
     "write_ranking",
     "read_table",
+    "read_rows",
     "read_json",
     "token_bytes",
     "write_json",
@@ -38,6 +41,8 @@ TEXT_COLUMNS = ("token",)
 
 
 def safe_for_spreadsheet(frame: pl.DataFrame, columns: tuple[str, ...] = TEXT_COLUMNS) -> pl.DataFrame:
+    import polars as pl
+
     cols = [c for c in columns if c in frame.columns]
     if not cols:
         return frame
@@ -137,6 +142,8 @@ def read_knn(path: str | os.PathLike) -> Any:
 
 def read_table(path: str | os.PathLike) -> pl.DataFrame:
     """Read a ranked CSV or parquet back (``token_id`` as int, ``bytes_hex`` as text)."""
+    import polars as pl
+
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file")
@@ -149,10 +156,55 @@ def read_table(path: str | os.PathLike) -> pl.DataFrame:
             )
     except Exception as exc:  # noqa: BLE001 - polars raises several types
         raise InputError(f"{p}: not a readable table ({exc.__class__.__name__})") from None
-    missing = [c for c in ("token_id", "bytes_hex") if c not in frame.columns]
+    _check_columns(p, frame.columns)
+    return frame
+
+
+def _check_columns(p: Path, columns: list[str], require: tuple[str, ...] = ()) -> None:
+    missing = [c for c in ("token_id", "bytes_hex") if c not in columns] or [c for c in require if c not in columns]
     if missing:
         raise InputError(f"{p}: not an anomtok table (no {', '.join(missing)} column)")
-    return frame
+
+
+def read_rows(path: str | os.PathLike, require: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """A CSV table of anomtok (glitch.csv, ranked.csv) read with the csv module, without polars (so
+    ``anomtok compare`` starts fast, issue 13.2): one dict per row, ``token_id`` as int, every other
+    cell as text, an empty cell as None (``read_table``'s null). ``require``: columns
+    needed besides ``token_id`` and ``bytes_hex``. Bad input: the errors of ``read_table``, one line
+    naming the file."""
+    import csv
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    rows: list[dict[str, Any]] = []
+    try:
+        with open(p, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise InputError(f"{p}: not a readable table (empty file)")
+            _check_columns(p, header, require)
+            for cells in reader:
+                if len(cells) != len(header):
+                    if not cells:  # a blank line
+                        continue
+                    raise InputError(
+                        f"{p}: not a readable table (line {reader.line_num} has {len(cells)} fields, "
+                        f"the header {len(header)})"
+                    )
+                row: dict[str, Any] = {k: v if v != "" else None for k, v in zip(header, cells)}
+                try:
+                    row["token_id"] = int(row["token_id"])
+                except (TypeError, ValueError):
+                    raise InputError(
+                        f"{p}: not an anomtok table (line {reader.line_num}: token_id {row['token_id']!r} "
+                        "is not a whole number)"
+                    ) from None
+                rows.append(row)
+    except (UnicodeDecodeError, csv.Error, OSError) as exc:
+        raise InputError(f"{p}: not a readable table ({exc.__class__.__name__})") from None
+    return rows
 
 
 def read_json(path: str | os.PathLike, *, missing_ok: bool = False) -> Any:

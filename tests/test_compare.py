@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,9 @@ from anomtok.compare import compare
 
 REPORTS = Path(__file__).resolve().parent.parent / "reports"
 COMMITTED = [REPORTS / n for n in ("gemma-3-270m", "smollm2-135m", "minilm-l6")]
+# what `anomtok compare` on committed reports must not import (issue 13.2): numpy alone costs
+# about 3x a bare `python -c pass`, polars 15x
+HEAVY = ("torch", "transformers", "polars", "umap", "numpy", "pyarrow", "matplotlib", "numba", "sklearn")
 
 
 def _report(folder: Path, rows: list[tuple[int, str, str]], vocab: int) -> Path:
@@ -100,6 +106,97 @@ def test_corrupt_glitch_csv_is_one_line(pair):
     res = CliRunner().invoke(cli, ["compare", str(a), str(b)])
     assert res.exit_code == 2 and res.stderr.count("\n") == 1
     assert res.stderr.startswith(f"anomtok: error: {b / 'glitch.csv'}: not an anomtok table (no bytes_hex column)")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "not a readable table (empty file)"),
+        (
+            "rank,token_id,token,bytes_hex\n1,5,a,61\n2,6,b\n",
+            "not a readable table (line 3 has 3 fields, the header 4)",
+        ),
+        (
+            "rank,token_id,token,bytes_hex\n1,x5,a,61\n",
+            "not an anomtok table (line 2: token_id 'x5' is not a whole number)",
+        ),
+        ("rank,token_id,token,bytes_hex\n1.5,5,a,61\n", "not an anomtok table (rank '1.5' is not a whole number)"),
+        ("token_id,token,bytes_hex\n5,a,61\n", "not an anomtok table (no rank column)"),
+        (b"rank,token_id,token,bytes_hex\n1,5,\xff\xfe,61\n", "not a readable table (UnicodeDecodeError)"),
+    ],
+    ids=["empty", "ragged", "token-id", "rank", "no-rank", "not-utf8"],
+)
+def test_a_damaged_glitch_csv_is_one_line(pair, content, message):
+    a, b = pair
+    target = b / "glitch.csv"
+    target.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    res = CliRunner().invoke(cli, ["compare", str(a), str(b)])
+    assert res.exit_code == 2 and res.stderr == f"anomtok: error: {target}: {message}\n", res.stderr
+
+
+def test_a_blank_line_and_a_byte_order_mark_are_read(pair):
+    """A glitch.csv saved by a spreadsheet (UTF-8 with a byte order mark, a blank line at the end)
+    compares as the original."""
+    a, b = pair
+    before = compare([a, b]).pairs
+    (b / "glitch.csv").write_bytes(b"\xef\xbb\xbf" + (b / "glitch.csv").read_bytes() + b"\r\n")
+    assert compare([a, b]).pairs == before
+
+
+def _heavy_imports(*folders: Path) -> tuple[str, list[str]]:
+    """``anomtok compare FOLDERS`` in a fresh process: its stdout, and the heavy libraries it imported."""
+    code = (
+        "import sys\n"
+        "from anomtok.cli import main\n"
+        "try:\n"
+        "    main(['compare', *sys.argv[1:]])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        f"print('heavy:' + ','.join(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, folders)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("heavy:"), proc.stderr
+    return proc.stdout, [m for m in last.removeprefix("heavy:").split(",") if m]
+
+
+def test_compare_of_committed_reports_imports_no_heavy_library(pair, tmp_path):
+    """``anomtok compare`` on folders as committed (meta.json and glitch.csv; with the committed
+    reports, exactly their committed files) reads them with the csv and json modules: no polars,
+    numpy, torch, transformers or umap (issue 13.2). The Python API's ``.summary`` is still a
+    polars DataFrame."""
+    out, heavy = _heavy_imports(*pair)
+    assert out.splitlines()[0].split()[:2] == ["report", "model"] and heavy == []
+    present = [f for f in COMMITTED if (f / "glitch.csv").exists()]
+    kept = []
+    for f in present:  # only what git keeps: not the ranked.parquet a local scan leaves beside them
+        for name in ("meta.json", "glitch.csv", "negtemp/crosscheck.json"):
+            if (f / name).exists():
+                (tmp_path / f.name / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f / name, tmp_path / f.name / name)
+        kept.append(tmp_path / f.name)
+    if len(kept) >= 2:
+        out, heavy = _heavy_imports(*kept)
+        assert f"{kept[0].name}  " in out and heavy == []
+    assert compare(list(pair)).summary.columns[:3] == ["report", "model", "vocab"]
+
+
+def test_a_full_ranking_beside_glitch_csv_is_read_only_for_an_old_meta_json(pair):
+    """A scan's folder also holds ranked.parquet (not committed): when meta.json records the
+    vocabulary hash, compare reads glitch.csv alone (here the parquet is not even a parquet);
+    without the hash it reads the full ranking to compute it (and says the file is bad)."""
+    a, b = pair
+    for f in pair:
+        meta = json.loads((f / "meta.json").read_text("utf-8"))
+        (f / "meta.json").write_text(json.dumps({**meta, "vocabulary_sha256": "0" * 64}), encoding="utf-8")
+        (f / "ranked.parquet").write_bytes(b"not a parquet file")
+    out, heavy = _heavy_imports(a, b)
+    assert ["a", "b", "3", "1", "1", "0.600", "yes"] in [line.split() for line in out.splitlines()] and heavy == []
+    assert compare([a, b]).pairs[0]["same_vocabulary"] is True
+    (b / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    res = CliRunner().invoke(cli, ["compare", str(a), str(b)])
+    assert res.exit_code == 2 and res.stderr.startswith(f"anomtok: error: {b / 'ranked.parquet'}: not a readable table")
 
 
 def _flagged_bytes(folder: Path) -> set[str]:

@@ -221,12 +221,12 @@ def sweep(
 ) -> SweepResult:
     """Generate from the same prompts at each of the options' temperatures; with ``out_dir``
     write ``sweep.csv``, ``sweep.png``, ``sweep_generations.jsonl`` and ``meta.json``.
-    ``prompts``: a list of strings or a prompt file (default: the first ``n_prompts`` of each of
+    ``prompts``: a list of strings or a prompt file (default: the first ``prompts_per_file`` of each of
     the options' ``prompt_files``, else of the packaged prompts)."""
     from .generation import sweep as run_sweep
 
     opts = make_options(SweepOptions, options, **overrides)
-    texts, files = _prompts(prompts, opts.prompt_files, opts.n_prompts or None)
+    texts, files = _prompts(prompts, opts.prompt_files, opts.prompts_per_file or None)
     return run_sweep(
         model, texts, ranking=ranking, out_dir=out_dir, progress=progress, prompt_files=files, **opts.feature_kwargs()
     )

@@ -261,7 +261,7 @@ def test_sweep(model, prompts, tmp_path):
         "--temperatures=-1,1",
         "-n",
         "2",
-        "--n-prompts",
+        "--prompts-per-file",
         "1",
         "--prompts",
         prompts,
@@ -273,7 +273,7 @@ def test_sweep(model, prompts, tmp_path):
     )
     opts = anomtok.SweepOptions(
         temperatures=(-1, 1),
-        n_prompts=1,
+        prompts_per_file=1,
         prompt_files=(str(prompts),),
         generation=anomtok.GenerationOptions(max_new_tokens=2, device="cpu"),
     )

@@ -116,3 +116,15 @@ def test_negtemp_summary_has_the_report_bands(tiny_model, tmp_path):
     (line,) = [ln for ln in res.stdout.splitlines() if ln.startswith("all: ")]
     bands = [part.split(":")[0] for part in line.split("; ")[2:]]
     assert bands == ["top 100", "top 1,000", "top 2%", "top 5%"], line
+
+
+def test_sweep_prompts_per_file_and_its_old_spelling(capsys):
+    """Prompt counts are named for what they count: ``scan --prompts-per-language`` (the packaged
+    English and Japanese files), ``sweep --prompts-per-file`` (any files); ``--n-prompts`` warns."""
+    assert "--prompts-per-file" in _visible("sweep") and "--n-prompts" not in _visible("sweep")
+    assert "--prompts-per-language" in _visible("scan")
+    sweep = cli.commands["sweep"]
+    new = sweep.make_context("sweep", ["m", "-o", "x", "--prompts-per-file", "2"]).params["prompts_per_file"]
+    assert "warning" not in capsys.readouterr().err
+    old = sweep.make_context("sweep", ["m", "-o", "x", "--n-prompts", "2"]).params["prompts_per_file"]
+    assert new == old == 2 and "--n-prompts is now --prompts-per-file" in capsys.readouterr().err

@@ -340,7 +340,7 @@ def test_sweep_cli(tiny_model, tmp_path):
             str(tiny_model.hf_dir),
             "--prompts",
             str(prompts),
-            "--n-prompts",
+            "--prompts-per-file",
             "2",
             "--temperatures=-0.001,1",
             "-n",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..inputs import SEED_MAX
-from .common import handle_errors
+from .common import handle_errors, renamed, take_renamed
 from .negtemp import model_options
 
 __all__ = ["command", "SWEEP_FILES"]
@@ -31,12 +31,14 @@ def _temps(text: str) -> list[float]:
     help="Prompt file(s), one prompt per line (default: the packaged English and Japanese prompts).",
 )
 @click.option(
-    "--n-prompts",
+    "--prompts-per-file",
     default=4,
     show_default=True,
     type=click.IntRange(0, 100_000),
-    help="Prompts taken from the start of each file (0 = all).",
+    callback=take_renamed,
+    help="Prompts taken from the start of each prompt file (0 = all).",
 )
+@renamed("--n-prompts", "--prompts-per-file", "prompts_per_file", type=click.IntRange(0, 100_000))
 @click.option(
     "--temperatures",
     "temps",
@@ -68,7 +70,7 @@ def command(
     model: str,
     out_dir: str,
     prompt_files: tuple[str, ...],
-    n_prompts: int,
+    prompts_per_file: int,
     temps: str,
     max_new_tokens: int,
     seed: int,
@@ -87,7 +89,7 @@ def command(
     \b
     Examples:
       anomtok sweep smollm2-135m -o out/sweep
-      anomtok sweep gemma-3-270m --temperatures=-1,-0.001,1 --n-prompts 2 -n 16 -o out/s
+      anomtok sweep gemma-3-270m --temperatures=-1,-0.001,1 --prompts-per-file 2 -n 16 -o out/s
     """
     from .. import api
     from ..generation import GenerationOptions, default_prompt_files
@@ -101,7 +103,7 @@ def command(
         temperatures=tuple(_temps(temps)),
         metric=metric,
         prompt_files=files,
-        n_prompts=n_prompts,
+        prompts_per_file=prompts_per_file,
         generation=GenerationOptions(
             max_new_tokens=max_new_tokens,
             seed=seed,

@@ -84,13 +84,13 @@ class NegtempOptions:
 class SweepOptions:
     """``anomtok sweep``: the temperatures (each checked as a ``SamplerConfig``), how generation
     runs (``generation``, default 32 tokens; ``timeout_s`` is per temperature), the ranking metric
-    of the anomaly percentile, the prompt files and ``n_prompts`` taken from each (0 = all)."""
+    of the anomaly percentile, the prompt files and ``prompts_per_file`` taken from the start of each (0 = all)."""
 
     temperatures: tuple[float, ...] = field(default_factory=lambda: _sweep_temperatures())
     generation: GenerationOptions = field(default_factory=lambda: _generation_options(max_new_tokens=32))
     metric: str = "score"
     prompt_files: tuple[str, ...] = ()
-    n_prompts: int = 4
+    prompts_per_file: int = 4
 
     @staticmethod
     def parts() -> dict[str, type]:
@@ -113,7 +113,7 @@ class SweepOptions:
             raise InputError("sweep always generates max_new_tokens tokens: stop_at_eos must be False")
         check_metric(self.metric)
         set_field(self, "prompt_files", check_paths(self.prompt_files, "prompt_files"))
-        check_int(self.n_prompts, "n_prompts", 0, hint=" (0 = every prompt of each file)")
+        check_int(self.prompts_per_file, "prompts_per_file", 0, hint=" (0 = every prompt of each file)")
 
     def feature_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``anomtok.generation.sweep`` these options set."""

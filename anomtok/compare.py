@@ -37,9 +37,14 @@ _FLAGGED_COLUMNS = ("token_id", "token", "bytes_hex", "rank", "script")
 
 def vocabulary_hash(frame: pl.DataFrame) -> str:
     """``anomtok.tokens.vocabulary_sha256`` of a full ranking's rows: equal hashes = same tokenizer vocabulary."""
+    import polars as pl
+
     from .tokens import vocabulary_sha256
 
-    return vocabulary_sha256(frame["token_id"].to_list(), frame["bytes_hex"].to_list(), frame["kind"].to_list())
+    # the padding rows out and the ids in order first, by polars: the function's own sort is then
+    # quick (0.22 s instead of 0.69 s for Gemma's 262,144 rows)
+    f = frame.select("token_id", "bytes_hex", "kind").filter(pl.col("kind") != "padding").sort("token_id")
+    return vocabulary_sha256(f["token_id"].to_list(), f["bytes_hex"].to_list(), f["kind"].to_list())
 
 
 def _shown(hex_: str) -> str:

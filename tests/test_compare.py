@@ -218,3 +218,22 @@ def test_the_committed_reports_compare():
         assert (p["shared"], p["only_a"], p["only_b"]) == (len(sa & sb), len(sa - sb), len(sb - sa))
         row = next(line for line in res.stdout.splitlines() if line.startswith(f"{p['a']}  ") and p["b"] in line)
         assert row.split()[2:5] == [f"{len(sa & sb):,}", f"{len(sa - sb):,}", f"{len(sb - sa):,}"]
+
+
+def test_vocabulary_hash_of_a_frame_is_the_token_tables_hash():
+    """``vocabulary_hash`` (an older report's full ranking, sorted by rank) gives the hash
+    ``anomtok.tokens.vocabulary_sha256`` records in meta.json: padding rows left out, ids in order."""
+    import polars as pl
+
+    from anomtok.compare import vocabulary_hash
+    from anomtok.tokens import vocabulary_sha256
+
+    ids, hexes, kinds = (
+        [3, 0, 4, 1, 2],
+        ["63", "61", None, "", "62"],
+        ["normal", "byte", "padding", "special", "normal"],
+    )
+    frame = pl.DataFrame({"rank": [1, 2, 3, 4, 5], "token_id": ids, "bytes_hex": hexes, "kind": kinds})
+    expected = vocabulary_sha256([0, 1, 2, 3], ["61", "", "62", "63"], ["byte", "special", "normal", "normal"])
+    assert vocabulary_hash(frame) == expected == vocabulary_sha256(ids, hexes, kinds)
+    assert vocabulary_hash(frame.with_columns(pl.lit("normal").alias("kind"))) != expected  # the padding row counts

@@ -567,3 +567,47 @@ def test_real_smollm2() -> None:
     f = GGUFFile(path)
     assert f.tensors["token_embd.weight"].shape == (49152, 576)
     _check_against_reference(f, gguf.GGUFReader(path))
+
+
+def _huge_page_advised(address: int) -> bool | None:
+    """Whether the mapping holding ``address`` may get transparent huge pages (``THPeligible`` in
+    /proc/self/smaps); None where that cannot be told (no smaps, or THP not in ``madvise`` mode)."""
+    try:
+        mode = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+        smaps = Path("/proc/self/smaps").read_text()
+    except OSError:
+        return None
+    if "[madvise]" not in mode:
+        return None
+    inside = False
+    for line in smaps.splitlines():
+        head = line.split()[0] if line else ""
+        if "-" in head and ":" not in head:  # a mapping's header line: start-end perms ...
+            start, end = (int(x, 16) for x in head.split("-"))
+            inside = start <= address < end
+        elif inside and line.startswith("THPeligible:"):
+            return line.split()[1] == "1"
+    return None
+
+
+def test_large_tensors_are_not_on_huge_pages(tmp_path: Path) -> None:
+    """A tensor of 4 MiB and more is dequantized into ordinary pages: numpy's own allocation asks for
+    transparent huge pages, whose first touch cost up to 1.5 s of system time for Gemma's 671 MB
+    embedding on the benchmark machine (against 0.22 s; bench/README.md, bench_lookup.py)."""
+    rng = np.random.default_rng(3)
+    want = rng.standard_normal((1024, 2048)).astype(np.float32)  # 8 MiB of float32
+    w = gguf.GGUFWriter(str(tmp_path / "big.gguf"), "testarch")
+    w.add_tensor("big", gguf.quants.quantize(want, T.Q8_0), raw_dtype=T.Q8_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    got = GGUFFile(tmp_path / "big.gguf").read_tensor("big")
+    np.testing.assert_array_equal(got, gguf.quants.dequantize(gguf.quants.quantize(want, T.Q8_0), T.Q8_0))
+    assert got.flags.writeable and got.flags.c_contiguous
+    advised = _huge_page_advised(got.ctypes.data + got.nbytes // 2)
+    if advised is None:
+        pytest.skip("transparent huge pages are not in madvise mode here (or no /proc/self/smaps)")
+    assert advised is False
+    numpy_own = np.ones(got.shape, np.float32)
+    assert _huge_page_advised(numpy_own.ctypes.data + numpy_own.nbytes // 2) is True  # what numpy itself does

@@ -7,13 +7,14 @@ the results are bit-identical. Other types are left to ``gguf.quants`` by the re
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["GGML_TYPES", "ggml_type", "DEQUANTIZERS", "PIECE_ELEMS", "run_parallel"]
+__all__ = ["GGML_TYPES", "ggml_type", "DEQUANTIZERS", "PIECE_ELEMS", "run_parallel", "empty_array"]
 
 # ggml type id -> (name, elements per block, bytes per block); same values as gguf.constants.
 GGML_TYPES: dict[int, tuple[str, int, int]] = {
@@ -152,6 +153,23 @@ DEQUANTIZERS: dict[str, Callable[[np.ndarray, np.ndarray], None]] = {
     "Q4_K": _q4_k,
     "Q6_K": _q6_k,
 }
+
+# numpy asks the kernel for transparent huge pages (madvise) for every allocation from 4 MiB up.
+# On the 2-core VM the benchmarks ran on, first touching 671 MB so allocated (Gemma's float32
+# embedding) cost 0.07 to 1.5 s of system time (the kernel compacting memory to find huge pages),
+# against a steady 0.22 s with ordinary 4 KiB pages (see bench/README.md, bench_lookup.py).
+_OWN_MAPPING_BYTES = 1 << 22
+
+
+def empty_array(shape: tuple[int, ...], dtype: np.dtype | type = np.float32) -> np.ndarray:
+    """An uninitialised array; from 4 MiB up on an anonymous memory mapping of its own (ordinary
+    pages, freed when the array is), instead of numpy's huge-page allocation."""
+    dt = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+    if n < _OWN_MAPPING_BYTES:
+        return np.empty(shape, dtype=dt)
+    return np.frombuffer(mmap.mmap(-1, n), dtype=dt).reshape(shape)
+
 
 PIECE_ELEMS = 1 << 20  # output floats per work item (4 MiB): small, cache-friendly buffers
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from anomtok.errors import LoadError
 
-from .gguf_quants import DEQUANTIZERS, PIECE_ELEMS, ggml_type, run_parallel
+from .gguf_quants import DEQUANTIZERS, PIECE_ELEMS, empty_array, ggml_type, run_parallel
 
 __all__ = ["GGUFFile", "TensorInfo"]
 
@@ -331,7 +331,7 @@ class GGUFFile:
         if fn is None:
             return self._fallback(self._read_raw(info), info, type_name)
         n_blocks = info.nbytes // tsize
-        out = np.empty((n_blocks, block), dtype=np.float32)
+        out = empty_array((n_blocks, block), np.float32)
         step = max(1, PIECE_ELEMS // block)
 
         def work(start: int) -> None:  # read a piece into a small buffer, dequantize into `out`

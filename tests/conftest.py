@@ -52,6 +52,34 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(_OFFLINE_VARS)
 
 
+# Test files whose tests run numba code (pynndescent's NN-descent, UMAP): each process that runs
+# one compiles it first (about 25 CPU-seconds for NN-descent alone, not cached by numba). Under
+# `make test-fast` (two workers, `--dist loadfile`) they form one work unit, so one worker compiles
+# and the other never does; the unit is scheduled first, being the longest.
+NUMBA_TEST_FILES = (
+    "test_figures.py",
+    "test_html_map.py",
+    "test_knn.py",
+    "test_plots.py",
+    "test_ranking.py",
+    "test_scan.py",
+)
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: unknown when xdist is not loaded (-p no:xdist)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    if config.getoption("dist", None) != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class NumbaTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return "numba" if Path(scope).name in NUMBA_TEST_FILES else scope
+
+    return NumbaTogether(config, log)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _session_cache_root is not None:
         shutil.rmtree(_session_cache_root, ignore_errors=True)

@@ -54,13 +54,19 @@ class Provenance:
 class ModelEmbeddings:
     """Input embedding ``(V, D)`` float32, optional untied output matrix ``(V', D)``, the token
     table (``len(tokens) == V``) and provenance. ``config`` holds model facts (architecture,
-    hidden size, tokenizer scheme) for reports."""
+    hidden size, tokenizer scheme) for reports.
+
+    ``reader``: for a GGUF source, the parsed file (``anomtok.loading.gguf_reader.GGUFFile``) the
+    matrices came from. ``load_causal_lm(..., embeddings=emb)`` of the same, unchanged files reuses
+    its metadata and its embedding matrices (the model's embedding then shares memory with
+    ``input``) instead of reading them again."""
 
     input: torch.Tensor
     output: torch.Tensor | None
     tokens: TokenTable
     provenance: Provenance
     config: dict[str, Any] = field(default_factory=dict)
+    reader: Any = field(default=None, repr=False, compare=False)
 
     @property
     def tied(self) -> bool:

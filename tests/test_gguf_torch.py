@@ -230,3 +230,51 @@ def test_smollm2_logits_equal_transformers_load():
     assert diff == 0.0, f"SmolLM2: max |Δlogit| {diff}"
     a, b = ours.model.state_dict(), theirs.state_dict()
     assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ------------------------------------------------------------------ one parse of the file for negtemp
+@pytest.mark.parametrize("which", ["tied", "untied"])
+def test_embeddings_reader_and_matrices_are_reused(tiny_model, tiny_model_untied, tmp_path, which):
+    """``load_causal_lm(..., embeddings=emb)`` builds the model from the GGUF the embeddings were read
+    from (not parsed again) and shares its dequantized embedding matrices; the model is the one a
+    fresh load gives. Embeddings of another file, or of a file changed since, are not used."""
+    import os
+    import shutil
+
+    from anomtok.loading import load
+    from anomtok.loading.gguf_reader import GGUFFile as Reader
+
+    tm = tiny_model if which == "tied" else tiny_model_untied
+    path = tm.gguf_q8_path
+    emb = load(path)
+    assert isinstance(emb.reader, Reader)
+    parsed: list[object] = []
+    real_init = Reader.__init__
+
+    def counting_init(self, *a, **k):
+        parsed.append(a)
+        real_init(self, *a, **k)
+
+    Reader.__init__ = counting_init  # type: ignore[method-assign]
+    try:
+        ours = load_causal_lm(path, device="cpu", embeddings=emb)
+    finally:
+        Reader.__init__ = real_init  # type: ignore[method-assign]
+    assert parsed == [] and ours.info["gguf_reused"] is True
+    assert ours.model.get_input_embeddings().weight.data_ptr() == emb.input.data_ptr()
+    if emb.output is not None:
+        assert ours.model.get_output_embeddings().weight.data_ptr() == emb.output.data_ptr()
+    fresh = load_causal_lm(path, device="cpu")
+    assert fresh.info["gguf_reused"] is False
+    a, b = ours.model.state_dict(), fresh.model.state_dict()
+    assert sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
+    ids = ours.encode("the cat saw a dog")
+    assert torch.equal(_logits(ours.model, ids), _logits(fresh.model, ids))
+
+    assert load_causal_lm(path, device="cpu", embeddings=load(tm.gguf_path)).info["gguf_reused"] is False
+    copy = tmp_path / path.name
+    shutil.copyfile(path, copy)
+    emb_copy = load(copy)
+    st = copy.stat()
+    os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # changed since it was parsed
+    assert load_causal_lm(copy, device="cpu", embeddings=emb_copy).info["gguf_reused"] is False

@@ -134,15 +134,30 @@ def _from_pretrained(loader: Any, *args: Any, **kwargs: Any) -> Any:
         raise LoadError(f"{args[0]}: transformers could not load it ({exc.__class__.__name__}: {msg})") from None
 
 
+def _reader_of(embeddings: Any, spec: str) -> Any:
+    """The parsed GGUF file ``embeddings`` were read from (``ModelEmbeddings.reader``) when ``spec``
+    names the same, unchanged files (a packaged alias: the same chunks), else None."""
+    reader = getattr(embeddings, "reader", None)
+    if reader is None:
+        return None
+    try:
+        paths = list(Source.of(spec).paths)
+    except LoadError:
+        return None
+    same = [Path(p).resolve() for p in reader.paths] == [p.resolve() for p in paths]
+    return reader if same and reader.unchanged() else None
+
+
 def _load_gguf(
-    gguf: Path, dtype: torch.dtype, gguf_loader: str, device_map: str | None = None
+    gguf: Path, dtype: torch.dtype, gguf_loader: str, device_map: str | None = None, reader: Any = None
 ) -> tuple[Any, Any, dict[str, Any]]:
     """(model, tokenizer, facts) of a GGUF file: anomtok's own loader for the architectures it knows
-    (``anomtok.loading.gguf_torch``), else (or when asked) transformers' converter."""
+    (``anomtok.loading.gguf_torch``), else (or when asked) transformers' converter. ``reader``: the
+    file already parsed (by the embedding loader: the same file, or a packaged alias's chunks of it)."""
     from ..loading.gguf_reader import GGUFFile
     from ..loading.gguf_torch import load_gguf_causal_lm, unsupported_reason
 
-    gf = GGUFFile([gguf])  # LoadError, naming the file, on anything unreadable
+    gf = reader if reader is not None else GGUFFile([gguf])  # LoadError, naming the file, on anything unreadable
     arch, tokens = str(gf.metadata.get("general.architecture", "unknown")), gf.metadata.get("tokenizer.ggml.tokens")
     causal, why = causal_verdict(arch)
     if causal is False:
@@ -158,7 +173,7 @@ def _load_gguf(
         why = unsupported_reason(gf) if gguf_loader == "auto" else f"gguf_loader={gguf_loader!r} was asked for"
     if not why:
         model, tok, facts = load_gguf_causal_lm(gguf, dtype, gf)
-        return model, tok, {**info, **facts}
+        return model, tok, {**info, **facts, "gguf_reused": reader is not None}
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from .. import progress
@@ -243,9 +258,13 @@ def load_causal_lm(
     dtype: str | torch.dtype = "auto",
     device_map: str | None = None,
     gguf_loader: str = "auto",
+    embeddings: Any = None,
 ) -> CausalLM:
     """Load model and tokenizer for generation (see the module docstring). ``gguf_loader``:
-    ``auto`` (anomtok's own GGUF loader where it knows the architecture) or ``transformers``."""
+    ``auto`` (anomtok's own GGUF loader where it knows the architecture) or ``transformers``.
+    ``embeddings``: the ``ModelEmbeddings`` of the same spec, already loaded; for a GGUF read by
+    anomtok's own loader, its parsed file and embedding matrices are reused (not read again; the
+    model's embedding then shares memory with ``embeddings.input``)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     t0 = time.perf_counter()
@@ -260,7 +279,7 @@ def load_causal_lm(
     where = str(folder) if folder is not None else text
     info: dict[str, Any] = {}
     if kind == "gguf" and folder is not None:
-        model, tok, info = _load_gguf(folder, dt, gguf_loader, device_map)
+        model, tok, info = _load_gguf(folder, dt, gguf_loader, device_map, _reader_of(embeddings, text))
     elif folder is not None:
         cfg_path = folder / "config.json"
         if not cfg_path.exists():

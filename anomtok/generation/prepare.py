@@ -52,7 +52,7 @@ def load_for_generation(
     lm = (
         model
         if isinstance(model, CausalLM)
-        else load_causal_lm(model, device=device, dtype=dtype, device_map=device_map)
+        else load_causal_lm(model, device=device, dtype=dtype, device_map=device_map, embeddings=emb)
     )
     if len(emb.tokens) < lm.n_vocab:
         raise InputError(f"the token table has {len(emb.tokens)} rows but the tokenizer {lm.n_vocab} tokens")

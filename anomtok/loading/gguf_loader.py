@@ -28,10 +28,10 @@ def load_gguf(paths: Sequence[Path], source: str, *, hash_files: bool = False) -
             f"{paths[0]}: the GGUF file has no {INPUT_TENSOR} tensor (not a language model with an input embedding?)"
         )
     tokens = TokenTable.from_gguf_metadata(gf.metadata)
-    E = torch.from_numpy(gf.read_tensor(INPUT_TENSOR))
+    E = torch.from_numpy(gf.read_tensor(INPUT_TENSOR, keep=True))  # kept: a model built from gf shares them
     out = None
     if OUTPUT_TENSOR in gf.tensors:
-        out = torch.from_numpy(gf.read_tensor(OUTPUT_TENSOR))
+        out = torch.from_numpy(gf.read_tensor(OUTPUT_TENSOR, keep=True))
     tokens = tokens.with_rows(E.shape[0])
     arch = str(gf.metadata.get("general.architecture", "unknown"))
     causal, why = causal_verdict(arch)
@@ -56,4 +56,4 @@ def load_gguf(paths: Sequence[Path], source: str, *, hash_files: bool = False) -
         "causal": causal,  # None: an architecture anomtok.loading.arch does not know
         "causal_why": why,
     }
-    return ModelEmbeddings(input=E, output=out, tokens=tokens, provenance=prov, config=config)
+    return ModelEmbeddings(input=E, output=out, tokens=tokens, provenance=prov, config=config, reader=gf)

@@ -72,6 +72,7 @@ class _ConcatFile:
 
     def __init__(self, paths: list[Path], label: str) -> None:
         self.label, self.paths = label, paths
+        self.stamps: list[tuple[int, int]] = []
         self.starts: list[int] = []
         self.sizes: list[int] = []
         self.size = 0
@@ -79,8 +80,10 @@ class _ConcatFile:
             try:
                 if not p.is_file():
                     raise LoadError(f"GGUF file not found (or not a regular file): {p}")
+                st = p.stat()
                 self.starts.append(self.size)
-                self.sizes.append(p.stat().st_size)
+                self.sizes.append(st.st_size)
+                self.stamps.append((st.st_size, st.st_mtime_ns))
             except OSError as e:
                 raise LoadError(f"cannot access GGUF file {p}: {e}") from e
             self.size += self.sizes[-1]
@@ -114,6 +117,10 @@ class _ConcatFile:
         buf = bytearray(n)
         self.readinto(offset, memoryview(buf))
         return bytes(buf)
+
+
+def _stamps(paths: list[Path]) -> list[tuple[int, int]]:
+    return [(st.st_size, st.st_mtime_ns) for st in (p.stat() for p in paths)]
 
 
 class _HeaderParser:
@@ -213,6 +220,10 @@ class GGUFFile:
     Attributes: ``version``; ``metadata`` (key -> int/float/bool/str, string arrays -> list[str]
     decoded with ``surrogateescape``, numeric arrays -> numpy arrays); ``tensors`` (name ->
     TensorInfo); ``data_offset`` (start of the tensor data); ``nbytes_read`` (tensor bytes read).
+
+    ``read_tensor(name, keep=True)`` keeps the array it returns, and later reads of that tensor
+    return the same array: the embedding loader keeps the embedding, so a model built from the same
+    parsed file (``anomtok.loading.gguf_torch``) shares it instead of reading it again.
     """
 
     version: int
@@ -229,6 +240,7 @@ class GGUFFile:
         self.paths, self.label, self.nbytes_read = path_list, label, 0
         self._src = _ConcatFile(path_list, label)
         self._specs: dict[str, tuple[str, int, int] | None] = {}
+        self._kept: dict[str, np.ndarray] = {}
         try:
             self._parse()
         except (struct.error, IndexError, ValueError, UnicodeDecodeError, OverflowError, MemoryError) as e:
@@ -300,6 +312,13 @@ class GGUFFile:
             if start < end:
                 raise p.fail(f"the data of tensors {a!r} and {b!r} overlap")
 
+    def unchanged(self) -> bool:
+        """Whether every file still has the size and modification time it had when parsed."""
+        try:
+            return self._src.stamps == _stamps(self.paths)
+        except OSError:
+            return False
+
     def __repr__(self) -> str:
         n_kv, n_t = len(self.metadata), len(self.tensors)
         return f"GGUFFile({self.label!r}, version={self.version}, {n_kv} keys, {n_t} tensors)"
@@ -324,8 +343,17 @@ class GGUFFile:
         """The undecoded bytes of a tensor (ggml layout)."""
         return memoryview(self._read_raw(self._info(name)[0]))
 
-    def read_tensor(self, name: str) -> np.ndarray:
-        """The tensor as float32, shape in numpy order (e.g. token_embd -> (n_vocab, n_embd))."""
+    def read_tensor(self, name: str, keep: bool = False) -> np.ndarray:
+        """The tensor as float32, shape in numpy order (e.g. token_embd -> (n_vocab, n_embd)).
+        ``keep``: keep the array, and return it to every later read of ``name`` (see the class)."""
+        if name in self._kept:
+            return self._kept[name]
+        out = self._read_tensor(name)
+        if keep:
+            self._kept[name] = out
+        return out
+
+    def _read_tensor(self, name: str) -> np.ndarray:
         info, (type_name, block, tsize) = self._info(name)
         fn = DEQUANTIZERS.get(type_name)
         if fn is None:

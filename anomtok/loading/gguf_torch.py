@@ -13,8 +13,12 @@ large vocabulary), dequantizes every tensor in Python and loads them into a full
    back where llama.cpp's converter changed it, and assigned in place (``load_state_dict(assign=True)``);
    tied output embeddings are tied; a parameter left on ``meta`` is an error;
 5. the tokenizer is transformers' own GGUF tokenizer (the class ``AutoTokenizer`` picks for this
-   config, ``from_pretrained(gguf_file=...)``), built in a thread while the tensors load. Asked of
+   config, as ``from_pretrained(gguf_file=...)`` makes it), built from the metadata parsed in step 1
+   (``anomtok.loading.gguf_tokenizer``) in a thread while the tensors load. Asked of
    ``AutoTokenizer`` directly, transformers would first rebuild the config with its slow reader.
+
+The ``GGUFFile`` may be the one the embeddings were read with (``ModelEmbeddings.reader``): its
+metadata is not parsed again, and the embedding matrices it kept are used as they are.
 
 Architectures: those in ``anomtok.loading.gguf_arch.ARCHS`` (llama, qwen2, gemma3).
 :func:`unsupported_reason` says why another file is not loaded here; the caller then uses
@@ -152,25 +156,13 @@ def load_model(gguf: GGUFFile, dtype: Any) -> tuple[Any, dict[str, float]]:
     return model, {"skeleton_seconds": round(t1 - t0, 2), "tensors_seconds": round(t2 - t1, 2)}
 
 
-def gguf_tokenizer(path: Path, config: Any) -> Any:
-    """transformers' tokenizer for a GGUF file: the class ``AutoTokenizer`` would pick for ``config``
-    (which it would rebuild from the file, slowly), loaded with ``from_pretrained(gguf_file=...)``."""
-    from transformers import AutoTokenizer
-    from transformers.models.auto.tokenization_auto import TOKENIZER_MAPPING
+def gguf_tokenizer(gguf: GGUFFile, path: Path, config: Any) -> Any:
+    """transformers' tokenizer for the GGUF file at ``path`` (which ``gguf`` parsed): built from the
+    parsed metadata (``anomtok.loading.gguf_tokenizer``), else by ``from_pretrained(gguf_file=...)``."""
+    from .gguf_tokenizer import tokenizer_from_gguf, transformers_tokenizer
 
-    cls: Any = TOKENIZER_MAPPING.get(type(config), None) if type(config) in TOKENIZER_MAPPING else None
-    if isinstance(cls, (tuple, list)):  # transformers 4.x: (slow, fast)
-        cls = cls[1] or cls[0]
-    if cls is None:
-        try:
-            from transformers import TokenizersBackend as cls  # transformers >= 5: AutoTokenizer's default
-        except ImportError:
-            cls = AutoTokenizer
-    try:
-        return cls.from_pretrained(str(path.parent), gguf_file=path.name, trust_remote_code=False)
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LoadError(f"{path}: transformers could not build its tokenizer ({type(exc).__name__}: {msg})") from None
+    tok = tokenizer_from_gguf(gguf, config, path)
+    return tok if tok is not None else transformers_tokenizer(path, config)
 
 
 def load_gguf_causal_lm(path: Path, dtype: Any, gguf: GGUFFile | None = None) -> tuple[Any, Any, dict[str, Any]]:
@@ -183,7 +175,7 @@ def load_gguf_causal_lm(path: Path, dtype: Any, gguf: GGUFFile | None = None) ->
         raise LoadError(f"{path}: {why}")
     config = gguf_config(gguf)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        tok_job = pool.submit(gguf_tokenizer, path, config)
+        tok_job = pool.submit(gguf_tokenizer, gguf, path, config)
         try:
             model, seconds = load_model(gguf, dtype)
         except BaseException:

@@ -46,6 +46,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # huggingface_hub reads HF_HOME and HF_HUB_OFFLINE when it is imported, which happens while test
     # modules are collected, before any fixture runs: so the session-wide values are set here.
     global _session_cache_root
+    # pytest-xdist's workers are started with this process's environment as changed below: they
+    # find the tiny-model cache through ANOMTOK_TEST_CACHE, not the session's XDG_CACHE_HOME
+    # (which would make each worker train the tiny models again)
+    os.environ["ANOMTOK_TEST_CACHE"] = str(TINY_MODEL_CACHE) if TINY_MODEL_CACHE is not None else "off"
     _session_cache_root = Path(tempfile.mkdtemp(prefix="anomtok-tests-"))
     for var, sub in _CACHE_VARS.items():
         os.environ[var] = str(_session_cache_root / sub)

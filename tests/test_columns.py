@@ -134,6 +134,27 @@ def test_unknown_column_is_a_clear_error(tiny_model):
         Columns(emb, RankOptions()).frame(["out_norm"])
 
 
+def test_centroid_distance_by_row_blocks_is_the_one_piece_value():
+    """``centroid_l2`` is computed ROW_BLOCK rows at a time (no temporary the size of E): every row's
+    value is bit for bit the metric's on the whole matrix, invalid rows (NaN) included, whatever the
+    last block's size."""
+    from anomtok import metrics as M
+    from anomtok.columns import ROW_BLOCK, by_row_blocks
+
+    gen = torch.Generator().manual_seed(7)
+    for rows in (ROW_BLOCK - 1, 2 * ROW_BLOCK, 3 * ROW_BLOCK + 17):
+        E = torch.randn(rows, 48, generator=gen) * torch.rand(rows, 1, generator=gen) * 3
+        E[5] = 0.0
+        E[rows - 2, 3] = float("nan")
+        valid = M.valid_rows(E)
+        c = M.centroid(E, valid)
+        want = M.centroid_l2(E, valid, c)
+        got = by_row_blocks(M.centroid_l2, E, valid, c)
+        assert got.shape == want.shape and torch.equal(torch.isnan(got), torch.isnan(want))
+        assert torch.equal(torch.nan_to_num(got, nan=-1.0), torch.nan_to_num(want, nan=-1.0)), rows
+        assert int(torch.isnan(got).sum()) == 2
+
+
 def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 

@@ -157,18 +157,20 @@ DEQUANTIZERS: dict[str, Callable[[np.ndarray, np.ndarray], None]] = {
 # numpy asks the kernel for transparent huge pages (madvise) for every allocation from 4 MiB up.
 # On the 2-core VM the benchmarks ran on, first touching 671 MB so allocated (Gemma's float32
 # embedding) cost 0.07 to 1.5 s of system time (the kernel compacting memory to find huge pages),
-# against a steady 0.22 s with ordinary 4 KiB pages (see bench/README.md, bench_lookup.py).
+# against a steady 0.22 to 0.45 s with ordinary 4 KiB pages faulted in one at a time, and 0.23 s
+# with the mapping populated when it is made (MAP_POPULATE; see bench/README.md, bench_lookup.py).
 _OWN_MAPPING_BYTES = 1 << 22
+_POPULATE = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
 
 
 def empty_array(shape: tuple[int, ...], dtype: np.dtype | type = np.float32) -> np.ndarray:
     """An uninitialised array; from 4 MiB up on an anonymous memory mapping of its own (ordinary
-    pages, freed when the array is), instead of numpy's huge-page allocation."""
+    pages, populated at once, freed when the array is), instead of numpy's huge-page allocation."""
     dt = np.dtype(dtype)
     n = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
     if n < _OWN_MAPPING_BYTES:
         return np.empty(shape, dtype=dt)
-    return np.frombuffer(mmap.mmap(-1, n), dtype=dt).reshape(shape)
+    return np.frombuffer(mmap.mmap(-1, n, flags=_POPULATE), dtype=dt).reshape(shape)
 
 
 PIECE_ELEMS = 1 << 20  # output floats per work item (4 MiB): small, cache-friendly buffers

@@ -38,7 +38,7 @@ fonts: ## the Debian label fonts (anomtok/maps/fontfiles.py), when missing
 	$$apt $$missing >/dev/null || { $$sudo apt-get update -qq && $$apt $$missing >/dev/null; } \
 	  || echo "warning: could not install$$missing: plot labels in their scripts will be escaped"
 
-demo: setup ## scan the default packaged model: report.md, glitch.csv, plots (about 15 min on 2 CPU cores)
+demo: setup ## scan the default packaged model: report.md, glitch.csv, plots, map.html (7 min on 2 idle CPU cores)
 	$(BIN)/anomtok scan $(MODEL) -o $(OUT)
 
 rank: setup ## just rank the default model's tokens (every column, the nearest neighbours included)

@@ -5,14 +5,17 @@ Each path runs in a fresh Python process (nothing cached between runs: no dequan
 any more) and does what ``negtemp`` does before its first token:
 
 1. ``import anomtok.generation`` (torch, transformers);
-2. ``anomtok.load(MODEL)``: the embedding and token table (negtemp loads them first);
-3. ``load_causal_lm(MODEL, device="cpu", gguf_loader=PATH)``: ``auto`` = anomtok's own GGUF loader
-   (``anomtok.loading.gguf_torch``), ``transformers`` = ``from_pretrained(gguf_file=...)`` plus
+2. ``emb = anomtok.load(MODEL)``: the embedding and token table (negtemp loads them first);
+3. ``load_causal_lm(MODEL, device="cpu", gguf_loader=PATH, embeddings=emb)``, as ``negtemp`` does:
+   ``auto`` = anomtok's own GGUF loader (``anomtok.loading.gguf_torch``: it reuses the file the
+   embeddings were read from, parsed, and their matrices; the tokenizer is built from the parsed
+   metadata), ``transformers`` = ``from_pretrained(gguf_file=...)`` plus
    ``AutoTokenizer.from_pretrained(gguf_file=...)``;
 4. one token for each of the two prompts at T = -0.001 (``generate``, batch 2).
 
-"first token" is the wall time from the child's first line to the end of step 4; the parent also
-times the whole child process (interpreter start and exit included). Both children write the
+"first token" is the wall time from the child's first line to the end of step 4 (CPU seconds, user
++ system since the child started, are stored beside: less sensitive to the other load on the
+machine); the parent also times the whole child process (interpreter start and exit included). Both children write the
 logits of one fixed prompt; the parent reports their max |difference| (0 = the same model) and
 whether the first tokens agree. Repetitions alternate the paths (anomtok, transformers,
 transformers, anomtok, ...). Run it under the shared lock, and read the load average beside the
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -50,27 +54,38 @@ def _loadavg() -> str:
         return "?"
 
 
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def child(model: str, path: str, out: Path) -> int:
     import numpy as np
 
     t: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     import torch
 
     from anomtok.generation import SamplerConfig, generate, load_causal_lm
     from anomtok.loading import load
 
-    t["import"] = time.perf_counter() - T_START
-    load(model)
-    t["embeddings"] = time.perf_counter() - T_START
-    lm = load_causal_lm(model, device="cpu", gguf_loader=PATHS[path])
-    t["model"] = time.perf_counter() - T_START
+    t["import"], cpu["import"] = time.perf_counter() - T_START, _cpu()
+    emb = load(model)
+    t["embeddings"], cpu["embeddings"] = time.perf_counter() - T_START, _cpu()
+    lm = load_causal_lm(model, device="cpu", gguf_loader=PATHS[path], embeddings=emb)
+    t["model"], cpu["model"] = time.perf_counter() - T_START, _cpu()
     gens = generate(lm, [lm.encode(p) for p in PROMPTS], SamplerConfig(temperature=-0.001), max_new_tokens=1, seed=0)
-    t["first_token"] = time.perf_counter() - T_START
+    t["first_token"], cpu["first_token"] = time.perf_counter() - T_START, _cpu()
     with torch.no_grad():
         logits = lm.model(torch.tensor([lm.encode(PROMPTS[0] + " and 東京")])).logits[0].float().numpy()
     np.save(out / f"logits-{path}.npy", logits)
     info = {k: v for k, v in lm.info.items() if k != "gguf"}
-    rec = {"path": path, "seconds": {k: round(v, 2) for k, v in t.items()}, "first_tokens": [g.token_ids for g in gens]}
+    rec = {
+        "path": path,
+        "seconds": {k: round(v, 2) for k, v in t.items()},
+        "cpu_seconds": {k: round(v, 2) for k, v in cpu.items()},
+        "first_tokens": [g.token_ids for g in gens],
+    }
     (out / f"child-{path}.json").write_text(json.dumps({**rec, "info": info}))
     return 0
 
@@ -132,11 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     def med(path: str, key: str) -> float:
         return round(statistics.median(r["seconds"][key] for r in runs if r["path"] == path), 2)
 
+    def med_cpu(path: str) -> float:
+        return round(statistics.median(r["cpu_seconds"]["first_token"] for r in runs if r["path"] == path), 2)
+
     first = {p: med(p, "first_token") for p in PATHS}
     summary = {
         "model": args.model,
         "first_token_s": first,
         "speedup": round(first["transformers"] / first["anomtok"], 2),
+        "first_token_cpu_s": {p: med_cpu(p) for p in PATHS},
         "max_abs_logit_diff": max_diff,
         "same_first_tokens": len({json.dumps(r["first_tokens"]) for r in runs}) == 1,
         "steps_s": {p: {k: med(p, k) for k in ("import", "embeddings", "model", "first_token")} for p in PATHS},
@@ -145,12 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else HERE / "results" / f"gguf_load-{args.model}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(result, indent=1) + "\n")
-    print(f"\n| {args.model} | import | + embeddings | + model | first token | speed-up |")
-    print("|---|---|---|---|---|---|")
+    print(f"\n| {args.model} | import | + embeddings | + model | first token | CPU s | speed-up |")
+    print("|---|---|---|---|---|---|---|")
     for p in PATHS:
         s = summary["steps_s"][p]
         ratio = f"{summary['speedup']}x" if p == "anomtok" else ""
-        print(f"| {p} | {s['import']} | {s['embeddings']} | {s['model']} | {s['first_token']} | {ratio} |")
+        cpu = summary["first_token_cpu_s"][p]
+        print(f"| {p} | {s['import']} | {s['embeddings']} | {s['model']} | {s['first_token']} | {cpu} | {ratio} |")
     print(f"\nmax |Δlogit| {max_diff}; same first tokens: {summary['same_first_tokens']}; results: {out}")
     return 0
 

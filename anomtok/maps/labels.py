@@ -117,20 +117,23 @@ def longest_label_note(what: str) -> str:
 def place_labels(ax, items: Sequence[Label], *, fontsize: float = 7.0, avoid: Iterable[Any] = ()) -> tuple[int, int]:
     """Put each label at the first free position around its point: rings of growing distance,
     eight directions each; a box overlapping a placed label, a labelled point or ``avoid`` (display
-    boxes), or leaving the axes, is not free. Returns (placed, dropped). Lay the figure out first
+    boxes), or leaving the axes, is not free. Then two labels whose leaders cross trade places when
+    both still fit (``_uncross``). Returns (placed, dropped). Lay the figure out first
     (``figstyle.settle``): positions are computed in display space."""
     fig = ax.figure
     renderer = fig.canvas.get_renderer()
     ax_box = ax.get_window_extent(renderer)
+    bounds = (ax_box.x0, ax_box.y0, ax_box.x1, ax_box.y1)
     scale = fig.dpi / 72.0
     pad = 2.0 * scale
     taken = [tuple(b.extents) for b in avoid]
     pts = ax.transData.transform(np.array([(it.x, it.y) for it in items], dtype=float).reshape(-1, 2))
     dot = 2.5 * scale
     taken += [(px - dot, py - dot, px + dot, py + dot) for px, py in pts]  # the labelled points stay visible
+    fixed = len(taken)  # boxes that never move; placed labels' boxes follow
     centre = pts.mean(axis=0) if len(pts) else np.zeros(2)
-    leaders: list[tuple[tuple[float, float], tuple[float, float]]] = []
-    placed = dropped = 0
+    placed: list[_Placed] = []
+    dropped = 0
     for it, (px, py) in zip(items, pts):
         # outward first: away from the middle of the labelled points, so that leaders do not cross
         out = np.array([px, py]) - centre
@@ -142,47 +145,155 @@ def place_labels(ax, items: Sequence[Label], *, fontsize: float = 7.0, avoid: It
         w, h = w + 2 * pad, h + 2 * pad
         found = None
         arr = np.array(taken, dtype=float).reshape(-1, 4)
+        leaders = [q.leader for q in placed]
         for crossing_ok in (False, True):  # first without crossing a leader already drawn
-            for r in _RINGS:
-                for dx, dy in dirs:
-                    ax_, ay_ = px + dx * r * scale, py + dy * r * scale
-                    x0 = ax_ - pad if dx == 1 else (ax_ - w + pad if dx == -1 else ax_ - w / 2)
-                    y0 = ay_ - pad if dy == 1 else (ay_ - h + pad if dy == -1 else ay_ - h / 2)
-                    x1, y1 = x0 + w, y0 + h
-                    if x0 < ax_box.x0 or x1 > ax_box.x1 or y0 < ax_box.y0 or y1 > ax_box.y1:
-                        continue
-                    if arr.size and np.any((arr[:, 0] < x1) & (arr[:, 2] > x0) & (arr[:, 1] < y1) & (arr[:, 3] > y0)):
-                        continue
-                    seg = ((px, py), (ax_, ay_))
-                    if not crossing_ok and any(_crosses(seg, other) for other in leaders):
-                        continue
-                    found = (dx, dy, r)
-                    taken.append((x0, y0, x1, y1))
-                    leaders.append(seg)
-                    break
-                if found:
-                    break
+            for anchor, dx, dy, box in _slots((px, py), dirs, w, h, scale, pad):
+                if not _fits(box, bounds, arr):
+                    continue
+                if not crossing_ok and any(_crosses(((px, py), anchor), other) for other in leaders):
+                    continue
+                found = _Placed(it, prop, (px, py), anchor, dx, dy, w, h, box, tuple(dirs))
+                break
             if found:
                 break
         if found is None:
             dropped += 1
             continue
-        dx, dy, r = found
-        ha, va = {1: "left", -1: "right", 0: "center"}[dx], {1: "bottom", -1: "top", 0: "center"}[dy]
-        arrow = {"arrowstyle": "-", "lw": 0.5, "color": "#555555", "shrinkA": 0, "shrinkB": 1.5} if r > 4 else None
+        placed.append(found)
+        taken.append(found.box)
+    _uncross(placed, taken[:fixed], bounds, scale, pad)
+    for q in placed:
+        ha, va = {1: "left", -1: "right", 0: "center"}[q.dx], {1: "bottom", -1: "top", 0: "center"}[q.dy]
+        off = ((q.anchor[0] - q.point[0]) / scale, (q.anchor[1] - q.point[1]) / scale)
+        long = np.hypot(*off) > 5.7  # beyond the first ring (4 points, diagonals 5.66): a leader
+        arrow = {"arrowstyle": "-", "lw": 0.5, "color": "#555555", "shrinkA": 0, "shrinkB": 1.5} if long else None
         ax.annotate(
-            it.text,
-            xy=(it.x, it.y),
-            xytext=(dx * r, dy * r),
+            q.item.text,
+            xy=(q.item.x, q.item.y),
+            xytext=off,
             textcoords="offset points",
             ha=ha,
             va=va,
-            fontproperties=prop,
+            fontproperties=q.prop,
             parse_math=False,
             zorder=10,  # over the marked crosses (9)
             arrowprops=arrow,
             bbox=_BOX,
             gid="label",
         )
-        placed += 1
-    return placed, dropped
+    return len(placed), dropped
+
+
+@dataclass
+class _Placed:
+    """A placed label in display space: its point, the anchor its text is aligned to (``dx``,
+    ``dy``: which side of the anchor the box is on), its size and box."""
+
+    item: Label
+    prop: Any
+    point: tuple[float, float]
+    anchor: tuple[float, float]
+    dx: int
+    dy: int
+    w: float
+    h: float
+    box: tuple[float, ...]
+    dirs: tuple[tuple[int, int], ...]  # its directions, best first
+
+    @property
+    def leader(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        return (self.point, self.anchor)
+
+
+def _slots(point, dirs, w: float, h: float, scale: float, pad: float):
+    """The candidate places of a ``w`` x ``h`` label around ``point``, nearest first:
+    ``(anchor, dx, dy, box)`` on rings of growing distance, ``dirs`` in order on each."""
+    px, py = point
+    for r in _RINGS:
+        for dx, dy in dirs:
+            anchor = (px + dx * r * scale, py + dy * r * scale)
+            yield anchor, dx, dy, _box(anchor, dx, dy, w, h, pad)
+
+
+def _box(anchor: tuple[float, float], dx: int, dy: int, w: float, h: float, pad: float) -> tuple[float, ...]:
+    ax_, ay_ = anchor
+    x0 = ax_ - pad if dx == 1 else (ax_ - w + pad if dx == -1 else ax_ - w / 2)
+    y0 = ay_ - pad if dy == 1 else (ay_ - h + pad if dy == -1 else ay_ - h / 2)
+    return (x0, y0, x0 + w, y0 + h)
+
+
+def _fits(box: Sequence[float], bounds: Sequence[float], others: np.ndarray) -> bool:
+    """Inside ``bounds`` and overlapping none of ``others`` (an ``(n, 4)`` array of boxes)."""
+    x0, y0, x1, y1 = box
+    if x0 < bounds[0] or x1 > bounds[2] or y0 < bounds[1] or y1 > bounds[3]:
+        return False
+    o = others
+    return not (o.size and np.any((o[:, 0] < x1) & (o[:, 2] > x0) & (o[:, 1] < y1) & (o[:, 3] > y0)))
+
+
+def _uncross(
+    placed: list[_Placed], fixed: list[tuple[float, ...]], bounds: Sequence[float], scale: float, pad: float
+) -> None:
+    """Leaders that cross are untangled in place: two such labels trade anchors (each keeps its
+    size; the box side follows the anchor) when both boxes still fit and no leader then crosses
+    more others; a label whose leader still crosses moves to its nearest free place whose leader
+    crosses none. A trade shortens the two leaders' sum (two opposite sides of a convex
+    quadrilateral are shorter than its diagonals) and a move removes crossings; the passes are
+    bounded too."""
+
+    def others_of(skip: set[int]) -> tuple[list[_Placed], np.ndarray]:
+        rest = [q for k, q in enumerate(placed) if k not in skip]
+        return rest, np.array(fixed + [q.box for q in rest], dtype=float).reshape(-1, 4)
+
+    for _ in range(len(placed) + 1):
+        changed = False
+        for i in range(len(placed)):
+            for j in range(i + 1, len(placed)):
+                a, b = placed[i], placed[j]
+                if not _crosses(a.leader, b.leader):
+                    continue
+                na = _Placed(
+                    a.item,
+                    a.prop,
+                    a.point,
+                    b.anchor,
+                    b.dx,
+                    b.dy,
+                    a.w,
+                    a.h,
+                    _box(b.anchor, b.dx, b.dy, a.w, a.h, pad),
+                    a.dirs,
+                )
+                nb = _Placed(
+                    b.item,
+                    b.prop,
+                    b.point,
+                    a.anchor,
+                    a.dx,
+                    a.dy,
+                    b.w,
+                    b.h,
+                    _box(a.anchor, a.dx, a.dy, b.w, b.h, pad),
+                    b.dirs,
+                )
+                rest, boxes = others_of({i, j})
+                if not (_fits(na.box, bounds, np.vstack([boxes, [nb.box]])) and _fits(nb.box, bounds, boxes)):
+                    continue
+                if _crosses(na.leader, nb.leader):
+                    continue
+                before = sum(_crosses(q.leader, o.leader) for q in (a, b) for o in rest)
+                after = sum(_crosses(q.leader, o.leader) for q in (na, nb) for o in rest)
+                if after <= before:
+                    placed[i], placed[j] = na, nb
+                    changed = True
+        for i, q in enumerate(placed):
+            rest, boxes = others_of({i})
+            if not any(_crosses(q.leader, o.leader) for o in rest):
+                continue
+            for anchor, dx, dy, box in _slots(q.point, q.dirs, q.w, q.h, scale, pad):
+                if _fits(box, bounds, boxes) and not any(_crosses((q.point, anchor), o.leader) for o in rest):
+                    placed[i] = _Placed(q.item, q.prop, q.point, anchor, dx, dy, q.w, q.h, box, q.dirs)
+                    changed = True
+                    break
+        if not changed:
+            return

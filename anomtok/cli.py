@@ -265,6 +265,11 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:  # `anomtok nearest ... | head`: not an error
         sys.stderr.close()
         sys.exit(0)
+    # the command is done: what is left goes with the process, so the collector need not walk the
+    # (torch, transformers) objects again at interpreter shutdown, 0.3 to 0.5 s of a lookup here
+    import gc
+
+    gc.freeze()
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

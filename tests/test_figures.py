@@ -110,12 +110,18 @@ def test_a_glyph_no_font_has_is_escaped_and_counted(tiny):
     assert "1 label with characters no installed font draws, shown as \\u escapes." in caption
 
 
-def test_one_label_per_spot_with_its_count():
+def _labelled_axes():
+    """Empty 0-100 axes, laid out (labels are placed in display space)."""
     fig = figstyle.new_figure(6, 4)
     ax = fig.add_subplot()
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
     figstyle.settle(fig)
+    return fig, ax
+
+
+def test_one_label_per_spot_with_its_count():
+    _, ax = _labelled_axes()
     # walked best first: 12 tokens on one spot, then two apart, then more on the first spot
     x = np.array([50.0] * 12 + [10.0, 90.0] + [50.2] * 3)
     y = np.array([50.0] * 12 + [10.0, 90.0] + [50.1] * 3)
@@ -142,15 +148,6 @@ def _leader_crossings(ax) -> int:
         p = ax.transData.transform(t.xy)
         segs.append((tuple(p), tuple(p + np.array(t.xyann) * scale)))
     return sum(labels._crosses(a, b) for a, b in itertools.combinations(segs, 2))  # noqa: SLF001
-
-
-def _labelled_axes():
-    fig = figstyle.new_figure(6, 4)
-    ax = fig.add_subplot()
-    ax.set_xlim(0, 100)
-    ax.set_ylim(0, 100)
-    figstyle.settle(fig)
-    return fig, ax
 
 
 def test_two_crossing_leaders_trade_places():

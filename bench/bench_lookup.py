@@ -26,7 +26,6 @@ load. The load average is recorded before and after every run. Results: JSON (at
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -34,6 +33,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from _results import host, write_result
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -130,18 +131,10 @@ def main() -> None:
             if hf is None
             else {"target": TARGET_RATIO, "measured": round(hf / lookup, 1), "met": hf / lookup >= TARGET_RATIO},
         },
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "git_head": subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip(),
-        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **host(),
     }
     out = Path(args.out) if args.out else HERE / "results" / f"lookup-{args.model}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, out)
+    write_result(result, out)
 
     print("| command | median wall s (runs) | CPU s | load avg before |\n|---|---:|---:|---|")
     for r in rows:

@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import host, write_result
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BIN = Path(sys.executable).parent
@@ -157,18 +159,9 @@ def main() -> None:
         "loadavg_after": os.getloadavg(),
         "repeats": args.repeats,
         "bytecode": {k: ENV.get(k) for k in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")},
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "git_head": subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip(),
-        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **host(),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    part = out.with_suffix(".tmp")
-    part.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(part, out)
+    write_result(result, Path(args.out))
     print("| command | median s | x python -c pass | heavy modules imported | target met |\n|---|---:|---:|---|---|")
     for r in rows:
         ratio = f"{r['ratio']:.1f}" if "ratio" in r else "1"

@@ -85,12 +85,15 @@ class CausalLM:
         """Token ids of ``text`` as the model expects a prompt (the tokenizer's own BOS rule)."""
         return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 
+    def placement(self) -> dict[str, str]:
+        """Where the model runs, as the ``meta.json`` files record it: ``{"device", "dtype"}``."""
+        return {"device": str(self.device), "dtype": str(self.dtype).replace("torch.", "")}
+
     def describe(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "format": self.format,
-            "device": str(self.device),
-            "dtype": str(self.dtype).replace("torch.", ""),
+            **self.placement(),
             "n_vocab": self.n_vocab,
             "rows": self.rows,
             "eos_ids": list(self.eos_ids),

@@ -199,8 +199,7 @@ def verify(
                 batch_size=batch_size,
                 settle=settle,
                 seed=seed,
-                device=str(lm.device),
-                dtype=str(lm.dtype).replace("torch.", ""),
+                **lm.placement(),
                 total_seconds=round(time.perf_counter() - t0, 2),
             ),
         )

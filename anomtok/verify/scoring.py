@@ -210,7 +210,7 @@ def score_tokens(
             "shared_prefix": shared,
             "settle": settle,
             "device": str(dev),
-            "dtype": str(lm.dtype).replace("torch.", ""),
+            "dtype": lm.placement()["dtype"],
             **ps.to_dict(),
         },
     )
@@ -258,7 +258,7 @@ def score_tokens_one_by_one(
         {
             "method": "teacher forcing, one sequence per forward pass",
             "device": str(dev),
-            "dtype": str(lm.dtype).replace("torch.", ""),
+            "dtype": lm.placement()["dtype"],
             **ps.to_dict(),
         },
     )

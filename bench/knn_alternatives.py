@@ -3,7 +3,7 @@
 ranking's NN-descent (pynndescent, degree 90) on 2 cores? Issue 13.3 asks for the whole ranking of
 Gemma 3 270M in 90 s.
 
-Run from the repository root (about 15 minutes on Gemma)::
+Run from the repository root (about 13 minutes on Gemma)::
 
     flock /tmp/anomtok-bench.lock .venv/bin/python bench/knn_alternatives.py
     .venv/bin/python bench/knn_alternatives.py --parts throughput,hybrid

@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable
 
 import torch
+from knn_limits import _kmeans
 
 from anomtok.knn import _tie_order, exact_knn
 
@@ -136,23 +137,11 @@ def _join(X, ids, sims, new, L: int, per_row: int = 8, B: int = 128):
     return _merge(ids, sims, new, torch.cat(out_r), torch.cat(out_c), torch.cat(out_s), K)
 
 
-def _kmeans(X, C: int, g, iters: int = 6):
-    Xs = X[torch.randperm(X.shape[0], generator=g)[: 32 * C]]
-    cen = Xs[torch.randperm(Xs.shape[0], generator=g)[:C]].clone()
-    for _ in range(iters):
-        a = torch.cat([(Xs[s : s + 8192] @ cen.T).argmax(1) for s in range(0, Xs.shape[0], 8192)])
-        tot = torch.zeros_like(cen).index_add_(0, a, Xs)
-        empty = torch.bincount(a, minlength=C) == 0
-        tot[empty] = Xs[torch.randint(0, Xs.shape[0], (int(empty.sum()),), generator=g)]
-        cen = tot / tot.norm(dim=1, keepdim=True).clamp_min(1e-30)
-    return cen
-
-
 def _cluster_graph(X, K: int, g, C: int = 1024, probes: int = 4):
     """Initial lists: each row's K best among the rows of the ``probes`` clusters nearest its own."""
     V = X.shape[0]
     C = max(1, min(C, V // 64))
-    cen = _kmeans(X, C, g)
+    cen = _kmeans(X[torch.randperm(V, generator=g)[: 32 * C]], C, g, iters=6)
     a = torch.cat([(X[s : s + 8192] @ cen.T).argmax(1) for s in range(0, V, 8192)])
     order = torch.argsort(a, stable=True)
     st = [0, *torch.cumsum(torch.bincount(a, minlength=C), 0).tolist()]

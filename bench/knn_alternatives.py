@@ -45,19 +45,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _results import write_result  # noqa: E402
+from bench_knn import _clock, _since, _truth  # noqa: E402
+
 PYNN = [
     {"n_neighbors": 45, "max_candidates": 60, "n_trees": 8},
     {"n_neighbors": 60, "max_candidates": 60},
     {"n_neighbors": 90, "n_trees": 8},
 ]
-
-
-def _clock():
-    return time.perf_counter(), time.process_time()
-
-
-def _since(t) -> dict:
-    return {"wall_s": round(time.perf_counter() - t[0], 1), "cpu_s": round(time.process_time() - t[1], 1)}
 
 
 def throughput(X) -> dict:
@@ -93,7 +88,14 @@ def _pynn_child(params: dict) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         index = pynndescent.NNDescent(
-            X, metric="cosine", random_state=0, n_jobs=2, compressed=False, low_memory=True, verbose=False, **params
+            X,
+            metric="cosine",
+            random_state=0,
+            n_jobs=int(os.environ["KNN_ALT_THREADS"]),
+            compressed=False,
+            low_memory=True,
+            verbose=False,
+            **params,
         )
         graph = index.neighbor_graph[0]
     took = _since(t)
@@ -102,13 +104,15 @@ def _pynn_child(params: dict) -> None:
 
 
 def _pynn(X, params: dict, tmp: Path):
-    """A pynndescent graph (its own column first when it finds itself) from a fresh process."""
+    """A pynndescent graph (its own column first when it finds itself) from a fresh process, on as
+    many threads as torch has here."""
     import numpy as np
+    import torch
 
     xp, gp = tmp / "X.npy", tmp / f"graph-{abs(hash(json.dumps(params, sort_keys=True)))}.npy"
     if not xp.exists():
         np.save(xp, X.numpy())
-    env = dict(os.environ, KNN_ALT_X=str(xp), KNN_ALT_OUT=str(gp))
+    env = dict(os.environ, KNN_ALT_X=str(xp), KNN_ALT_OUT=str(gp), KNN_ALT_THREADS=str(torch.get_num_threads()))
     load = os.getloadavg()[0]
     p = subprocess.run(
         [sys.executable, __file__, "--pynn-child", json.dumps(params)], env=env, capture_output=True, text=True
@@ -182,12 +186,11 @@ def hybrid(X, truth, tmp: Path, isolated: float) -> dict:
 
     G, took = _pynn(X, {"n_neighbors": 45}, tmp)
     Xn, rows, V = X.numpy(), truth["rows"], G.shape[0]
-    kth = np.empty(V, np.float32)
-    for s in range(0, V, 16384):
-        g = G[s : s + 16384]
-        S = np.einsum("id,ijd->ij", Xn[s : s + 16384], Xn[g])
-        S[g == np.arange(s, s + len(g))[:, None]] = -np.inf
-        kth[s : s + 16384] = -np.sort(-S, 1)[:, 14]
+    from anomtok.knn import _pair_cos
+
+    S = _pair_cos(Xn, G)
+    S[G == np.arange(V)[:, None]] = -np.inf  # not its own neighbour
+    kth = -np.sort(-S, 1)[:, 14]
     iso = np.sort(np.argsort(kth, kind="stable")[: math.ceil(isolated * V)])
     t = _clock()
     ei, es, certified = certified_knn(X, 15, torch.from_numpy(iso))
@@ -243,7 +246,6 @@ def main() -> None:
 
     import numpy as np
     import torch
-    from bench_knn import _truth
 
     import anomtok
     from anomtok import metrics as M
@@ -272,9 +274,7 @@ def main() -> None:
             doc["hybrid"] = hybrid(X, truth, tmp, a.isolated)
     doc["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     path = HERE / "results" / f"knn-alternatives-{a.model}.json"
-    tmpf = path.with_suffix(".tmp")
-    tmpf.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmpf, path)
+    write_result(doc, path)
     print(f"wrote {path}")
 
 

@@ -25,13 +25,13 @@ Results: JSON (atomic) ``bench/results/knn-limits-MODEL.json`` and lines on stdo
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+from _results import write_result  # noqa: E402
 
 
 def _kmeans(Xs, nl: int, g, iters: int = 10):
@@ -136,9 +136,7 @@ def main() -> None:
         "pca": pca(X, rows, tids, [int(x) for x in a.dims.split(",")]),
     }
     path = HERE / "results" / f"knn-limits-{a.model}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_result(doc, path)
     print(f"wrote {path}")
 
 
